@@ -1,0 +1,196 @@
+"""Study configuration: one YAML file, validated once, frozen dataclasses.
+
+The JSON schema (``config.schema.yaml`` beside this module; the workflow's
+``workflow/schemas/config.schema.yaml`` is a link to it) is the single source
+of keys, descriptions and defaults. :func:`study_from_dict` validates a raw
+mapping against it, fills the defaults, applies the checks a schema cannot
+express, and returns an immutable :class:`StudyConfig` that is passed
+explicitly to every function that needs it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+class ConfigError(ValueError):
+    """A study configuration is invalid; the message names the source and key."""
+
+
+@dataclass(frozen=True)
+class ObjectConfig:
+    family: str
+    size: int
+    seed: int
+    amplitude_contrast: float
+    phase_max: float
+    feature_size: float
+    n_lines: int
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    kind: str
+    pupil_diameter: float
+    central_stop: float
+    defocus_waves: float
+    disk_diameter: float
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    pattern: str
+    step_fraction: float
+    jitter: float
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    axis: str
+    test_fraction: float
+    guard_diameters: float
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    N: int
+    doses: tuple[float, ...]
+    seeds: tuple[int, ...]
+    object: ObjectConfig
+    probe: ProbeConfig
+    scan: ScanConfig
+    split: SplitConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable mapping (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the validated configuration."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def dose_labels(self) -> dict[str, float]:
+        """Map of path label (e.g. ``"1e4"``) to dose, in ladder order."""
+        return {dose_label(d): d for d in self.doses}
+
+
+def dose_label(dose: float) -> str:
+    """Compact, path-safe label of a dose: 1000 -> '1e3', 25000 -> '2.5e4'."""
+    mantissa, exponent = f"{float(dose):.6e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def load_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _validator_filling_defaults(schema: Mapping[str, Any]):
+    """A Draft-7 validator that also writes each property's default.
+
+    This is the extension pattern documented by python-jsonschema: defaults
+    are inserted before the properties are validated, so nested objects with
+    ``default: {}`` are created and then filled in turn.
+    """
+    base = jsonschema.Draft7Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    extended = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return extended(schema)
+
+
+def validate_raw(raw: Any, source: str = "<config>") -> dict[str, Any]:
+    """Validate a raw mapping against the schema; return a filled deep copy."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, found {type(raw).__name__}")
+    filled = copy.deepcopy(raw)
+    validator = _validator_filling_defaults(load_schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+            lines.append(f"{source}: key '{key}': {err.message}")
+        raise ConfigError("invalid study configuration:\n  " + "\n  ".join(lines))
+    return filled
+
+
+def _cross_checks(study: StudyConfig, source: str) -> None:
+    """Checks that need several keys at once (the schema checks single keys)."""
+
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(f"{source}: key '{key}': {msg}")
+
+    if study.N % 16:
+        fail("N", f"expected a multiple of 16, found {study.N}")
+    if any(not (d > 0) for d in study.doses):
+        fail("doses", f"expected positive doses, found {list(study.doses)}")
+    labels = [dose_label(d) for d in study.doses]
+    if len(set(labels)) != len(labels):
+        fail("doses", f"doses must have distinct labels, found {labels}")
+    margin = 2 * study.N
+    if study.object.size < margin:
+        fail("object.size", f"expected at least 2*N = {margin} pixels, found {study.object.size}")
+    if study.probe.kind == "focused" and study.probe.pupil_diameter >= study.N / 2:
+        fail(
+            "probe.pupil_diameter",
+            f"expected below N/2 = {study.N / 2} pixels (the diffraction of the "
+            f"object must fit on the detector), found {study.probe.pupil_diameter}",
+        )
+    if study.probe.kind == "disk" and study.probe.disk_diameter > study.N / 2:
+        fail(
+            "probe.disk_diameter",
+            f"expected at most N/2 = {study.N / 2} pixels, found {study.probe.disk_diameter}",
+        )
+
+
+def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
+    """Validate ``raw`` (schema + cross-field checks) into a :class:`StudyConfig`."""
+    cfg = validate_raw(raw, source)
+    study = StudyConfig(
+        name=cfg["name"],
+        N=int(cfg["N"]),
+        doses=tuple(float(d) for d in cfg["doses"]),
+        seeds=tuple(int(s) for s in cfg["seeds"]),
+        object=ObjectConfig(**cfg["object"]),
+        probe=ProbeConfig(**cfg["probe"]),
+        scan=ScanConfig(**cfg["scan"]),
+        split=SplitConfig(**cfg["split"]),
+    )
+    _cross_checks(study, source)
+    return study
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read a study YAML file and validate it; errors name the file."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return study_from_dict(raw, source=str(path))

@@ -1,0 +1,148 @@
+"""Phase C steps: ground-truth object and per-dose simulation, with verification.
+
+Each step writes its artifacts, reloads them through the data contract,
+runs its checks and only then writes the JSON sentinel. A failed check
+raises :class:`ArtifactCheckError` naming the artifact and the check.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import StudyConfig
+from .data_contract import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
+from .objects import make_object
+from .preview import simulation_preview
+from .sentinel import code_version, verify_sentinel, write_sentinel
+from .simulate import simulate_dose
+
+log = logging.getLogger(__name__)
+
+#: Measured mean counts per pattern must lie within this many Poisson
+#: standard errors (sqrt(mean / n)) of the expected mean.
+POISSON_SIGMAS = 5.0
+
+
+class ArtifactCheckError(RuntimeError):
+    """A written artifact failed a verification check."""
+
+
+def _check(artifact: str | Path, name: str, ok: bool, detail: str) -> None:
+    if not ok:
+        raise ArtifactCheckError(f"{artifact}: check '{name}' failed: {detail}")
+
+
+def provenance(study: StudyConfig) -> dict:
+    return {"config_hash": study.config_hash(), "code_version": code_version()}
+
+
+def run_ground_truth(study: StudyConfig, out_path: str | Path, sentinel_path: str | Path) -> dict:
+    """Generate the study's object, save it, verify it, write its sentinel."""
+    t0 = time.perf_counter()
+    obj = make_object(study.object).astype(np.complex64)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "study": study.name,
+        "object": study.to_dict()["object"],
+        "pixel_frame": "pixel [r, c] has coordinates x = c, y = r in object pixels",
+        "provenance": provenance(study),
+    }
+    save_ground_truth(out_path, GroundTruth(obj=obj, metadata=meta))
+    gt = load_ground_truth(out_path)
+    amp, phase = np.abs(gt.obj), np.angle(gt.obj)
+    checks = {
+        "shape": list(gt.obj.shape),
+        "amplitude_min": float(amp.min()),
+        "amplitude_max": float(amp.max()),
+        "amplitude_std": float(amp.std()),
+        "phase_std": float(phase.std()),
+    }
+    _check(out_path, "amplitude in (0, 1]", amp.min() > 0 and amp.max() <= 1 + 1e-6, f"range [{amp.min()}, {amp.max()}]")
+    _check(out_path, "phase has contrast", phase.std() > 1e-3, f"phase std {phase.std():.3g} rad")
+    _check(out_path, "amplitude has contrast", study.object.amplitude_contrast == 0 or amp.std() > 1e-3, f"amplitude std {amp.std():.3g}")
+    wall = time.perf_counter() - t0
+    write_sentinel(
+        sentinel_path,
+        step="phase_c.ground_truth",
+        inputs=[],
+        outputs=[str(out_path)],
+        checks=checks,
+        config_hash=study.config_hash(),
+        wall_time_s=wall,
+    )
+    log.info("ground truth %s written: %s", out_path, checks)
+    return checks
+
+
+def run_simulate(
+    study: StudyConfig,
+    dose: float,
+    seed: int,
+    ground_truth: str | Path,
+    ground_truth_sentinel: str | Path,
+    out_train: str | Path,
+    out_test: str | Path,
+    out_preview: str | Path,
+    sentinel_path: str | Path,
+) -> dict:
+    """Simulate one dose x seed, save both splits and a preview, verify, write the sentinel."""
+    t0 = time.perf_counter()
+    verify_sentinel(ground_truth_sentinel)
+    gt = load_ground_truth(ground_truth)
+    log.info("simulating dose %g seed %d on a %s object", dose, seed, gt.obj.shape)
+    sim = simulate_dose(study, gt.obj, dose, seed, provenance(study))
+    save_diffraction_set(out_train, sim.train)
+    save_diffraction_set(out_test, sim.test)
+    train = load_diffraction_set(out_train)
+    test = load_diffraction_set(out_test)
+
+    checks: dict = {
+        "probe_fwhm_diameter_px": sim.probe_diameter,
+        "scan_step_px": sim.scan.step,
+        "n_base": int(sim.split.n_base),
+        "n_train": train.n,
+        "n_test": test.n,
+        "n_dropped_in_guard": int(sim.split.n_dropped),
+    }
+    _check(out_train, "positions kept", train.n + test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
+    axis = study.split.axis
+    tr = train.xcoords if axis == "x" else train.ycoords
+    te = test.xcoords if axis == "x" else test.ycoords
+    gap = float(te.min() - tr.max())
+    checks["guard_gap_px"] = gap
+    _check(out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px")
+
+    all_expected = train.metadata["photons"]["all"]["expected_mean"]
+    checks["expected_counts_per_pattern"] = all_expected
+    _check(out_train, "dose scaling", abs(all_expected - dose) <= 1e-6 * dose, f"expected mean {all_expected} != dose {dose}")
+    for name, ds, path in (("train", train, out_train), ("test", test, out_test)):
+        counts = ds.counts()
+        residual = float(np.abs(ds.diffraction.astype(np.float64) ** 2 - counts).max())
+        _check(path, "integer counts", residual < 0.25 or counts.max() > 2**20, f"max |d^2 - round(d^2)| = {residual}")
+        stats = ds.metadata["photons"][name]
+        per_pattern = counts.sum(axis=(1, 2))
+        sigma = float(np.sqrt(stats["expected_mean"] / ds.n))
+        z = float((per_pattern.mean() - stats["expected_mean"]) / sigma)
+        checks[f"{name}_mean_counts_per_pattern"] = float(per_pattern.mean())
+        checks[f"{name}_expected_counts_per_pattern"] = stats["expected_mean"]
+        checks[f"{name}_mean_counts_z"] = z
+        _check(path, "Poisson mean counts", abs(z) <= POISSON_SIGMAS, f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}")
+
+    simulation_preview(out_preview, gt.obj, train, test, sim.probe_diameter)
+    wall = time.perf_counter() - t0
+    write_sentinel(
+        sentinel_path,
+        step="phase_c.simulate",
+        inputs=[str(ground_truth), str(ground_truth_sentinel)],
+        outputs=[str(out_train), str(out_test), str(out_preview)],
+        checks=checks,
+        config_hash=study.config_hash(),
+        wall_time_s=wall,
+        extra={"dose": float(dose), "seed": int(seed)},
+    )
+    log.info("dose %g seed %d: %s", dose, seed, checks)
+    return checks

@@ -1,0 +1,159 @@
+"""Phase C physics: dose scaling, Poisson counts, train/test datasets.
+
+**Units.** The probe is stored in sqrt(photons) per pixel. It is scaled so
+that the expected counts per pattern, sum(|P * O_patch|^2) (= sum(I) by
+Parseval), averaged over every kept position of the base scan (train and
+test together), equal the dose exactly. Counts ~ Poisson(I). The stored
+``diffraction`` is sqrt(counts) in float32, from which the integer counts are
+recovered exactly by rounding its square (for counts below about 4e6 per
+pixel).
+
+**Random streams.** Every draw comes from ``numpy.random.default_rng(entropy)``
+with an explicit entropy list recorded in the metadata:
+
+- object maps: ``[object.seed, 101]`` and ``[object.seed, 102]`` (study-wide);
+- scan jitter: ``[seed, 1]`` (same scan for every dose of a replicate);
+- Poisson noise: ``[seed, 2, dose_key(dose)]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import StudyConfig, dose_label
+from .data_contract import SCHEMA_VERSION, DiffractionSet
+from .forward import expected_counts, extract_patches, valid_position_range
+from .objects import AMPLITUDE_STREAM, PHASE_STREAM
+from .probe import make_probe, measure_fwhm_diameter
+from .scan import Scan, Split, make_scan, split_by_region
+
+SCAN_STREAM = 1
+NOISE_STREAM = 2
+
+
+def dose_key(dose: float) -> int:
+    """Exact integer key of a dose for seeding (the bits of the float64)."""
+    return int(np.array(float(dose), dtype=np.float64).view(np.uint64))
+
+
+def scan_entropy(seed: int) -> list[int]:
+    return [int(seed), SCAN_STREAM]
+
+
+def noise_entropy(seed: int, dose: float) -> list[int]:
+    return [int(seed), NOISE_STREAM, dose_key(dose)]
+
+
+def scale_probe_to_dose(probe_unit: np.ndarray, patches: np.ndarray, dose: float) -> tuple[np.ndarray, float]:
+    """Scale a probe so that mean_j sum(|P O_j|^2) = dose. Returns (probe, scale)."""
+    per_pattern = np.sum(np.abs(probe_unit[None] * patches) ** 2, axis=(-2, -1))
+    mean = float(per_pattern.mean())
+    if not mean > 0:
+        raise ValueError("dose scaling: the probe transmits no intensity through the object")
+    scale = float(np.sqrt(dose / mean))
+    return probe_unit * scale, scale
+
+
+def photon_stats(counts_per_pattern: np.ndarray, expected_per_pattern: np.ndarray) -> dict[str, float]:
+    """Mean/min/max measured counts per pattern and the expected mean."""
+    return {
+        "n_patterns": int(counts_per_pattern.size),
+        "expected_mean": float(expected_per_pattern.mean()),
+        "measured_mean": float(counts_per_pattern.mean()),
+        "measured_min": float(counts_per_pattern.min()),
+        "measured_max": float(counts_per_pattern.max()),
+    }
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Both splits of one dose x seed, with the geometry they came from."""
+
+    train: DiffractionSet
+    test: DiffractionSet
+    scan: Scan
+    split: Split
+    probe_diameter: float
+
+
+def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, provenance: dict) -> Simulation:
+    """Simulate the train and test datasets of one dose and replicate seed."""
+    N = study.N
+    probe_unit = make_probe(N, study.probe)
+    diameter = measure_fwhm_diameter(probe_unit)
+    lo, hi = valid_position_range(obj.shape[0], N)
+    hi = float(np.floor(hi))
+    scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))
+    split = split_by_region(scan, study.split, lo, hi, diameter)
+
+    keep = np.concatenate([split.train, split.test])
+    patches = extract_patches(obj, scan.x[keep], scan.y[keep], N)
+    probe, scale = scale_probe_to_dose(probe_unit, patches, dose)
+    intensity = expected_counts(probe, patches)
+    del patches
+    counts = np.random.default_rng(noise_entropy(seed, dose)).poisson(intensity).astype(np.float64)
+
+    expected_pp = intensity.sum(axis=(-2, -1))
+    counts_pp = counts.sum(axis=(-2, -1))
+    n_train = split.train.size
+    parts = {"train": slice(0, n_train), "test": slice(n_train, keep.size)}
+    photons = {name: photon_stats(counts_pp[sl], expected_pp[sl]) for name, sl in parts.items()}
+    photons["all"] = photon_stats(counts_pp, expected_pp)
+
+    common = {
+        "schema_version": SCHEMA_VERSION,
+        "study": study.name,
+        "N": N,
+        "dose": float(dose),
+        "dose_label": dose_label(dose),
+        "seed": int(seed),
+        "units": {
+            "diffraction": "sqrt(photon counts)",
+            "probe": "sqrt(photons) per object pixel",
+            "positions": "object pixels, (x, y) = (column, row) of the patch centre",
+        },
+        "object": {**study.to_dict()["object"], "shape": list(obj.shape)},
+        "probe": {
+            **study.to_dict()["probe"],
+            "fwhm_diameter_px": diameter,
+            "scale_sqrt_photons": scale,
+        },
+        "scan": {
+            **study.to_dict()["scan"],
+            "step_px": scan.step,
+            "grid_shape": list(scan.grid_shape) if scan.grid_shape else None,
+            "n_base": int(scan.x.size),
+            "extent_px": [lo, hi],
+        },
+        "split": {
+            **study.to_dict()["split"],
+            "boundary_px": split.boundary,
+            "guard_px": split.guard,
+            "n_train": int(split.train.size),
+            "n_test": int(split.test.size),
+            "n_dropped_in_guard": int(split.n_dropped),
+        },
+        "photons": photons,
+        "rng": {
+            "object_amplitude": [study.object.seed, AMPLITUDE_STREAM],
+            "object_phase": [study.object.seed, PHASE_STREAM],
+            "scan": scan_entropy(seed),
+            "noise": noise_entropy(seed, dose),
+        },
+        "provenance": provenance,
+    }
+
+    def make_set(name: str, idx: np.ndarray) -> DiffractionSet:
+        sl = parts[name]
+        return DiffractionSet(
+            diffraction=np.sqrt(counts[sl]).astype(np.float32),
+            xcoords=scan.x[idx].astype(np.float64),
+            ycoords=scan.y[idx].astype(np.float64),
+            probe=probe.astype(np.complex64),
+            scan_index=scan.index[idx].astype(np.int64),
+            metadata={**common, "split_name": name},
+        )
+
+    return Simulation(make_set("train", split.train), make_set("test", split.test), scan, split, diameter)
