@@ -99,13 +99,13 @@ def load_schema() -> dict[str, Any]:
 
 
 def _validator_filling_defaults(schema: Mapping[str, Any]):
-    """A Draft-7 validator that also writes each property's default.
+    """A Draft 2020-12 validator (the draft Snakemake uses) that also writes each property's default.
 
     This is the extension pattern documented by python-jsonschema: defaults
     are inserted before the properties are validated, so nested objects with
     ``default: {}`` are created and then filled in turn.
     """
-    base = jsonschema.Draft7Validator
+    base = jsonschema.Draft202012Validator
     validate_properties = base.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):

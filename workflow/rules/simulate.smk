@@ -1,0 +1,49 @@
+# Phase C: simulate the dose ladder (object, probe, scan, Poisson counts) and
+# split every dataset into train and test regions.
+
+
+rule ground_truth:
+    output:
+        obj="results/phase_c/ground_truth.npz",
+        sentinel="results/phase_c/ground_truth.sentinel.json",
+    log:
+        "logs/phase_c/ground_truth.log",
+    benchmark:
+        "benchmarks/phase_c/ground_truth.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    script:
+        "../scripts/ground_truth.py"
+
+
+rule simulate:
+    input:
+        obj=rules.ground_truth.output.obj,
+        obj_sentinel=rules.ground_truth.output.sentinel,
+    output:
+        train="results/phase_c/dose_{dose}/seed_{seed}/train.npz",
+        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
+        preview=report(
+            "results/phase_c/dose_{dose}/seed_{seed}/preview.png",
+            caption="../report/simulation_preview.rst",
+            category="Phase C: simulation",
+            labels={"dose": "{dose}", "seed": "{seed}"},
+        ),
+        sentinel="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
+    log:
+        "logs/phase_c/dose_{dose}/seed_{seed}/simulate.log",
+    benchmark:
+        "benchmarks/phase_c/dose_{dose}/seed_{seed}/simulate.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        dose=dose_value,
+    script:
+        "../scripts/simulate.py"
+
+
+rule phase_c:
+    input:
+        phase_c_sentinels(),

@@ -1,0 +1,15 @@
+"""Phase C adapter: write the study's ground-truth object (see ptycho_core.phase_c)."""
+
+from ptycho_core.joblog import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+from ptycho_core.config import study_from_dict  # noqa: E402
+from ptycho_core.phase_c import run_ground_truth  # noqa: E402
+
+sm = snakemake  # noqa: F821
+run_ground_truth(
+    study_from_dict(sm.config, source="config"),
+    out_path=sm.output.obj,
+    sentinel_path=sm.output.sentinel,
+)
