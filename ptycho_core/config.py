@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,6 +62,25 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class ViewConfig:
+    name: str
+    stride: int
+
+
+@dataclass(frozen=True)
+class GroupingConfig:
+    gridsize: int
+    K: int
+    max_radius_diameters: float
+    train_groups_per_position: int
+
+    @property
+    def C(self) -> int:
+        """Members per group."""
+        return self.gridsize**2
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     N: int
@@ -71,10 +90,23 @@ class StudyConfig:
     probe: ProbeConfig
     scan: ScanConfig
     split: SplitConfig
+    views: tuple[ViewConfig, ...]
+    grouping: GroupingConfig
+
+    def view(self, name: str) -> ViewConfig:
+        for v in self.views:
+            if v.name == name:
+                return v
+        raise KeyError(f"view {name!r} is not defined; views: {[v.name for v in self.views]}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable mapping (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
+        """Plain JSON-serialisable mapping in the configuration file's own shape.
+
+        ``study_from_dict(study.to_dict()) == study``.
+        """
+        d = json.loads(json.dumps(asdict(self)))
+        d["views"] = {v["name"]: {"stride": v["stride"]} for v in d["views"]}
+        return d
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the validated configuration."""
@@ -153,6 +185,14 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
     margin = 2 * study.N
     if study.object.size < margin:
         fail("object.size", f"expected at least 2*N = {margin} pixels, found {study.object.size}")
+    g = study.grouping
+    if g.K < g.C:
+        fail("grouping.K", f"expected K >= C = gridsize^2 = {g.C}, found {g.K}")
+    strides = [v.stride for v in study.views]
+    if study.scan.pattern == "raster":
+        for a, b in zip(strides, strides[1:]):
+            if b % a:
+                fail("views", f"raster views must be nested: stride {b} is not a multiple of stride {a}")
     if study.probe.kind == "focused" and study.probe.pupil_diameter >= study.N / 2:
         fail(
             "probe.pupil_diameter",
@@ -166,6 +206,22 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
         )
 
 
+_CASTS = {"int": int, "float": float, "str": str}
+
+
+def _build(cls, values: Mapping[str, Any]):
+    """Construct a section dataclass, casting numbers to the declared field type.
+
+    JSON Schema accepts 256.0 as an integer and 16 as a number; casting makes
+    equal studies equal in type and in :meth:`StudyConfig.config_hash`.
+    """
+    kwargs = {}
+    for f in fields(cls):
+        cast = _CASTS.get(f.type if isinstance(f.type, str) else f.type.__name__)
+        kwargs[f.name] = cast(values[f.name]) if cast else values[f.name]
+    return cls(**kwargs)
+
+
 def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
     """Validate ``raw`` (schema + cross-field checks) into a :class:`StudyConfig`."""
     cfg = validate_raw(raw, source)
@@ -174,10 +230,12 @@ def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
         N=int(cfg["N"]),
         doses=tuple(float(d) for d in cfg["doses"]),
         seeds=tuple(int(s) for s in cfg["seeds"]),
-        object=ObjectConfig(**cfg["object"]),
-        probe=ProbeConfig(**cfg["probe"]),
-        scan=ScanConfig(**cfg["scan"]),
-        split=SplitConfig(**cfg["split"]),
+        object=_build(ObjectConfig, cfg["object"]),
+        probe=_build(ProbeConfig, cfg["probe"]),
+        scan=_build(ScanConfig, cfg["scan"]),
+        split=_build(SplitConfig, cfg["split"]),
+        views=tuple(sorted((ViewConfig(name, int(v["stride"])) for name, v in cfg["views"].items()), key=lambda v: (v.stride, v.name))),
+        grouping=_build(GroupingConfig, cfg["grouping"]),
     )
     _cross_checks(study, source)
     return study

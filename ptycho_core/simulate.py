@@ -78,15 +78,41 @@ class Simulation:
     probe_diameter: float
 
 
-def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, provenance: dict) -> Simulation:
-    """Simulate the train and test datasets of one dose and replicate seed."""
-    N = study.N
-    probe_unit = make_probe(N, study.probe)
+@dataclass(frozen=True)
+class Geometry:
+    """Probe, base scan and split of one replicate: everything but the photons.
+
+    Depends only on the configuration and the seed (not on the dose or the
+    object's values), so it can be computed at configuration load to check
+    that views and groups are feasible.
+    """
+
+    probe_unit: np.ndarray
+    probe_diameter: float
+    extent: tuple[float, float]
+    scan: Scan
+    split: Split
+
+
+def make_geometry(study: StudyConfig, seed: int) -> Geometry:
+    """Probe (unit peak), measured diameter, base scan and split for ``seed``."""
+    probe_unit = make_probe(study.N, study.probe)
     diameter = measure_fwhm_diameter(probe_unit)
-    lo, hi = valid_position_range(obj.shape[0], N)
+    lo, hi = valid_position_range(study.object.size, study.N)
     hi = float(np.floor(hi))
     scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))
     split = split_by_region(scan, study.split, lo, hi, diameter)
+    return Geometry(probe_unit, diameter, (lo, hi), scan, split)
+
+
+def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, provenance: dict) -> Simulation:
+    """Simulate the train and test datasets of one dose and replicate seed."""
+    N = study.N
+    if obj.shape != (study.object.size, study.object.size):
+        raise ValueError(f"object: expected shape {(study.object.size,) * 2} from the configuration, found {obj.shape}")
+    geo = make_geometry(study, seed)
+    probe_unit, diameter, scan, split = geo.probe_unit, geo.probe_diameter, geo.scan, geo.split
+    lo, hi = geo.extent
 
     keep = np.concatenate([split.train, split.test])
     patches = extract_patches(obj, scan.x[keep], scan.y[keep], N)
