@@ -113,6 +113,16 @@ class StudyConfig:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def section_hash(self, *sections: str) -> str:
+        """sha256 of some top-level sections only: what one phase depends on.
+
+        Rules pass it as a parameter, so that Snakemake reruns a job exactly
+        when a section it depends on changes.
+        """
+        d = self.to_dict()
+        text = json.dumps({k: d[k] for k in sections}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def dose_labels(self) -> dict[str, float]:
         """Map of path label (e.g. ``"1e4"``) to dose, in ladder order."""
         return {dose_label(d): d for d in self.doses}

@@ -89,15 +89,21 @@ def packing_bound(positions: np.ndarray, D: float) -> dict:
     return {"scanned_area_px2": area, "max_non_overlapping_footprints": int(np.floor(2.0 * area / (np.sqrt(3.0) * D * D)))}
 
 
-def overlap_metrics(positions: np.ndarray, groups: np.ndarray, D: float, K: int, nominal_step: float) -> dict:
-    """All overlap metrics of one split of one view."""
+def overlap_metrics(positions: np.ndarray, view_rows: np.ndarray, groups: np.ndarray, D: float, K: int, nominal_step: float) -> dict:
+    """All overlap metrics of one split of one view.
+
+    ``positions`` (n, 2) are every position of the split; ``view_rows`` the rows
+    in the view (metric 2 and the packing bound use these); ``groups`` (G, C)
+    rows of the view's groups (metrics 1 and 3).
+    """
+    view_positions = positions[view_rows]
     m3, n_pairs = group_centre_overlap(positions, groups, D)
     return {
         "metric_1_group": group_overlap(positions, groups, D),
-        "metric_2_neighbours": neighbour_overlap(positions, K, D),
+        "metric_2_neighbours": neighbour_overlap(view_positions, K, D),
         "metric_3_group_centres": m3,
         "metric_3_pairs": n_pairs,
         "linear_overlap": float(1.0 - nominal_step / D),
         "nominal_step_px": float(nominal_step),
-        **packing_bound(positions, D),
+        **packing_bound(view_positions, D),
     }

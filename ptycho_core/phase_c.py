@@ -17,7 +17,7 @@ from .config import StudyConfig
 from .data_contract import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
 from .objects import make_object
 from .preview import simulation_preview
-from .sentinel import code_version, verify_sentinel, write_sentinel
+from .sentinel import ArtifactCheckError, code_version, verify_sentinel, write_sentinel
 from .simulate import simulate_dose
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 #: Measured mean counts per pattern must lie within this many Poisson
 #: standard errors (sqrt(mean / n)) of the expected mean.
 POISSON_SIGMAS = 5.0
-
-
-class ArtifactCheckError(RuntimeError):
-    """A written artifact failed a verification check."""
 
 
 def _check(artifact: str | Path, name: str, ok: bool, detail: str) -> None:

@@ -54,6 +54,10 @@ DEFAULT_LIBRARIES = (
 _CHUNK = 1 << 20
 
 
+class ArtifactCheckError(RuntimeError):
+    """A written artifact failed a verification check (the message names both)."""
+
+
 class SentinelError(ValueError):
     """A sentinel cannot be written or does not match the files it lists."""
 

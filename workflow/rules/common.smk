@@ -1,21 +1,29 @@
 # Configuration validation and input functions shared by every phase.
 # Validation happens once, here: the schema fills defaults and refuses unknown
-# keys, then ptycho_core builds the frozen StudyConfig (cross-field checks).
-# Scripts receive the validated config and rebuild the StudyConfig from it.
+# keys, then ptycho_core builds the frozen StudyConfig (cross-field checks) and
+# checks that every view and its groups can be built. Scripts receive the
+# validated config and rebuild the StudyConfig from it.
 
 from snakemake.utils import validate
 
 from ptycho_core.config import study_from_dict
+from ptycho_core.views import check_views_feasible
 
 validate(config, schema="../schemas/config.schema.yaml")
 STUDY = study_from_dict(config, source="config")
+check_views_feasible(STUDY)
 DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
+VIEWS = [v.name for v in STUDY.views]
+# What each phase depends on: a change reruns exactly the jobs concerned.
+PHYSICS_HASH = STUDY.section_hash("name", "N", "object", "probe", "scan", "split")
+VIEWS_HASH = STUDY.section_hash("views", "grouping")
 
 
 wildcard_constraints:
     dose="|".join(DOSES),
     seed="|".join(SEEDS),
+    view="|".join(VIEWS),
 
 
 def dose_value(wildcards):
@@ -28,5 +36,15 @@ def phase_c_sentinels():
     return expand(
         "results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
         dose=DOSES,
+        seed=SEEDS,
+    )
+
+
+def phase_d_sentinels():
+    """Sentinels of every phase D view of the study."""
+    return expand(
+        "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        dose=DOSES,
+        view=VIEWS,
         seed=SEEDS,
     )

@@ -13,6 +13,8 @@ rule ground_truth:
     conda:
         "../../environment.yml"
     threads: 1
+    params:
+        physics=PHYSICS_HASH,
     script:
         "../scripts/ground_truth.py"
 
