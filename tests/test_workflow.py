@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 
 from ptycho_core.config import load_study
 from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
+from ptycho_core.overlap import METRICS_VERSION
 from ptycho_core.sentinel import verify_sentinel
+from ptycho_core.view_contract import load_view
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -32,8 +35,9 @@ def deploy(tmp_path: Path, config_text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def phase_c_run(tmp_path_factory):
+    """The test-sized study run up to phase D (which includes phase C)."""
     workdir = deploy(tmp_path_factory.mktemp("study"), (REPO / "config" / "test.yaml").read_text())
-    proc = run_snakemake(workdir, "phase_c")
+    proc = run_snakemake(workdir, "phase_d")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir
 
@@ -65,8 +69,39 @@ def test_phase_c_outputs_and_sentinels(phase_c_run):
             assert (workdir / f"benchmarks/phase_c/dose_{label}/seed_{seed}/simulate.tsv").is_file()
 
 
+def test_phase_d_views_groups_and_metrics(phase_c_run):
+    workdir = phase_c_run
+    study = load_study(workdir / "config" / "config.yaml")
+    for label in study.dose_labels():
+        for seed in study.seeds:
+            cells = {}
+            for view in study.views:
+                cell = workdir / f"results/phase_d/dose_{label}/view_{view.name}/seed_{seed}"
+                sentinel = verify_sentinel(cell / "sentinel.json", root=workdir)
+                assert {Path(o["path"]).name for o in sentinel["outputs"]} == {"view.npz", "overlap_metrics.json", "positions.png"}
+                train = load_diffraction_set(workdir / f"results/phase_c/dose_{label}/seed_{seed}/train.npz")
+                test = load_diffraction_set(workdir / f"results/phase_c/dose_{label}/seed_{seed}/test.npz")
+                v = load_view(cell / "view.npz", n_train=train.n, n_test=test.n)
+                metrics = json.loads((cell / "overlap_metrics.json").read_text())
+                assert metrics["metrics_version"] == METRICS_VERSION
+                for split, ds in (("train", train), ("test", test)):
+                    m = metrics["splits"][split]
+                    assert m["n_before_view"] == ds.n
+                    assert m["n_view"] == getattr(v, f"{split}_index").size
+                    assert 0 < m["metric_2_neighbours"] < 1 and 0 < m["metric_1_group"] < 1
+                    assert m["linear_overlap"] == pytest.approx(1 - view.stride * study.scan.step_fraction)
+                assert set(v.test_index) <= set(v.test_groups.ravel())
+                assert (workdir / f"logs/phase_d/dose_{label}/view_{view.name}/seed_{seed}/views.log").is_file()
+                assert (workdir / f"benchmarks/phase_d/dose_{label}/view_{view.name}/seed_{seed}/views.tsv").is_file()
+                cells[view.name] = (v, metrics)
+            dense, sparse = cells["dense"], cells["sparse"]
+            assert set(sparse[0].train_index) < set(dense[0].train_index)
+            assert set(sparse[0].test_index) < set(dense[0].test_index)
+            assert sparse[1]["splits"]["test"]["metric_2_neighbours"] < dense[1]["splits"]["test"]["metric_2_neighbours"]
+
+
 def test_rerun_is_a_no_op(phase_c_run):
-    proc = run_snakemake(phase_c_run, "phase_c", "-n")
+    proc = run_snakemake(phase_c_run, "phase_d", "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
@@ -78,6 +113,8 @@ def test_rerun_is_a_no_op(phase_c_run):
         ("doses: []\n", "doses"),
         ("doses: [1000.0, -5.0]\n", "doses"),
         ("unknown_key: 1\n", "unknown_key"),
+        ("grouping: {K: 3}\n", "grouping.K"),
+        ("views: {dense: {stride: 1}, sparse: {stride: 40}}\n", "view 'sparse'"),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, bad, expected):
