@@ -44,6 +44,7 @@ class ProbeConfig:
     pupil_diameter: float
     central_stop: float
     defocus_waves: float
+    apodisation: float
     disk_diameter: float
 
 
@@ -81,6 +82,18 @@ class GroupingConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    filters: tuple[int, ...]
+    amplitude_max: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    validation_fraction: float
+    early_stopping_patience: int
+    lr_patience: int
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     N: int
@@ -92,6 +105,7 @@ class StudyConfig:
     split: SplitConfig
     views: tuple[ViewConfig, ...]
     grouping: GroupingConfig
+    training: TrainingConfig
 
     def view(self, name: str) -> ViewConfig:
         for v in self.views:
@@ -246,6 +260,7 @@ def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
         split=_build(SplitConfig, cfg["split"]),
         views=tuple(sorted((ViewConfig(name, int(v["stride"])) for name, v in cfg["views"].items()), key=lambda v: (v.stride, v.name))),
         grouping=_build(GroupingConfig, cfg["grouping"]),
+        training=_build(TrainingConfig, {**cfg["training"], "filters": tuple(int(f) for f in cfg["training"]["filters"])}),
     )
     _cross_checks(study, source)
     return study

@@ -9,14 +9,15 @@ from typing import TextIO
 
 
 def log_to_file(log_path: str | Path) -> TextIO:
-    """Redirect stderr and the root logger of this process to ``log_path``.
+    """Redirect stdout, stderr and the root logger of this process to ``log_path``.
 
-    Called first by every workflow script, so that a failing job's traceback
-    and its progress messages land in the job's declared log.
+    Called first by every workflow script, so that a failing job's traceback,
+    its progress messages and Keras' epoch lines land in the job's declared log.
     """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     handle = open(log_path, "w", buffering=1, encoding="utf-8")
     sys.stderr = handle
+    sys.stdout = handle
     logging.basicConfig(
         stream=handle,
         level=logging.INFO,

@@ -28,10 +28,14 @@ from scipy.spatial import cKDTree
 METRICS_VERSION = 1
 
 
-def disc_overlap_fraction(d: np.ndarray | float, D: float) -> np.ndarray:
-    """Fractional area overlap f(d) of two discs of diameter ``D`` at distance ``d``."""
+def _require_diameter(D: float) -> None:
     if not D > 0:
         raise ValueError(f"probe diameter: expected D > 0, found {D}")
+
+
+def disc_overlap_fraction(d: np.ndarray | float, D: float) -> np.ndarray:
+    """Fractional area overlap f(d) of two discs of diameter ``D`` at distance ``d``."""
+    _require_diameter(D)
     u = np.clip(np.asarray(d, dtype=np.float64) / D, 0.0, 1.0)
     return (2.0 / np.pi) * (np.arccos(u) - u * np.sqrt(1.0 - u * u))
 
@@ -67,6 +71,7 @@ def neighbour_overlap(positions: np.ndarray, K: int, D: float) -> float:
 
 def group_centre_overlap(positions: np.ndarray, groups: np.ndarray, D: float) -> tuple[float, int]:
     """Metric 3: mean overlap between group centres closer than D, and the pair count."""
+    _require_diameter(D)
     centres = positions[np.asarray(groups)].mean(axis=1)
     pairs = cKDTree(centres).query_pairs(r=D, output_type="ndarray")
     if pairs.size == 0:
@@ -84,6 +89,7 @@ def packing_bound(positions: np.ndarray, D: float) -> dict:
     Area = bounding box of the footprints, (x range + D) * (y range + D);
     bound = floor(area * (pi / (2 sqrt 3)) / (pi D^2 / 4)) = floor(2 area / (sqrt(3) D^2)).
     """
+    _require_diameter(D)
     span = positions.max(axis=0) - positions.min(axis=0) + D
     area = float(span[0] * span[1])
     return {"scanned_area_px2": area, "max_non_overlapping_footprints": int(np.floor(2.0 * area / (np.sqrt(3.0) * D * D)))}

@@ -19,19 +19,23 @@ def _centred_radius(N: int) -> np.ndarray:
     return np.hypot(idx[None, :], idx[:, None])
 
 
-def focused_probe(N: int, pupil_diameter: float, central_stop: float = 0.0, defocus_waves: float = 0.0) -> np.ndarray:
+def focused_probe(
+    N: int, pupil_diameter: float, central_stop: float = 0.0, defocus_waves: float = 0.0, apodisation: float = 0.0
+) -> np.ndarray:
     """Focused-beam probe in the sample plane.
 
     The pupil is a disc of ``pupil_diameter`` pixels in the detector (Fourier)
     plane, optionally with a central stop of ``central_stop`` times that
-    diameter, carrying a defocus phase 2*pi*defocus_waves*(rho/rho_max)**2.
+    diameter, with amplitude exp(-apodisation * (rho/rho_max)**2) (a soft edge,
+    which suppresses the slowly decaying Airy tails of a hard pupil), carrying
+    a defocus phase 2*pi*defocus_waves*(rho/rho_max)**2.
     The sample-plane probe is its inverse FFT, centred, with unit peak
     amplitude. Because the probe is band-limited by the pupil, its far-field
     pattern through a slowly varying object stays on the detector.
     """
     rho = _centred_radius(N)
     rho_max = pupil_diameter / 2.0
-    pupil = (rho <= rho_max).astype(np.complex128)
+    pupil = (rho <= rho_max) * np.exp(-apodisation * (rho / rho_max) ** 2) + 0j
     if central_stop > 0:
         pupil[rho < central_stop * rho_max] = 0.0
     pupil *= np.exp(2j * np.pi * defocus_waves * (rho / rho_max) ** 2)
@@ -47,10 +51,16 @@ def disk_probe(N: int, diameter: float) -> np.ndarray:
 def make_probe(N: int, cfg: ProbeConfig) -> np.ndarray:
     """Probe of unit peak amplitude from the study's probe configuration."""
     if cfg.kind == "focused":
-        return focused_probe(N, cfg.pupil_diameter, cfg.central_stop, cfg.defocus_waves)
+        return focused_probe(N, cfg.pupil_diameter, cfg.central_stop, cfg.defocus_waves, cfg.apodisation)
     if cfg.kind == "disk":
         return disk_probe(N, cfg.disk_diameter)
     raise ValueError(f"probe.kind: expected 'focused' or 'disk', found {cfg.kind!r}")
+
+
+def energy_within(probe: np.ndarray, diameter: float) -> float:
+    """Fraction of the probe's intensity inside the centred disc of ``diameter`` pixels."""
+    intensity = np.abs(probe) ** 2
+    return float(intensity[_centred_radius(probe.shape[0]) <= diameter / 2].sum() / intensity.sum())
 
 
 def measure_fwhm_diameter(probe: np.ndarray, upsample: int = 4) -> float:

@@ -26,7 +26,7 @@ from .config import StudyConfig, dose_label
 from .data_contract import SCHEMA_VERSION, DiffractionSet
 from .forward import expected_counts, extract_patches, valid_position_range
 from .objects import AMPLITUDE_STREAM, PHASE_STREAM
-from .probe import make_probe, measure_fwhm_diameter
+from .probe import energy_within, make_probe, measure_fwhm_diameter
 from .scan import Scan, Split, make_scan, split_by_region
 
 SCAN_STREAM = 1
@@ -144,6 +144,7 @@ def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, p
         "probe": {
             **study.to_dict()["probe"],
             "fwhm_diameter_px": diameter,
+            "energy_within_half_N_disc": energy_within(probe_unit, N / 2),
             "scale_sqrt_photons": scale,
         },
         "scan": {

@@ -11,7 +11,8 @@ A **view** keeps a deterministic subset of each split's positions:
 
 A **group** is a seed position plus C - 1 others among its K nearest positions
 (seed included) within ``max_radius_diameters * D`` of the seed; members are
-ordered seed first, then by distance. Training groups oversample: up to
+ordered seed first, then by distance (a test position too isolated to seed a
+group is covered as the second member of a neighbour's group). Training groups oversample: up to
 ``train_groups_per_position`` distinct member sets per seed, drawn from a
 recorded random stream. Test groups never oversample: scanning positions in
 order, each position not yet covered seeds a group with its nearest

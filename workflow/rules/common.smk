@@ -7,6 +7,7 @@
 from snakemake.utils import validate
 
 from ptycho_core.config import study_from_dict
+from ptycho_core.methods import TRAINED_METHODS
 from ptycho_core.views import check_views_feasible
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -18,12 +19,15 @@ VIEWS = [v.name for v in STUDY.views]
 # What each phase depends on: a change reruns exactly the jobs concerned.
 PHYSICS_HASH = STUDY.section_hash("name", "N", "object", "probe", "scan", "split")
 VIEWS_HASH = STUDY.section_hash("views", "grouping")
+TRAINING_HASH = STUDY.section_hash("training")
+TRAINED = [m.value for m in TRAINED_METHODS]
 
 
 wildcard_constraints:
     dose="|".join(DOSES),
     seed="|".join(SEEDS),
     view="|".join(VIEWS),
+    method="|".join(TRAINED),
 
 
 def dose_value(wildcards):
@@ -44,6 +48,17 @@ def phase_d_sentinels():
     """Sentinels of every phase D view of the study."""
     return expand(
         "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        dose=DOSES,
+        view=VIEWS,
+        seed=SEEDS,
+    )
+
+
+def phase_e_sentinels():
+    """Sentinels of every phase E training job of the study."""
+    return expand(
+        "results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        method=TRAINED,
         dose=DOSES,
         view=VIEWS,
         seed=SEEDS,

@@ -1,0 +1,151 @@
+"""Keras 3 models: PtychoPINN (unsupervised, physics-informed) and the supervised Baseline.
+
+Both share the encoder family: conv blocks with max pooling down to N/8
+(one block per encoder width), decoders back up to the N/2 x N/2 object
+support (two upsamplings). Inputs are measured
+diffraction amplitudes sqrt(counts), channels-last (batch, N, N, C); the
+first layer multiplies them by the recorded normalisation constant
+``input_scale`` (the only normalisation, at the input, invertible).
+
+The object predictor (``object_model``) returns amplitude in (0, amplitude_max)
+(amplitude_max * sigmoid) and phase pi * tanh, each (batch, N/2, N/2, C).
+PtychoPINN's training model passes the object through the diffraction
+physics (:mod:`ptycho_core.nn_physics`) with the known probe in
+sqrt(photons), so the predicted expected counts are in photons and the
+object's absolute amplitude is identifiable; its loss is the Poisson NLL.
+Nothing is kept at module level: every model is built by a function.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from . import nn_physics as phys
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    filters: tuple[int, ...]  # encoder widths, one per pooling level (3 levels: N/8)
+    amplitude_max: float
+
+
+def _conv_block(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv1")(x)
+    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv2")(x)
+
+
+def _decoder(x, filters: tuple[int, ...], channels: int, name: str):
+    # from N/8 up to N/2: two upsamplings
+    for level, f in enumerate(reversed(filters[:2])):
+        x = layers.UpSampling2D(2, name=f"{name}_up{level}")(x)
+        x = _conv_block(x, f, f"{name}_dec{level}")
+    return layers.Conv2D(channels, 3, padding="same", name=f"{name}_out")(x)
+
+
+@keras.saving.register_keras_serializable(package="ptycho_core")
+class AmplitudeActivation(layers.Layer):
+    """amplitude_max * sigmoid(x): positive and bounded (with amplitude_max 2, an untrained net starts near 1)."""
+
+    def __init__(self, amplitude_max: float, **kwargs):
+        super().__init__(**kwargs)
+        self.amplitude_max = float(amplitude_max)
+
+    def call(self, x):
+        return self.amplitude_max * ops.sigmoid(x)
+
+    def get_config(self):
+        return {**super().get_config(), "amplitude_max": self.amplitude_max}
+
+
+@keras.saving.register_keras_serializable(package="ptycho_core")
+class PhaseActivation(layers.Layer):
+    """pi * tanh(x): phase in (-pi, pi)."""
+
+    def call(self, x):
+        return math.pi * ops.tanh(x)
+
+
+def build_object_model(N: int, channels: int, input_scale: float, arch: ArchitectureConfig, name: str) -> keras.Model:
+    """sqrt(counts) (B, N, N, C) -> amplitude, phase (B, N/2, N/2, C)."""
+    if N % 16:
+        raise ValueError(f"N: expected a multiple of 16 (encoder depth), found {N}")
+    if len(arch.filters) != 3:
+        raise ValueError(f"filters: expected 3 encoder widths (pooling to N/8), found {arch.filters}")
+    inp = keras.Input((N, N, channels), name="sqrt_counts")
+    x = layers.Rescaling(float(input_scale), name="input_scale")(inp)
+    for level, f in enumerate(arch.filters):
+        x = _conv_block(x, f, f"enc{level}")
+        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    amp = _decoder(x, arch.filters, channels, "amp")
+    amp = AmplitudeActivation(arch.amplitude_max, name="amplitude")(amp)
+    phase = _decoder(x, arch.filters, channels, "phase")
+    phase = PhaseActivation(name="phase")(phase)
+    return keras.Model(inp, [amp, phase], name=name)
+
+
+@keras.saving.register_keras_serializable(package="ptycho_core")
+class DiffractionPhysics(layers.Layer):
+    """Object patches (support N/2) -> expected counts, with the known probe.
+
+    Inputs: amplitude, phase (B, N/2, N/2, C) and offsets (B, C, 2) of each
+    position relative to its group centre. For C > 1 the patches are merged
+    on an M x M canvas and re-extracted (the overlap constraint); for C = 1
+    the patch is used as it is. Output: expected counts (B, N, N, C).
+    """
+
+    def __init__(self, probe: np.ndarray, canvas_size: int, **kwargs):
+        super().__init__(**kwargs)
+        probe = np.asarray(probe)
+        self.N = int(probe.shape[-1])
+        self.canvas_size = int(canvas_size)
+        self._probe = np.stack([probe.real, probe.imag]).astype(np.float32)
+        self._window = phys.support_window(self.N)
+
+    def build(self, input_shape):
+        self.probe = self.add_weight(
+            shape=self._probe.shape, initializer=keras.initializers.Constant(self._probe), trainable=False, name="probe"
+        )
+
+    def call(self, amplitude, phase, offsets):
+        N = self.N
+        q = N // 4
+        a = ops.transpose(amplitude, (0, 3, 1, 2))
+        p = ops.transpose(phase, (0, 3, 1, 2))
+        pad = [[0, 0], [0, 0], [q, N - N // 2 - q], [q, N - N // 2 - q]]
+        o_re = ops.pad(a * ops.cos(p), pad)
+        o_im = ops.pad(a * ops.sin(p), pad)
+        canvas_re, canvas_im, _ = phys.merge_patches(o_re, o_im, self._window, offsets, self.canvas_size)
+        o_re, o_im = phys.extract_patches(canvas_re, canvas_im, offsets, N)
+        psi_re, psi_im = phys.complex_mul(self.probe[0], self.probe[1], o_re, o_im)
+        intensity = phys.far_field_intensity(psi_re, psi_im)
+        return ops.transpose(intensity, (0, 2, 3, 1))
+
+
+
+def build_pinn_training_model(object_model: keras.Model, probe: np.ndarray, canvas_size: int) -> keras.Model:
+    """(sqrt counts, offsets) -> expected counts: the object model followed by the physics."""
+    N = object_model.input.shape[1]
+    C = object_model.input.shape[-1]
+    diff = keras.Input((N, N, C), name="sqrt_counts")
+    offsets = keras.Input((C, 2), name="offsets")
+    amp, phase = object_model(diff)
+    intensity = DiffractionPhysics(probe, canvas_size, name="physics")(amp, phase, offsets)
+    return keras.Model([diff, offsets], intensity, name="ptychopinn_training")
+
+
+@keras.saving.register_keras_serializable(package="ptycho_core")
+def poisson_loss(counts, intensity):
+    """Poisson NLL of measured counts (B, N, N, C) under expected counts."""
+    return phys.poisson_nll(counts, intensity)
+
+
+def canvas_size_for(offsets: np.ndarray, N: int) -> int:
+    """Smallest even canvas holding every patch at its offset, with a 2-pixel margin."""
+    reach = float(np.abs(offsets).max()) if offsets.size else 0.0
+    M = N + 2 * int(math.ceil(reach)) + 2
+    return M + (M % 2)

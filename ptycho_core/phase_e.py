@@ -1,0 +1,228 @@
+"""Phase E step: train PtychoPINN or the Baseline on one dose x view x seed.
+
+PtychoPINN trains on the view's training groups (phase D) from measured
+counts only; the Baseline trains on the view's training rows, one pattern
+each, against the ground-truth object on the N/2 x N/2 support (the object,
+never the illuminated P * O). The trained object predictor is saved as a
+bundle, reloaded in safe mode, and must reproduce the in-memory predictions
+before the sentinel is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import StudyConfig
+from .data_contract import load_diffraction_set, load_ground_truth
+from .methods import Method
+from .npz_io import atomic_write_text
+from .phase_c import provenance
+from .sentinel import ArtifactCheckError, sha256_file, verify_sentinel, write_sentinel
+from .view_contract import load_view
+
+log = logging.getLogger(__name__)
+
+#: Reloaded-bundle predictions must match the in-memory model to this (absolute) tolerance.
+RELOAD_TOLERANCE = 1e-5
+
+
+def training_seed(seed: int, method: Method, view: str) -> int:
+    """Integer seed of one training job, derived from the replicate seed (recorded)."""
+    ss = np.random.SeedSequence([int(seed), 4, *method.value.encode(), 0, *view.encode()])
+    return int(ss.generate_state(1)[0])
+
+
+def _history_csv(history: dict) -> str:
+    keys = list(history)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["epoch", *keys])
+    for i in range(len(history[keys[0]])):
+        w.writerow([i + 1, *(repr(float(history[k][i])) for k in keys)])
+    return buf.getvalue()
+
+
+def _loss_figure(path, history: dict, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    from .preview import save_figure
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], label="training loss")
+    if "val_loss" in history:
+        ax.plot(epochs, history["val_loss"], label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def run_train(
+    study: StudyConfig,
+    method: str,
+    dose: float,
+    view_name: str,
+    seed: int,
+    train_path: str | Path,
+    test_path: str | Path,
+    view_path: str | Path,
+    input_sentinels: list,
+    ground_truth: str | Path,
+    out_model: str | Path,
+    out_sidecar: str | Path,
+    out_history: str | Path,
+    out_figure: str | Path,
+    sentinel_path: str | Path,
+    threads: int = 1,
+) -> dict:
+    """Train one model, save and verify its bundle, write history, figure and sentinel."""
+    import keras
+
+    from . import models, training
+    from .bundle import load_bundle, probe_hash, save_bundle
+
+    t_start = time.perf_counter()
+    method = Method.parse(method)
+    for s in input_sentinels:
+        verify_sentinel(s)
+    train = load_diffraction_set(train_path)
+    test = load_diffraction_set(test_path)
+    view = load_view(view_path, n_train=train.n, n_test=test.n)
+    N, tcfg = train.N, study.training
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        log.info("TensorFlow devices: %s", [d.name for d in tf.config.list_logical_devices()])
+    seed_int = training_seed(seed, method, view_name)
+    keras.utils.set_random_seed(seed_int)
+    rng = np.random.default_rng(seed_int)
+    positions = np.column_stack([train.xcoords, train.ycoords])
+    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max)
+    fit_cfg = training.FitConfig(
+        tcfg.epochs, tcfg.batch_size, tcfg.learning_rate, tcfg.validation_fraction, tcfg.early_stopping_patience, tcfg.lr_patience
+    )
+    scale = training.input_scale(train.diffraction[view.train_index], N)
+    optimizer = keras.optimizers.Adam(tcfg.learning_rate)
+
+    if method is Method.PTYCHOPINN:
+        groups = view.train_groups
+        channels = groups.shape[1]
+        obj_model = models.build_object_model(N, channels, scale, arch, "ptychopinn")
+        canvas = models.canvas_size_for(training.group_offsets(positions, groups), N)
+        fit_model = models.build_pinn_training_model(obj_model, train.probe, canvas)
+        fit_model.compile(optimizer=optimizer, loss=models.poisson_loss)
+        targets = None
+        loss_name = "Poisson NLL of counts (log k! dropped)"
+    elif method is Method.BASELINE:
+        groups = view.train_index[:, None]
+        channels, canvas = 1, None
+        gt = load_ground_truth(ground_truth)
+        amp, phase = training.support_patches(gt.obj, positions, N)
+        targets = (amp, phase)
+        obj_model = models.build_object_model(N, 1, scale, arch, "baseline")
+        fit_model = obj_model
+        fit_model.compile(optimizer=optimizer, loss=["mae", "mae"])
+        loss_name = "MAE of amplitude + MAE of phase (rad)"
+    else:
+        raise ValueError(f"method {method.value} is not trained in phase E")
+
+    tr_idx, va_idx = training.split_validation(len(groups), tcfg.validation_fraction, rng)
+    batches = training.GroupBatches(train.diffraction, positions, groups[tr_idx], tcfg.batch_size, rng=rng, targets=targets)
+    val = training.GroupBatches(train.diffraction, positions, groups[va_idx], tcfg.batch_size, targets=targets) if va_idx.size else None
+    log.info(
+        "%s: %d training and %d validation samples of %d channel(s), N=%d, input scale %.6g, canvas %s",
+        method.value, tr_idx.size, va_idx.size, channels, N, scale, canvas,
+    )
+    t_fit = time.perf_counter()
+    history = training.fit(fit_model, batches, val, fit_cfg).history
+    fit_seconds = time.perf_counter() - t_fit
+    n_epochs = len(history["loss"])
+    samples_per_s = tr_idx.size * n_epochs / fit_seconds
+
+    losses = np.asarray(history["loss"], dtype=np.float64)
+    checks: dict = {
+        "epochs_run": n_epochs,
+        "initial_loss": float(losses[0]),
+        "final_loss": float(losses[-1]),
+        "best_val_loss": float(np.min(history["val_loss"])) if "val_loss" in history else None,
+        "fit_seconds": fit_seconds,
+        "training_samples_per_second": samples_per_s,
+    }
+    if not np.all(np.isfinite(losses)):
+        raise ArtifactCheckError(f"{out_model}: check 'finite loss' failed: loss history {losses.tolist()}")
+    if not losses.min() < losses[0]:
+        raise ArtifactCheckError(f"{out_model}: check 'loss decreased' failed: initial {losses[0]:.6g}, best {losses.min():.6g}")
+
+    # Predictions on a fixed probe batch: not degenerate, and reproduced by the reloaded bundle.
+    probe_rows = (view.train_groups if method is Method.PTYCHOPINN else view.train_index[:, None])[:32]
+    x = np.moveaxis(train.diffraction[probe_rows], 1, -1)
+    amp_pred, phase_pred = (np.asarray(a) for a in obj_model.predict(x, verbose=0))
+    checks["pred_amplitude_mean"] = float(amp_pred.mean())
+    checks["pred_amplitude_std"] = float(amp_pred.std())
+    checks["pred_phase_std"] = float(phase_pred.std())
+    for key in ("pred_amplitude_std", "pred_phase_std"):
+        if not checks[key] > 1e-4:
+            raise ArtifactCheckError(f"{out_model}: check 'non-degenerate predictions' failed: {key} = {checks[key]:.3g}")
+    if not np.all(np.isfinite(amp_pred)) or not np.all(np.isfinite(phase_pred)):
+        raise ArtifactCheckError(f"{out_model}: check 'finite predictions' failed")
+
+    sidecar = {
+        "method": method.value,
+        "N": N,
+        "channels": channels,
+        "gridsize": int(round(channels**0.5)),
+        "input_scale": scale,
+        "input": "sqrt(counts), channels-last (batch, N, N, channels); the model multiplies by input_scale",
+        "output": "amplitude, phase (batch, N/2, N/2, channels) on the central support [N/4, 3N/4)",
+        "probe_sha256": probe_hash(train.probe),
+        "canvas_size": canvas,
+        "architecture": {"filters": list(arch.filters), "amplitude_max": arch.amplitude_max},
+        "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
+        "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
+        "data": {
+            "dose": float(dose),
+            "view": view_name,
+            "seed": int(seed),
+            "train": {"path": str(train_path), "sha256": sha256_file(train_path)},
+            "view_file": {"path": str(view_path), "sha256": sha256_file(view_path)},
+            "n_samples_train": int(tr_idx.size),
+            "n_samples_validation": int(va_idx.size),
+        },
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "provenance": provenance(study),
+    }
+    save_bundle(out_model, out_sidecar, obj_model, sidecar)
+    reloaded, _ = load_bundle(out_model, out_sidecar, N=N, channels=channels, probe=train.probe)
+    amp_re, phase_re = (np.asarray(a) for a in reloaded.predict(x, verbose=0))
+    diff = float(max(np.abs(amp_re - amp_pred).max(), np.abs(phase_re - phase_pred).max()))
+    checks["reload_max_abs_difference"] = diff
+    if not diff <= RELOAD_TOLERANCE:
+        raise ArtifactCheckError(f"{out_model}: check 'reload reproduces predictions' failed: max difference {diff:.3g}")
+
+    atomic_write_text(out_history, _history_csv(history))
+    _loss_figure(out_figure, history, f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}")
+    write_sentinel(
+        sentinel_path,
+        step="phase_e.train",
+        inputs=[str(train_path), str(view_path), *map(str, input_sentinels)] + ([str(ground_truth)] if method is Method.BASELINE else []),
+        outputs=[str(out_model), str(out_sidecar), str(out_history), str(out_figure)],
+        checks=checks,
+        config_hash=study.config_hash(),
+        wall_time_s=time.perf_counter() - t_start,
+        extra={"method": method.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
+    )
+    log.info("%s trained: %s", method.value, json.dumps(checks))
+    return checks
