@@ -119,8 +119,8 @@ class DiffractionPhysics(layers.Layer):
         pad = [[0, 0], [0, 0], [q, N - N // 2 - q], [q, N - N // 2 - q]]
         o_re = ops.pad(a * ops.cos(p), pad)
         o_im = ops.pad(a * ops.sin(p), pad)
-        canvas_re, canvas_im, _ = phys.merge_patches(o_re, o_im, self._window, offsets, self.canvas_size)
-        o_re, o_im = phys.extract_patches(canvas_re, canvas_im, offsets, N)
+        canvas_re, canvas_im, canvas_w = phys.merge_patches(o_re, o_im, self._window, offsets, self.canvas_size)
+        o_re, o_im = phys.extract_patches(canvas_re, canvas_im, canvas_w, offsets, N)
         psi_re, psi_im = phys.complex_mul(self.probe[0], self.probe[1], o_re, o_im)
         intensity = phys.far_field_intensity(psi_re, psi_im)
         return ops.transpose(intensity, (0, 2, 3, 1))

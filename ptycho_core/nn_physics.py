@@ -87,33 +87,35 @@ def support_window(N: int, taper: float = 2.0) -> np.ndarray:
 
 
 def merge_patches(re, im, weight, offsets, M: int):
-    """Weighted average of a group's patches on an M x M canvas centred on the group centre.
+    """Weighted sums of a group's patches on an M x M canvas centred on the group centre.
 
     ``re``, ``im`` (B, C, N, N); ``weight`` (N, N) support weights; ``offsets``
-    (B, C, 2) positions relative to the group centre. Returns the canvas
-    (B, 1, M, M) real and imaginary parts and its coverage in [0, 1).
+    (B, C, 2) positions relative to the group centre. Returns the canvas of
+    weighted content, sum_k shift(w * O_k), real and imaginary (B, 1, M, M),
+    and of weights, sum_k shift(w) (B, 1, M, M). Both are smooth (the window
+    tapers to zero), so they can be shifted again without ringing; the
+    division happens after extraction (:func:`extract_patches`).
     """
     w = ops.zeros_like(re) + ops.convert_to_tensor(weight)
-    zeros = ops.zeros_like(re)
-    w_re, _ = fourier_shift(_pad_to(w, M), _pad_to(zeros, M), offsets)
-    w_re = ops.relu(w_re)  # remove the small negative ringing of the shifted window
+    w_re, _ = fourier_shift(_pad_to(w, M), _pad_to(ops.zeros_like(re), M), offsets)
     c_re, c_im = fourier_shift(_pad_to(re * w, M), _pad_to(im * w, M), offsets)
-    total = ops.sum(w_re, axis=1, keepdims=True)
-    # Where the summed weight is tiny (outside every support) the content is
-    # windowed to about zero too: dividing by at least MIN_WEIGHT keeps the
-    # shift's ringing there from being amplified.
-    norm = 1.0 / ops.maximum(total, MIN_WEIGHT)
-    coverage = ops.minimum(total, 1.0)
-    return ops.sum(c_re, axis=1, keepdims=True) * norm, ops.sum(c_im, axis=1, keepdims=True) * norm, coverage
+    return ops.sum(c_re, axis=1, keepdims=True), ops.sum(c_im, axis=1, keepdims=True), ops.sum(w_re, axis=1, keepdims=True)
 
 
-def extract_patches(canvas_re, canvas_im, offsets, N: int):
-    """Patches (B, C, N, N) cut from the canvas (B, 1, M, M) at ``offsets`` (B, C, 2)."""
+def extract_patches(canvas_re, canvas_im, canvas_weight, offsets, N: int):
+    """Patches (B, C, N, N) cut from the merged canvas (B, 1, M, M) at ``offsets`` (B, C, 2).
+
+    Content and weight are shifted back separately and divided in each
+    patch's own frame: the weighted average of every patch covering a pixel.
+    Where the summed weight is below MIN_WEIGHT (outside every support) the
+    content is windowed to about zero as well; dividing by at least
+    MIN_WEIGHT keeps it there.
+    """
     C = offsets.shape[1]
-    re = ops.repeat(canvas_re, C, axis=1)
-    im = ops.repeat(canvas_im, C, axis=1)
-    s_re, s_im = fourier_shift(re, im, -offsets)
-    return _crop(s_re, N), _crop(s_im, N)
+    s_re, s_im = fourier_shift(ops.repeat(canvas_re, C, axis=1), ops.repeat(canvas_im, C, axis=1), -offsets)
+    w_re, _ = fourier_shift(ops.repeat(canvas_weight, C, axis=1), ops.zeros_like(ops.repeat(canvas_weight, C, axis=1)), -offsets)
+    norm = 1.0 / ops.maximum(_crop(w_re, N), MIN_WEIGHT)
+    return _crop(s_re, N) * norm, _crop(s_im, N) * norm
 
 
 def poisson_nll(counts, intensity):
