@@ -35,9 +35,9 @@ def deploy(tmp_path: Path, config_text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def phase_c_run(tmp_path_factory):
-    """The test-sized study run up to phase D (which includes phase C)."""
+    """The test-sized study run up to phase E (which includes phases C and D)."""
     workdir = deploy(tmp_path_factory.mktemp("study"), (REPO / "config" / "test.yaml").read_text())
-    proc = run_snakemake(workdir, "phase_d")
+    proc = run_snakemake(workdir, "phase_e")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir
 
@@ -100,8 +100,32 @@ def test_phase_d_views_groups_and_metrics(phase_c_run):
             assert sparse[1]["splits"]["test"]["metric_2_neighbours"] < dense[1]["splits"]["test"]["metric_2_neighbours"]
 
 
+def test_phase_e_bundles_history_and_sentinels(phase_c_run):
+    workdir = phase_c_run
+    study = load_study(workdir / "config" / "config.yaml")
+    for method in ("PtychoPINN", "Baseline"):
+        for label in study.dose_labels():
+            for view in study.views:
+                cell = workdir / f"results/phase_e/{method}/dose_{label}/view_{view.name}/seed_0"
+                sentinel = verify_sentinel(cell / "sentinel.json", root=workdir)
+                checks = sentinel["checks"]
+                assert checks["final_loss"] < checks["initial_loss"]
+                assert checks["reload_max_abs_difference"] <= 1e-5
+                assert checks["pred_phase_std"] > 0 and checks["pred_amplitude_std"] > 0
+                side = json.loads((cell / "bundle.json").read_text())
+                assert side["method"] == method and side["N"] == study.N
+                assert side["channels"] == (4 if method == "PtychoPINN" else 1)
+                history = (cell / "history.csv").read_text().splitlines()
+                header = history[0].split(",")
+                assert header[0] == "epoch" and "loss" in header and "val_loss" in header
+                assert len(history) == checks["epochs_run"] + 1
+                log = (workdir / f"logs/phase_e/{method}/dose_{label}/view_{view.name}/seed_0/train.log").read_text()
+                assert "Epoch 1/" in log
+                assert (workdir / f"benchmarks/phase_e/{method}/dose_{label}/view_{view.name}/seed_0/train.tsv").is_file()
+
+
 def test_rerun_is_a_no_op(phase_c_run):
-    proc = run_snakemake(phase_c_run, "phase_d", "-n")
+    proc = run_snakemake(phase_c_run, "phase_e", "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
