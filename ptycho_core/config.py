@@ -94,6 +94,14 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class PtyChiConfig:
+    epochs: int
+    batch_size: int
+    probe_refinement: bool
+    noise_model: str
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     N: int
@@ -106,6 +114,7 @@ class StudyConfig:
     views: tuple[ViewConfig, ...]
     grouping: GroupingConfig
     training: TrainingConfig
+    ptychi: PtyChiConfig
 
     def view(self, name: str) -> ViewConfig:
         for v in self.views:
@@ -230,7 +239,7 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
         )
 
 
-_CASTS = {"int": int, "float": float, "str": str}
+_CASTS = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def _build(cls, values: Mapping[str, Any]):
@@ -261,6 +270,7 @@ def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
         views=tuple(sorted((ViewConfig(name, int(v["stride"])) for name, v in cfg["views"].items()), key=lambda v: (v.stride, v.name))),
         grouping=_build(GroupingConfig, cfg["grouping"]),
         training=_build(TrainingConfig, {**cfg["training"], "filters": tuple(int(f) for f in cfg["training"]["filters"])}),
+        ptychi=_build(PtyChiConfig, cfg["ptychi"]),
     )
     _cross_checks(study, source)
     return study
