@@ -102,8 +102,11 @@ def run_train(
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already initialised in this process (tests): keep its threads
+            log.warning("TensorFlow already initialised; thread settings left as they are")
         log.info("TensorFlow devices: %s", [d.name for d in tf.config.list_logical_devices()])
     seed_int = training_seed(seed, method, view_name)
     keras.utils.set_random_seed(seed_int)

@@ -45,6 +45,54 @@ def _fractional_shift(patches: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np
     return np.fft.ifft2(np.fft.fft2(patches) * ramp)
 
 
+class Stitcher:
+    """Accumulates patches into an object frame chunk by chunk (bounded memory).
+
+    ``add`` may be called any number of times; ``result`` divides the weighted
+    sums. Pixels a patch would place outside the frame are dropped.
+    """
+
+    def __init__(self, shape: tuple[int, int], P: int, window: np.ndarray | None = None, chunk: int = 2048):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.P = int(P)
+        self.window = taper_window(P) if window is None else np.asarray(window, dtype=np.float64)
+        self.chunk = int(chunk)
+        size = self.shape[0] * self.shape[1]
+        self._re, self._im, self._w = np.zeros(size), np.zeros(size), np.zeros(size)
+        self.n_patches = 0
+
+    def add(self, patches: np.ndarray, positions: np.ndarray) -> None:
+        patches = np.asarray(patches)
+        positions = np.asarray(positions, dtype=np.float64)
+        n = patches.shape[0]
+        if patches.shape[1:] != (self.P, self.P) or positions.shape != (n, 2):
+            raise ValueError(
+                f"stitch: expected patches (n, {self.P}, {self.P}) and positions (n, 2), found {patches.shape} and {positions.shape}"
+            )
+        H, W = self.shape
+        offs = np.arange(self.P) - self.P // 2
+        for start in range(0, n, self.chunk):
+            sl = slice(start, start + self.chunk)
+            base = np.floor(positions[sl]).astype(np.int64)
+            frac = positions[sl] - base
+            weighted = _fractional_shift(patches[sl] * self.window, frac[:, 0], frac[:, 1])
+            wshift = _fractional_shift(np.broadcast_to(self.window, weighted.shape).astype(np.complex128), frac[:, 0], frac[:, 1]).real
+            rows, cols = np.broadcast_arrays(base[:, 1, None, None] + offs[None, :, None], base[:, 0, None, None] + offs[None, None, :])
+            inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+            flat = (rows * W + cols)[inside]
+            self._re += np.bincount(flat, weights=weighted.real[inside], minlength=H * W)
+            self._im += np.bincount(flat, weights=weighted.imag[inside], minlength=H * W)
+            self._w += np.bincount(flat, weights=wshift[inside], minlength=H * W)
+        self.n_patches += n
+
+    def result(self, min_weight: float = 0.1) -> Stitched:
+        weight = self._w.reshape(self.shape)
+        covered = weight > min_weight
+        obj = np.zeros(self.shape, dtype=np.complex128)
+        obj[covered] = (self._re.reshape(self.shape)[covered] + 1j * self._im.reshape(self.shape)[covered]) / weight[covered]
+        return Stitched(obj=obj, weight=weight, covered=covered)
+
+
 def stitch_patches(
     patches: np.ndarray,
     positions: np.ndarray,
@@ -55,40 +103,14 @@ def stitch_patches(
 ) -> Stitched:
     """Stitch complex patches (n, P, P) at positions (n, 2) = (x, y) into an object of ``shape``.
 
-    Pixels a patch would place outside the frame are dropped (counted in no
-    accumulator). ``window`` defaults to :func:`taper_window`.
+    ``window`` defaults to :func:`taper_window`. See :class:`Stitcher`.
     """
     patches = np.asarray(patches)
-    positions = np.asarray(positions, dtype=np.float64)
-    n, P, P2 = patches.shape
-    if P != P2 or positions.shape != (n, 2):
-        raise ValueError(f"stitch: expected patches (n, P, P) and positions (n, 2), found {patches.shape} and {positions.shape}")
-    H, W = shape
-    w = taper_window(P) if window is None else np.asarray(window, dtype=np.float64)
-    acc_re = np.zeros(H * W)
-    acc_im = np.zeros(H * W)
-    acc_w = np.zeros(H * W)
-    offs = np.arange(P) - P // 2
-    for start in range(0, n, chunk):
-        sl = slice(start, start + chunk)
-        pos = positions[sl]
-        base = np.floor(pos).astype(np.int64)
-        frac = pos - base
-        weighted = _fractional_shift(patches[sl] * w, frac[:, 0], frac[:, 1])
-        wshift = _fractional_shift(np.broadcast_to(w, weighted.shape).astype(np.complex128), frac[:, 0], frac[:, 1]).real
-        rows = base[:, 1, None, None] + offs[None, :, None]
-        cols = base[:, 0, None, None] + offs[None, None, :]
-        inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
-        rows, cols = np.broadcast_arrays(rows, cols)
-        flat = (rows * W + cols)[inside]
-        acc_re += np.bincount(flat, weights=weighted.real[inside], minlength=H * W)
-        acc_im += np.bincount(flat, weights=weighted.imag[inside], minlength=H * W)
-        acc_w += np.bincount(flat, weights=wshift[inside], minlength=H * W)
-    weight = acc_w.reshape(H, W)
-    covered = weight > min_weight
-    obj = np.zeros((H, W), dtype=np.complex128)
-    obj[covered] = (acc_re.reshape(H, W)[covered] + 1j * acc_im.reshape(H, W)[covered]) / weight[covered]
-    return Stitched(obj=obj, weight=weight, covered=covered)
+    if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:
+        raise ValueError(f"stitch: expected patches (n, P, P), found {patches.shape}")
+    stitcher = Stitcher(shape, patches.shape[1], window, chunk)
+    stitcher.add(patches, positions)
+    return stitcher.result(min_weight)
 
 
 def stitch_patches_loop(patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], window: np.ndarray | None = None, min_weight: float = 0.1) -> Stitched:

@@ -4,10 +4,13 @@
 # checks that every view and its groups can be built. Scripts receive the
 # validated config and rebuild the StudyConfig from it.
 
+import os
+from pathlib import Path
+
 from snakemake.utils import validate
 
 from ptycho_core.config import study_from_dict
-from ptycho_core.methods import TRAINED_METHODS
+from ptycho_core.methods import TRAINED_METHODS, Method
 from ptycho_core.views import check_views_feasible
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -20,7 +23,15 @@ VIEWS = [v.name for v in STUDY.views]
 PHYSICS_HASH = STUDY.section_hash("name", "N", "object", "probe", "scan", "split")
 VIEWS_HASH = STUDY.section_hash("views", "grouping")
 TRAINING_HASH = STUDY.section_hash("training")
+PTYCHI_HASH = STUDY.section_hash("ptychi")
 TRAINED = [m.value for m in TRAINED_METHODS]
+ALL_METHODS = [m.value for m in Method]
+# pty-chi (torch) runs in its own environment, set up by `make venv`.
+PTYCHI_PYTHON = os.environ.get(
+    "PTYCHI_PYTHON",
+    str(Path(workflow.basedir).parent / ".venv-ptychi" / "bin" / "python"),
+)
+PTYCHI_SCRIPT = str(Path(workflow.basedir) / "scripts" / "reconstruct_ptychi.py")
 
 
 wildcard_constraints:
@@ -59,6 +70,16 @@ def phase_e_sentinels():
     return expand(
         "results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
         method=TRAINED,
+        dose=DOSES,
+        view=VIEWS,
+        seed=SEEDS,
+    )
+
+
+def phase_f_sentinels():
+    """Sentinels of every phase F score job of the study."""
+    return expand(
+        "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
         dose=DOSES,
         view=VIEWS,
         seed=SEEDS,

@@ -1,0 +1,132 @@
+# Phase F: every method reconstructs the same test positions of the view;
+# reconstructions are aligned by one policy and scored against the ground truth.
+
+
+rule study_config:
+    output:
+        "results/study_config.json",
+    log:
+        "logs/study_config.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        study=STUDY.to_dict(),
+    script:
+        "../scripts/study_config.py"
+
+
+rule reconstruct_network:
+    input:
+        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
+        phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
+        view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
+        phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        model="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/model.keras",
+        sidecar="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/bundle.json",
+        phase_e="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        ground_truth=rules.ground_truth.output.obj,
+    output:
+        recon="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",
+        sentinel="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/sentinel.json",
+    log:
+        "logs/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/reconstruct.log",
+    benchmark:
+        "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/reconstruct.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        dose=dose_value,
+    script:
+        "../scripts/reconstruct_network.py"
+
+
+rule reconstruct_ptychi:
+    input:
+        config=rules.study_config.output[0],
+        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
+        phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
+        view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
+        phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        ground_truth=rules.ground_truth.output.obj,
+    output:
+        recon="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/recon.npz",
+        sentinel="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/sentinel.json",
+    log:
+        "logs/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/reconstruct.log",
+    benchmark:
+        "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/reconstruct.tsv"
+    conda:
+        "../../environment-ptychi.yml"
+    threads: 1
+    params:
+        dose=dose_value,
+        python=PTYCHI_PYTHON,
+        script=PTYCHI_SCRIPT,
+        ptychi=PTYCHI_HASH,
+    shell:
+        "{params.python} {params.script} --config-json {input.config}"
+        " --dose {params.dose} --view {wildcards.view} --seed {wildcards.seed}"
+        " --test {input.test} --view-file {input.view}"
+        " --sentinels {input.phase_c} {input.phase_d}"
+        " --ground-truth {input.ground_truth}"
+        " --out {output.recon} --sentinel {output.sentinel} --log {log}"
+
+
+rule score:
+    input:
+        ground_truth=rules.ground_truth.output.obj,
+        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
+        view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
+        recons=expand(
+            "results/phase_f/dose_{{dose}}/view_{{view}}/seed_{{seed}}/{method}/recon.npz",
+            method=ALL_METHODS,
+        ),
+        sentinels=expand(
+            "results/phase_f/dose_{{dose}}/view_{{view}}/seed_{{seed}}/{method}/sentinel.json",
+            method=ALL_METHODS,
+        ),
+    output:
+        metrics=report(
+            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/metrics.csv",
+            caption="../report/metrics_table.rst",
+            category="Phase F: comparison",
+            labels={
+                "dose": "{dose}",
+                "view": "{view}",
+                "seed": "{seed}",
+                "table": "metrics",
+            },
+        ),
+        frc="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/frc.csv",
+        alignment="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/alignment.json",
+        figure=report(
+            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/comparison.png",
+            caption="../report/comparison.rst",
+            category="Phase F: comparison",
+            labels={
+                "dose": "{dose}",
+                "view": "{view}",
+                "seed": "{seed}",
+                "figure": "comparison",
+            },
+        ),
+        sentinel="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+    log:
+        "logs/phase_f/dose_{dose}/view_{view}/seed_{seed}/score.log",
+    benchmark:
+        "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/score.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        dose=dose_value,
+        methods=ALL_METHODS,
+    script:
+        "../scripts/score.py"
+
+
+rule phase_f:
+    input:
+        phase_f_sentinels(),
