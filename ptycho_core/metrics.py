@@ -36,6 +36,7 @@ raises :class:`MetricError`: a metric is never written as NaN.
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.ndimage import fourier_shift, uniform_filter
 from scipy.signal import windows
 from skimage.metrics import structural_similarity
@@ -151,7 +152,10 @@ def register_translation(
     * iterative refinement: ``moving`` is Fourier-shifted by the current
       estimate and the residual shift is added, until both residual components
       are within 1/``upsample`` px (at most ``max_iter`` rounds). The fixed
-      window biases a single estimate; the bias vanishes as the images align.
+      window biases a single estimate; the bias vanishes as the images align;
+    * a final Nelder-Mead maximisation of the same windowed correlation, which
+      removes what the rounds leave on a narrow region (tenths of a pixel on
+      an 18-px-wide region otherwise).
 
     Complex registration works when the contrast is only in the phase, and the
     correlation peak does not depend on a global phase offset.
@@ -175,7 +179,21 @@ def register_translation(
         total += residual
         if np.all(np.abs(residual) <= 1.0 / upsample):
             break
-    dy, dx = (float(s) for s in total)
+
+    # The windowed estimate converges slowly along a narrow axis (each round
+    # recovers only part of the residual); finish by maximising the windowed
+    # correlation |<ref, shifted moving>| / ||shifted moving|| directly.
+    def cost(s: np.ndarray) -> float:
+        m = prepared(shift_image(moving, (float(s[0]), float(s[1]))))
+        return -float(np.abs(np.vdot(ref_w, m)) / (np.linalg.norm(m) + 1e-300))
+
+    simplex = total + np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]])
+    best = minimize(cost, total, method="Nelder-Mead", options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-14, "maxiter": 400})
+    if best.fun <= cost(total):
+        total = best.x
+    # reported to 1e-4 px: far below the registration's accuracy, and free of
+    # the optimiser's last-digit noise (a global phase offset leaves it unchanged)
+    dy, dx = (round(float(s), 4) for s in total)
     return dy, dx
 
 

@@ -29,7 +29,7 @@ FFT_BLOCK = 128
 
 def taper_1d(P: int, taper: int | None = None) -> np.ndarray:
     """Raised-cosine profile: 1 in the middle, falling to 0 over ``taper`` pixels at each edge."""
-    taper = max(1, P // 8) if taper is None else int(taper)
+    taper = max(1, P // 4) if taper is None else int(taper)
     edge = np.minimum(np.arange(P), np.arange(P)[::-1]) + 0.5  # distance from the nearest edge
     return np.where(edge < taper, 0.5 - 0.5 * np.cos(np.pi * edge / taper), 1.0)
 
@@ -165,6 +165,8 @@ def stitch_patches_loop(
         v = _fractional_shift((patches[k] * w)[None], fx, fy)[0]
         ws = _fractional_shift(w[None].astype(np.complex128), fx, fy)[0].real
         r0, c0 = by - half, bx - half
+        if r0 + P <= 0 or c0 + P <= 0 or r0 >= H or c0 >= W:
+            continue  # entirely outside the frame
         rs, cs = slice(max(r0, 0), min(r0 + P, H)), slice(max(c0, 0), min(c0 + P, W))
         pr, pc = slice(rs.start - r0, rs.stop - r0), slice(cs.start - c0, cs.stop - c0)
         acc[rs, cs] += v[pr, pc]

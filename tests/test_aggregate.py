@@ -1,0 +1,400 @@
+"""Phase G aggregation, deltas, highlights and figures on hand-made phase F tables.
+
+The grid is 2 doses x 2 views x 3 seeds x 3 methods. Every value is
+``BASE[method][metric] + JITTER[method][seed]`` (the same for amplitude and
+phase, and for every dose and view), so the expected statistics are written
+here in closed form: PtychoPINN's jitter is (-0.01, 0, +0.01) and the other
+methods' is 0, hence every PtychoPINN - other difference has the mean
+BASE[PINN] - BASE[other] and the standard deviation 0.01 over 3 seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ptycho_core.aggregate import (
+    NO_INTERVAL_NOTE,
+    TABLE_COLUMNS,
+    AggregationError,
+    collect_metrics,
+    deltas,
+    dose_response_figure,
+    frc_figure,
+    highlights,
+    report_document,
+    runtime_table,
+    summarise,
+    write_report_data,
+)
+from ptycho_core.phase_f import METRICS, QUANTITIES
+
+DOSES = (1e3, 1e4)
+VIEWS = ("dense", "sparse")
+SEEDS = (0, 1, 2)
+METHODS = ("PtychoPINN", "Baseline", "PtyChi")
+BASE = {
+    # PINN vs PtyChi: ssim 0.9 vs 0.8 (+0.1, better); PINN vs Baseline: mae 0.05 vs 0.04 (+0.01, not better)
+    "PtychoPINN": {"mae": 0.05, "rmse": 0.07, "psnr": 20.0, "ssim": 0.9, "ms_ssim": 0.92, "frc50": 0.25, "frc1_7": 0.4},
+    "Baseline": {"mae": 0.04, "rmse": 0.06, "psnr": 22.5, "ssim": 0.95, "ms_ssim": 0.9, "frc50": 0.2, "frc1_7": 0.45},
+    "PtyChi": {"mae": 0.08, "rmse": 0.1, "psnr": 18.0, "ssim": 0.8, "ms_ssim": 0.85, "frc50": 0.3, "frc1_7": 0.35},
+}
+JITTER = {"PtychoPINN": (-0.01, 0.0, 0.01), "Baseline": (0.0, 0.0, 0.0), "PtyChi": (0.0, 0.0, 0.0)}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def cell_rows(seed: int) -> list[tuple]:
+    rows = []
+    for m in METHODS:
+        for q in QUANTITIES:
+            for k in METRICS:
+                rows.append((m, q, k, BASE[m][k] + JITTER[m][seed]))
+        rows.append((m, "amplitude", "amplitude_scale", 1.0))
+        for q in QUANTITIES:
+            rows.append((m, q, "ms_ssim_scales", 4.0))
+    return rows
+
+
+def write_csv(path, rows, header="method,quantity,metric,value") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + "".join(f"{m},{q},{k},{v!r}\n" if isinstance(v, float) else f"{m},{q},{k},{v}\n" for m, q, k, v in rows))
+
+
+def make_grid(root, doses=DOSES, views=VIEWS, seeds=SEEDS, edit=None) -> list[dict]:
+    """Write one metrics.csv per cell; ``edit(dose, view, seed, rows) -> rows`` alters a cell."""
+    cells = []
+    for d in doses:
+        for v in views:
+            for s in seeds:
+                rows = cell_rows(s)
+                if edit is not None:
+                    rows = edit(d, v, s, rows)
+                path = root / f"dose_{d:g}" / f"view_{v}" / f"seed_{s}" / "metrics.csv"
+                write_csv(path, rows)
+                cells.append({"dose": d, "view": v, "seed": s, "path": str(path)})
+    return cells
+
+
+@pytest.fixture
+def grid(tmp_path):
+    return make_grid(tmp_path)
+
+
+@pytest.fixture
+def table(grid):
+    return collect_metrics(grid)
+
+
+def find(records, **kw):
+    out = [r for r in records if all(r[k] == v for k, v in kw.items())]
+    assert len(out) == 1, (kw, len(out))
+    return out[0]
+
+
+# --------------------------------------------------------------------------
+# the tidy table
+# --------------------------------------------------------------------------
+
+
+def test_collect_metrics_tidy_table(table):
+    assert tuple(table.columns) == TABLE_COLUMNS
+    per_cell = len(METHODS) * (len(QUANTITIES) * (len(METRICS) + 1) + 1)
+    assert len(table) == len(DOSES) * len(VIEWS) * len(SEEDS) * per_cell
+    assert table["dose"].dtype == float and table["seed"].dtype == np.int64 and table["value"].dtype == float
+    assert set(table["method"]) == set(METHODS)
+    assert not table.duplicated(list(TABLE_COLUMNS[:-1])).any()
+    sel = table[(table.dose == 1e4) & (table.view == "sparse") & (table.seed == 2) & (table.method == "PtychoPINN")]
+    v = sel[(sel.quantity == "phase") & (sel.metric == "ssim")]["value"]
+    assert v.tolist() == [0.9 + 0.01]
+    assert table.equals(table.sort_values(list(TABLE_COLUMNS[:-1])).reset_index(drop=True))
+
+
+def test_collect_metrics_subset_of_methods_and_metrics(tmp_path):
+    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if r[0] != "Baseline"])
+    t = collect_metrics(cells, methods=["PtychoPINN", "PtyChi"], metrics=("ssim", "mae"))
+    assert set(t["method"]) == {"PtychoPINN", "PtyChi"}
+    with pytest.raises(AggregationError, match=r"method Baseline missing"):
+        collect_metrics(cells)
+
+
+# --------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------
+
+
+def test_summary_means_and_stds(table):
+    summary = summarise(table)
+    json.dumps(summary, allow_nan=False)
+    recs = summary["records"]
+    assert len(recs) == len(DOSES) * len(VIEWS) * len(METHODS) * (len(QUANTITIES) * (len(METRICS) + 1) + 1)
+    r = find(recs, dose=1e3, view="dense", method="PtychoPINN", quantity="amplitude", metric="ssim")
+    assert r["n"] == 3 and r["seeds"] == [0, 1, 2]
+    assert r["mean"] == pytest.approx(0.9, abs=1e-12)
+    assert r["std"] == pytest.approx(0.01, abs=1e-12)
+    assert (r["min"], r["max"]) == (pytest.approx(0.89), pytest.approx(0.91))
+    r = find(recs, dose=1e4, view="sparse", method="PtyChi", quantity="phase", metric="psnr")
+    assert r["mean"] == pytest.approx(18.0) and r["std"] == 0.0 and r["dose_label"] == "1e4"
+
+
+def test_summary_n1_has_no_std(tmp_path):
+    t = collect_metrics(make_grid(tmp_path, seeds=(2,)))
+    r = find(summarise(t)["records"], dose=1e3, view="dense", method="PtychoPINN", quantity="phase", metric="mae")
+    assert r["n"] == 1 and r["std"] is None and r["mean"] == r["min"] == r["max"]
+
+
+# --------------------------------------------------------------------------
+# deltas
+# --------------------------------------------------------------------------
+
+
+def test_delta_signs_and_values(table):
+    recs = deltas(table)
+    assert len(recs) == 2 * len(DOSES) * len(VIEWS) * len(QUANTITIES) * 6
+    assert {r["reference"] for r in recs} == {"PtychoPINN"}
+    r = find(recs, other="PtyChi", dose=1e4, view="dense", quantity="phase", metric="ssim")
+    assert r["mean"] == pytest.approx(0.1, abs=1e-12) and r["better"] is True and r["direction"] == "higher"
+    assert r["differences"] == pytest.approx([0.09, 0.1, 0.11], abs=1e-12) and r["seeds"] == [0, 1, 2]
+    r = find(recs, other="Baseline", dose=1e3, view="sparse", quantity="amplitude", metric="mae")
+    assert r["mean"] == pytest.approx(0.01, abs=1e-12) and r["better"] is False and r["direction"] == "lower"
+    r = find(recs, other="PtyChi", dose=1e3, view="sparse", quantity="amplitude", metric="mae")
+    assert r["mean"] == pytest.approx(-0.03, abs=1e-12) and r["better"] is True
+    r = find(recs, other="Baseline", dose=1e3, view="dense", quantity="phase", metric="psnr")
+    assert r["mean"] == pytest.approx(-2.5, abs=1e-12) and r["better"] is False
+    # FRC resolution is a frequency in cycles/pixel: higher = finer = better.
+    r = find(recs, other="Baseline", dose=1e3, view="dense", quantity="phase", metric="frc50")
+    assert r["mean"] == pytest.approx(0.05, abs=1e-12) and r["better"] is True
+    r = find(recs, other="PtyChi", dose=1e3, view="dense", quantity="phase", metric="frc50")
+    assert r["mean"] == pytest.approx(-0.05, abs=1e-12) and r["better"] is False
+    for r in recs:
+        expected = BASE["PtychoPINN"][r["metric"]] - BASE[r["other"]][r["metric"]]
+        assert r["mean"] == pytest.approx(expected, abs=1e-12)
+        assert r["better"] == ((expected > 0) if r["direction"] == "higher" else (expected < 0))
+
+
+def test_delta_interval_matches_scipy(table):
+    recs = deltas(table)
+    for r in recs:
+        d = np.array(r["differences"])
+        assert r["n"] == 3 and r["note"] is None
+        assert r["std"] == pytest.approx(d.std(ddof=1), abs=1e-12)
+        lo, hi = stats.t.interval(0.95, df=len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+        assert r["interval"] == pytest.approx([lo, hi], abs=1e-12)
+    r = find(recs, other="PtyChi", dose=1e4, view="dense", quantity="phase", metric="ssim")
+    half = stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
+    assert r["interval"] == pytest.approx([0.1 - half, 0.1 + half], abs=1e-12)
+
+
+def test_delta_n1_has_no_interval(tmp_path):
+    t = collect_metrics(make_grid(tmp_path, seeds=(1,)))
+    recs = deltas(t)
+    assert recs and all(r["n"] == 1 and r["interval"] is None and r["std"] is None and r["interval_excludes_zero"] is None for r in recs)
+    assert all(r["note"] == NO_INTERVAL_NOTE == "n = 1: no interval" for r in recs)
+    lines = highlights(report_document(summarise(t), recs))
+    assert all("(n = 1: no interval)" in line and "CI" not in line for line in lines)
+
+
+def test_delta_unpaired_seed_is_refused(table):
+    drop = (table.method == "Baseline") & (table.seed == 2) & (table.dose == 1e4) & (table.view == "dense")
+    with pytest.raises(AggregationError, match=r"dose 1e4, view dense.*seed\(s\) \[2\] present for PtychoPINN only"):
+        deltas(table[~drop])
+    drop = (table.method == "PtychoPINN") & (table.seed == 0)
+    with pytest.raises(AggregationError, match=r"seed\(s\) \[0\] present for (Baseline|PtyChi) only"):
+        deltas(table[~drop])
+
+
+def test_delta_missing_reference_or_metric_is_refused(table):
+    with pytest.raises(AggregationError, match="reference method PtychoPINN missing"):
+        deltas(table[table.method != "PtychoPINN"])
+    drop = (table.method == "PtyChi") & (table.metric == "frc1_7") & (table.quantity == "phase") & (table.dose == 1e3)
+    with pytest.raises(AggregationError, match=r"dose 1e3, view dense: method PtyChi lacks phase frc1_7"):
+        deltas(table[~drop])
+    with pytest.raises(AggregationError, match="amplitude_scale"):
+        deltas(table, metrics=("amplitude_scale",))
+
+
+# --------------------------------------------------------------------------
+# validation of the phase F tables
+# --------------------------------------------------------------------------
+
+
+def test_missing_method_is_named(tmp_path):
+    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if not (r[0] == "Baseline" and d == 1e4 and v == "sparse" and s == 1)])
+    with pytest.raises(AggregationError) as exc:
+        collect_metrics(cells)
+    msg = str(exc.value)
+    assert "method Baseline missing" in msg and "dose 1e4, view sparse, seed 1" in msg
+    assert str(tmp_path / "dose_10000" / "view_sparse" / "seed_1" / "metrics.csv") in msg
+
+
+def test_missing_metric_is_named(tmp_path):
+    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if not (r[:3] == ("PtyChi", "phase", "ms_ssim") and s == 2 and d == 1e3)])
+    with pytest.raises(AggregationError, match=r"dose 1e3, view dense, seed 2: method PtyChi lacks metric\(s\) \['phase ms_ssim'\]"):
+        collect_metrics(cells)
+
+
+def test_missing_cell_is_named(tmp_path):
+    cells = [c for c in make_grid(tmp_path) if not (c["dose"] == 1e4 and c["view"] == "dense" and c["seed"] == 1)]
+    with pytest.raises(AggregationError, match=r"cell dose 1e4, view dense, seed 1 missing"):
+        collect_metrics(cells)
+
+
+def test_missing_file_is_named(tmp_path):
+    cells = make_grid(tmp_path)
+    cells[3]["path"] = str(tmp_path / "nowhere" / "metrics.csv")
+    with pytest.raises(AggregationError, match=r"nowhere/metrics.csv: cell dose 1e3, view sparse, seed 0: metrics table file not found"):
+        collect_metrics(cells)
+
+
+@pytest.mark.parametrize("bad", ["nan", "NaN", "inf", "", "abc"])
+def test_nan_value_is_named(tmp_path, bad):
+    def edit(d, v, s, rows):
+        if (d, v, s) == (1e3, "sparse", 0):
+            rows = [(m, q, k, bad if (m, q, k) == ("PtychoPINN", "amplitude", "psnr") else x) for m, q, k, x in rows]
+        return rows
+
+    with pytest.raises(AggregationError) as exc:
+        collect_metrics(make_grid(tmp_path, edit=edit))
+    msg = str(exc.value)
+    assert "not finite" in msg and "dose 1e3, view sparse, seed 0" in msg
+    assert "method=PtychoPINN, quantity=amplitude, metric=psnr" in msg
+
+
+def test_duplicate_row_is_named(tmp_path):
+    def edit(d, v, s, rows):
+        return rows + [("PtyChi", "amplitude", "ssim", 0.7)] if (d, v, s) == (1e4, "dense", 0) else rows
+
+    with pytest.raises(AggregationError, match=r"dose 1e4, view dense, seed 0: duplicate row\(s\) for method PtyChi, amplitude ssim"):
+        collect_metrics(make_grid(tmp_path, edit=edit))
+
+
+def test_unknown_method_and_bad_columns_are_refused(tmp_path):
+    def edit(d, v, s, rows):
+        return [("Pty-chi (pty-chi)" if m == "PtyChi" else m, q, k, x) for m, q, k, x in rows]
+
+    with pytest.raises(AggregationError, match=r"unexpected method\(s\) \['Pty-chi \(pty-chi\)'\]"):
+        collect_metrics(make_grid(tmp_path / "a", edit=edit))
+    cells = make_grid(tmp_path / "b")
+    write_csv(tmp_path / "b" / "x.csv", cell_rows(0), header="method,quantity,name,value")
+    cells[0]["path"] = str(tmp_path / "b" / "x.csv")
+    with pytest.raises(AggregationError, match=r"lacks column\(s\) \['metric'\]"):
+        collect_metrics(cells)
+    with pytest.raises(AggregationError, match="listed twice"):
+        collect_metrics(cells + [dict(cells[1])])
+
+
+# --------------------------------------------------------------------------
+# the one JSON, its CSV and the highlights
+# --------------------------------------------------------------------------
+
+SIGNED = r"[+-]\d+\.\d{3}"
+LINE = re.compile(
+    rf"^dose (\S+), view (\S+), (amplitude|phase) (.+): PtychoPINN − (\S+) = ({SIGNED}) "
+    rf"\(n = (\d+), 95 % CI \[({SIGNED}), ({SIGNED})\]\) — PtychoPINN (better|not better)( \(interval includes 0\))?$"
+)
+
+
+def test_report_data_and_highlights_match_json(tmp_path, table):
+    out_csv, out_json = tmp_path / "g" / "metrics.csv", tmp_path / "g" / "summary.json"
+    write_report_data(table, summarise(table), deltas(table), out_csv, out_json)
+    first = (out_csv.read_bytes(), out_json.read_bytes())
+    write_report_data(table, summarise(table), list(reversed(deltas(table))), out_csv, out_json)
+    assert (out_csv.read_bytes(), out_json.read_bytes()) == first
+
+    back = pd.read_csv(out_csv)
+    assert tuple(back.columns) == TABLE_COLUMNS
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+
+    doc = json.loads(out_json.read_text())
+    lines = highlights(doc)
+    assert len(lines) == len(doc["deltas"])
+    for line, r in zip(lines, doc["deltas"]):
+        m = LINE.match(line)
+        assert m, line
+        assert m.group(1) == r["dose_label"] and m.group(2) == r["view"] and m.group(3) == r["quantity"]
+        assert m.group(5) == r["other"] and m.group(7) == str(r["n"])
+        assert m.group(6) == f"{r['mean']:+.3f}"
+        assert (m.group(8), m.group(9)) == (f"{r['interval'][0]:+.3f}", f"{r['interval'][1]:+.3f}")
+        assert (m.group(10) == "better") == r["better"]
+        lo, hi = r["interval"]
+        assert r["interval_excludes_zero"] == (lo > 0 or hi < 0) == (m.group(11) is None)
+    line = lines[[i for i, r in enumerate(doc["deltas"]) if (r["dose"], r["view"], r["quantity"], r["metric"], r["other"]) == (1e4, "dense", "phase", "ms_ssim", "PtyChi")][0]]
+    half = stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
+    assert line == (
+        f"dose 1e4, view dense, phase MS-SSIM: PtychoPINN − PtyChi = +0.070 "
+        f"(n = 3, 95 % CI [{0.07 - half:+.3f}, {0.07 + half:+.3f}]) — PtychoPINN better"
+    )
+    assert any(" = -2.500 " in x and x.endswith("not better") for x in lines)  # PSNR vs Baseline
+    assert "dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)" in lines
+
+
+def test_highlights_need_deltas():
+    with pytest.raises(AggregationError, match="deltas"):
+        highlights({"summary": {}})
+
+
+# --------------------------------------------------------------------------
+# figures and run time
+# --------------------------------------------------------------------------
+
+
+def test_dose_response_figure(tmp_path, table):
+    out = tmp_path / "fig" / "ssim.png"
+    dose_response_figure(out, table, "ms_ssim", "phase")
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    one = collect_metrics(make_grid(tmp_path / "n1", seeds=(0,)))
+    dose_response_figure(tmp_path / "n1.png", one, "mae", "amplitude")
+    assert (tmp_path / "n1.png").read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(AggregationError, match="no rows for phase nonsense"):
+        dose_response_figure(tmp_path / "x.png", table, "nonsense", "phase")
+
+
+def test_frc_figure(tmp_path):
+    freq = np.arange(1, 17) / 32
+    entries = []
+    for d in DOSES:
+        for v in VIEWS:
+            for s in SEEDS:
+                p = tmp_path / f"d{d:g}_{v}_{s}.csv"
+                lines = ["method,quantity,frequency_cycles_per_pixel,frc"]
+                for i, m in enumerate(METHODS):
+                    for q in QUANTITIES:
+                        lines += [f"{m},{q},{float(f)!r},{float(np.exp(-f * (4 + i + s)))!r}" for f in freq]
+                p.write_text("\n".join(lines) + "\n")
+                entries.append((d, v, s, str(p)))
+    out = tmp_path / "frc.png"
+    frc_figure(out, entries)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    bad = tmp_path / "bad.csv"
+    bad.write_text("method,quantity,frequency_cycles_per_pixel,frc\nPtyChi,phase,0.1,nan\n")
+    with pytest.raises(AggregationError, match=r"bad.csv: cell dose 1e4, view dense, seed 0: frc"):
+        frc_figure(out, [e if e[:3] != (1e4, "dense", 0) else (1e4, "dense", 0, str(bad)) for e in entries])
+    with pytest.raises(AggregationError, match="dose 1e5 not among"):
+        frc_figure(out, entries, dose=1e5)
+
+
+def test_runtime_table(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {}
+    for rule, secs, rss in [("train", (10.5, 20.25), ("512.5", "1024.0")), ("score", (1.5, 2.5, 3.0), ("NA", "100.0", "-"))]:
+        files[rule] = []
+        for i, (s, r) in enumerate(zip(secs, rss)):
+            p = tmp_path / rule / f"{i}.tsv"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(header + f"{s}\t0:00:{int(s):02d}\t{r}\t1\t1\t1\t0\t0\t50\t{s}\n")
+            files[rule].append(str(p))
+    rt = runtime_table(files)
+    assert rt["rule"].tolist() == ["score", "train"]
+    score, train = rt.iloc[0], rt.iloc[1]
+    assert train["jobs"] == 2 and train["total_seconds"] == pytest.approx(30.75) and train["mean_seconds"] == pytest.approx(15.375)
+    assert train["max_rss_mb"] == pytest.approx(1024.0)
+    assert score["jobs"] == 3 and score["total_seconds"] == pytest.approx(7.0) and score["max_rss_mb"] == pytest.approx(100.0)
+    with pytest.raises(AggregationError, match=r"missing.tsv: benchmark file of rule score not found"):
+        runtime_table({"score": [str(tmp_path / "missing.tsv")]})
+    with pytest.raises(AggregationError, match="rule train has no benchmark files"):
+        runtime_table({"train": []})

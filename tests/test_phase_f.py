@@ -1,0 +1,423 @@
+"""Phase F steps: chunked prediction + stitching, the evaluation region, and scoring end to end.
+
+A small case is simulated once (phase C ground truth and simulation, phase D
+view, N = 32, a 96 x 96 object). The networks are replaced by a fake model
+that returns the ground truth's N/2 x N/2 support (amplitude, phase) of each
+row it is given; the rows are recovered from the input because the fake
+test set's diffraction pattern of row k is filled with the value k. The
+scoring step gets reconstructions built from the ground truth with known
+defects (shift, phase offset, amplitude scale, noise).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ptycho_core import phase_c, phase_d, phase_f
+from ptycho_core.config import study_from_dict
+from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
+from ptycho_core.forward import extract_patches
+from ptycho_core.methods import Method
+from ptycho_core.metrics import MetricError, shift_image
+from ptycho_core.recon_contract import Reconstruction, save_recon
+from ptycho_core.sentinel import ArtifactCheckError, verify_sentinel
+from ptycho_core.stitch import stitch_patches
+from ptycho_core.view_contract import load_view
+
+DOSE, VIEW, SEED = 1.0e4, "dense", 0
+STUDY = {
+    "name": "phase-f-test",
+    "N": 32,
+    "doses": [DOSE],
+    "seeds": [SEED],
+    "object": {"family": "grf", "size": 96, "seed": 3, "feature_size": 4.0, "amplitude_contrast": 0.3, "phase_max": 1.5},
+    "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
+    "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
+    "split": {"axis": "x", "test_fraction": 0.5, "guard_diameters": 1.0},
+    "views": {VIEW: {"stride": 1}},
+    "grouping": {"gridsize": 2, "K": 6, "max_radius_diameters": 1.0, "train_groups_per_position": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("phase_f")
+    study = study_from_dict(STUDY)
+    p = {k: d / k for k in ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")}
+    phase_c.run_ground_truth(study, p["gt.npz"], p["gt.json"])
+    phase_c.run_simulate(study, DOSE, SEED, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
+    phase_d.run_view(study, VIEW, DOSE, SEED, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
+    test = load_diffraction_set(p["test.npz"])
+    view = load_view(p["view.npz"], n_test=test.n)
+    gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
+    D = float(test.metadata["probe"]["fwhm_diameter_px"])
+    region = phase_f.evaluation_region(test, view.test_index, gt.shape, D / 2)
+    return SimpleNamespace(dir=d, study=study, p=p, test=test, view=view, gt=gt, D=D, region=region)
+
+
+# --------------------------------------------------------------------------
+# predict_and_stitch with a fake model
+# --------------------------------------------------------------------------
+
+
+class FakeModel:
+    """Returns the ground-truth support (amplitude, phase) of each row; records what it sees."""
+
+    def __init__(self, gt, test):
+        N = test.N
+        q = N // 4
+        support = extract_patches(gt, test.xcoords, test.ycoords, N)[:, q : q + N // 2, q : q + N // 2]
+        self.amp = np.abs(support).astype(np.float32)
+        self.phase = np.angle(support).astype(np.float32)
+        self.calls = []
+
+    def predict(self, x, batch_size, verbose):
+        x = np.asarray(x)
+        rows = np.rint(x[:, 0, 0, :]).astype(int)  # (b, C): the row index each input pattern encodes
+        assert np.all(x == rows[:, None, None, :]), "an input pattern is not one row's pattern"
+        self.calls.append({"shape": x.shape, "batch_size": batch_size, "verbose": verbose, "rows": rows})
+        return np.moveaxis(self.amp[rows], 1, -1), np.moveaxis(self.phase[rows], 1, -1)
+
+
+def encoded(test):
+    """The test set with diffraction pattern k filled with the value k (the fake model's key)."""
+    code = np.broadcast_to(np.arange(test.n, dtype=np.float32)[:, None, None], test.diffraction.shape).copy()
+    return dataclasses.replace(test, diffraction=code)
+
+
+def groups_of(view, channels):
+    return view.test_groups if channels > 1 else view.test_index[:, None]
+
+
+@pytest.mark.parametrize("channels", [1, 4], ids=["Baseline", "PtychoPINN"])
+def test_predict_and_stitch_reproduces_the_object_on_the_region(case, channels):
+    test, view, gt = case.test, case.view, case.gt
+    model = FakeModel(gt, test)
+    st, n_patches = phase_f.predict_and_stitch(model, channels, encoded(test), view, gt.shape, chunk=40)
+    groups = groups_of(view, channels)
+    assert n_patches == groups.size
+
+    # exactly the view's rows (Baseline) or groups (PtychoPINN), in order, each member in its channel
+    seen = np.concatenate([c["rows"] for c in model.calls])
+    np.testing.assert_array_equal(seen, groups)
+    assert all(c["shape"][1:] == (test.N, test.N, channels) for c in model.calls)
+
+    # the same as stitching the support patches of those rows at their positions
+    positions = np.column_stack([test.xcoords, test.ycoords])[groups.ravel()]
+    patches = (model.amp * np.exp(1j * model.phase))[groups.ravel()]
+    direct = stitch_patches(patches, positions, gt.shape)
+    np.testing.assert_array_equal(st.covered, direct.covered)
+    np.testing.assert_allclose(st.obj, direct.obj, atol=1e-6)
+
+    # and it is the ground truth on the evaluation region (errors: float32
+    # support patches, the subpixel extraction and the stitcher's Fourier
+    # shift, see tests/test_stitch.py; measured median 1.4e-3, max 6e-3)
+    r = case.region
+    assert st.covered[r].all()
+    err = np.abs(st.obj[r] - gt[r]) / np.abs(gt[r])
+    assert np.median(err) < 5e-3
+    assert err.max() < 2e-2
+    # every test position is covered
+    rows = view.test_index
+    assert st.covered[np.rint(test.ycoords[rows]).astype(int), np.rint(test.xcoords[rows]).astype(int)].all()
+
+
+@pytest.mark.parametrize("channels", [1, 4], ids=["Baseline", "PtychoPINN"])
+def test_predict_and_stitch_chunk_size_is_irrelevant_and_bounds_each_prediction(case, channels):
+    test, view, gt = case.test, case.view, case.gt
+    enc = encoded(test)
+    n_groups = groups_of(view, channels).shape[0]
+    results = {}
+    for chunk in (7, 512):
+        model = FakeModel(gt, test)
+        results[chunk] = phase_f.predict_and_stitch(model, channels, enc, view, gt.shape, chunk=chunk)
+        sizes = [c["shape"][0] for c in model.calls]
+        # memory: never more than `chunk` groups handed to predict at once
+        assert max(sizes) <= chunk
+        assert sum(sizes) == n_groups
+        assert len(sizes) == math.ceil(n_groups / chunk)
+        assert all(c["verbose"] == 0 and int(c["batch_size"]) >= 1 for c in model.calls)
+    (a, na), (b, nb) = results[7], results[512]
+    assert na == nb
+    np.testing.assert_array_equal(a.covered, b.covered)
+    np.testing.assert_allclose(a.obj, b.obj, atol=1e-6)
+    np.testing.assert_allclose(a.weight, b.weight, atol=1e-6)
+
+
+def test_predict_and_stitch_refuses_a_channel_count_the_groups_do_not_have(case):
+    with pytest.raises(ValueError, match="channel"):
+        phase_f.predict_and_stitch(FakeModel(case.gt, case.test), 2, encoded(case.test), case.view, case.gt.shape)
+
+
+# --------------------------------------------------------------------------
+# evaluation region
+# --------------------------------------------------------------------------
+
+
+def _positions(x, y):
+    return SimpleNamespace(xcoords=np.asarray(x, float), ycoords=np.asarray(y, float))
+
+
+def test_evaluation_region_is_the_bounding_box_shrunk_by_the_border():
+    # rows 0-3 are the view; row 4 lies far outside and must not count
+    test = _positions([10.3, 50.7, 30.0, 22.2, 90.0], [20.2, 25.0, 60.9, 40.0, 90.0])
+    rows = np.array([0, 1, 2, 3])
+    rs, cs = phase_f.evaluation_region(test, rows, (100, 100), border=3.5)
+    # rows: y in [20.2 + 3.5, 60.9 - 3.5] = [23.7, 57.4]; cols: x in [13.8, 47.2]
+    assert (rs.start, rs.stop) == (24, 58)
+    assert (cs.start, cs.stop) == (14, 48)
+    # every pixel centre of the region lies inside the shrunk box, and the box's
+    # pixel centres all belong to the region
+    assert rs.start >= 20.2 + 3.5 and rs.stop - 1 <= 60.9 - 3.5 and rs.start - 1 < 23.7 and rs.stop > 57.4
+    assert cs.start >= 10.3 + 3.5 and cs.stop - 1 <= 50.7 - 3.5 and cs.start - 1 < 13.8 and cs.stop > 47.2
+    # integer bounds are included; the frame clips the region
+    rs, cs = phase_f.evaluation_region(_positions([10, 30], [10, 30]), np.array([0, 1]), (100, 100), border=2.0)
+    assert (rs.start, rs.stop, cs.start, cs.stop) == (12, 29, 12, 29)
+    rs, cs = phase_f.evaluation_region(_positions([-5, 30], [10, 40]), np.array([0, 1]), (35, 25), border=1.0)
+    assert (rs.start, rs.stop) == (11, 35) and (cs.start, cs.stop) == (0, 25)
+
+
+def test_evaluation_region_of_the_simulated_view(case):
+    rs, cs = case.region
+    rows = case.view.test_index
+    x, y = case.test.xcoords[rows], case.test.ycoords[rows]
+    assert rs.start == math.ceil(y.min() + case.D / 2) and rs.stop == math.floor(y.max() - case.D / 2) + 1
+    assert cs.start == math.ceil(x.min() + case.D / 2) and cs.stop == math.floor(x.max() - case.D / 2) + 1
+
+
+@pytest.mark.parametrize(
+    "x, y, border",
+    [
+        ([10.0, 20.0], [10.0, 60.0], 3.0),  # 10 px wide, 4 px after the border
+        ([10.0, 60.0], [10.0, 20.0], 3.0),
+        ([10.0, 60.0], [10.0, 60.0], 22.0),  # the border eats the whole span
+        ([10.0, 16.9], [10.0, 60.0], 0.0),  # 7 px
+    ],
+)
+def test_evaluation_region_too_small_raises(x, y, border):
+    with pytest.raises(ArtifactCheckError, match="evaluation region"):
+        phase_f.evaluation_region(_positions(x, y), np.array([0, 1]), (100, 100), border)
+
+
+def test_evaluation_region_of_eight_pixels_is_accepted():
+    rs, cs = phase_f.evaluation_region(_positions([10.0, 17.0], [10.0, 17.0]), np.array([0, 1]), (100, 100), 0.0)
+    assert rs.stop - rs.start == 8 and cs.stop - cs.start == 8
+
+
+# --------------------------------------------------------------------------
+# run_score end to end
+# --------------------------------------------------------------------------
+
+SHIFT = (0.3, -0.45)  # (dy, dx) applied to the PtychoPINN reconstruction
+PINN_PHASE, PINN_SCALE = 0.7, 1.2
+PTYCHI_OFFSET = -2.0
+
+
+def write_recon(path, obj, method, covered=None, **meta):
+    metadata = {"schema_version": 1, "method": method, "dose": DOSE, "view": VIEW, "seed": SEED, **meta}
+    covered = np.ones(obj.shape, bool) if covered is None else covered
+    save_recon(path, Reconstruction(np.asarray(obj, dtype=np.complex64), covered, metadata))
+    return path
+
+
+def score(case, recon_paths, tag):
+    out = {k: case.dir / f"{tag}.{k}" for k in ("metrics.csv", "frc.csv", "alignment.json", "figure.png", "sentinel.json")}
+    result = phase_f.run_score(
+        case.study, DOSE, VIEW, SEED, case.p["gt.npz"], case.p["test.npz"], case.p["view.npz"], recon_paths,
+        [case.p["c.json"], case.p["d.json"]], *out.values(),
+    )
+    return result, out
+
+
+def noise(shape, seed, sigma):
+    rng = np.random.default_rng(seed)
+    return sigma * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+
+
+@pytest.fixture(scope="module")
+def scored(case):
+    gt = case.gt
+    recons = {
+        "PtychoPINN": shift_image(PINN_SCALE * gt * np.exp(1j * PINN_PHASE), SHIFT),
+        "Baseline": gt + noise(gt.shape, 11, 0.01),
+        "PtyChi": gt * np.exp(1j * PTYCHI_OFFSET),
+    }
+    paths = {m: write_recon(case.dir / f"{m}.recon.npz", o, m) for m, o in recons.items()}
+    result, out = score(case, paths, "main")
+    with open(out["metrics.csv"], newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = list(reader)
+    with open(out["frc.csv"], newline="") as f:
+        frc_reader = csv.reader(f)
+        frc_header = next(frc_reader)
+        frc_rows = list(frc_reader)
+    alignment = json.loads(out["alignment.json"].read_text())
+    values = {(m, q, k): float(v) for m, q, k, v in rows}
+    return SimpleNamespace(result=result, out=out, header=header, rows=rows, values=values, frc_header=frc_header, frc_rows=frc_rows, alignment=alignment)
+
+
+def test_metrics_table_has_exactly_the_expected_rows(scored):
+    assert scored.header == ["method", "quantity", "metric", "value"]
+    methods = [m.value for m in Method]
+    expected = {(m, q, k) for m in methods for q in phase_f.QUANTITIES for k in phase_f.METRICS}
+    expected |= {(m, "amplitude", "amplitude_scale") for m in methods}
+    expected |= {(m, q, "ms_ssim_scales") for m in methods for q in phase_f.QUANTITIES}
+    keys = [tuple(r[:3]) for r in scored.rows]
+    assert len(keys) == len(set(keys)), "repeated rows"
+    assert set(keys) == expected
+    assert {r[0] for r in scored.rows} == set(methods)  # canonical ids only
+    for r in scored.rows:
+        assert len(r) == 4 and math.isfinite(float(r[3])), r
+    for m in methods:
+        for q in phase_f.QUANTITIES:
+            n = scored.values[(m, q, "ms_ssim_scales")]
+            assert n == int(n) and 1 <= n <= 5
+    assert len(scored.result["rows"]) == len(expected)
+
+
+def test_alignment_record_reports_the_known_shift(scored):
+    """The registration finds the shift applied to the PtychoPINN image (within 0.05 px).
+
+    shift_image(recon, s) aligns recon onto the ground truth, so s = -SHIFT;
+    the Fourier shift is periodic and invertible, so at s = -SHIFT the image
+    is exactly 1.2 exp(0.7i) times the ground truth and the answer is exact.
+    On this view the evaluation region is 48 x 18 px; the registration
+    (metrics.register_translation) reports dx = 0.38 instead of 0.45.
+    """
+    shift = scored.alignment["methods"]["PtychoPINN"]["shift_dy_dx_px"]
+    assert shift == pytest.approx([-SHIFT[0], -SHIFT[1]], abs=0.05)
+    for m in ("Baseline", "PtyChi"):
+        assert scored.alignment["methods"][m]["shift_dy_dx_px"] == pytest.approx([0.0, 0.0], abs=0.05)
+
+
+def test_amplitude_is_compared_raw_and_its_scale_reported(case, scored):
+    rec = scored.alignment["methods"]["PtychoPINN"]
+    # the scale reported is the least-squares s in |gt| ~ s |recon| (metrics.amplitude_scale):
+    # for an amplitude scaled by 1.2 it is 1 / 1.2, in the record and in the table
+    assert rec["amplitude_scale_reported_not_applied"] == pytest.approx(1 / PINN_SCALE, rel=2e-3)
+    assert scored.values[("PtychoPINN", "amplitude", "amplitude_scale")] == pytest.approx(1 / PINN_SCALE, rel=2e-3)
+    assert rec["phase_offset_rad"] == pytest.approx(-PINN_PHASE, abs=1e-2)
+    # raw comparison: the MAE is that of a 20 % too bright image, not of a rescaled one
+    ref = np.abs(case.gt[case.region])
+    raw_mae = (PINN_SCALE - 1) * ref.mean()
+    mae = scored.values[("PtychoPINN", "amplitude", "mae")]
+    assert mae == pytest.approx(raw_mae, rel=0.05)
+    assert mae > 10 * scored.values[("Baseline", "amplitude", "mae")]
+    assert scored.values[("PtychoPINN", "amplitude", "rmse")] == pytest.approx(raw_mae * np.sqrt(np.mean(ref**2)) / ref.mean(), rel=0.05)
+    # its phase, once registered and the offset removed, is close to the truth
+    assert scored.values[("PtychoPINN", "phase", "ssim")] > 0.99
+
+
+def test_a_global_phase_offset_does_not_change_the_metrics(scored):
+    v = scored.values
+    rec = scored.alignment["methods"]["PtyChi"]
+    assert rec["phase_offset_rad"] == pytest.approx(-PTYCHI_OFFSET, abs=1e-6)
+    assert v[("PtyChi", "phase", "mae")] < 1e-6
+    assert v[("PtyChi", "phase", "rmse")] < 1e-6
+    assert v[("PtyChi", "amplitude", "mae")] < 1e-6
+    for q in phase_f.QUANTITIES:
+        assert v[("PtyChi", q, "ssim")] > 1 - 1e-9
+        assert v[("PtyChi", q, "ms_ssim")] > 1 - 1e-9
+        assert v[("PtyChi", q, "psnr")] > 100
+        assert v[("PtyChi", q, "frc50")] == 0.5
+    assert v[("PtyChi", "amplitude", "amplitude_scale")] == pytest.approx(1.0, abs=1e-6)
+    # Baseline: small noise, unit scale, near-perfect but not perfect
+    assert v[("Baseline", "amplitude", "amplitude_scale")] == pytest.approx(1.0, abs=5e-3)
+    assert 0 < v[("Baseline", "phase", "mae")] < 0.02
+
+
+def test_the_same_image_with_a_phase_offset_scores_identically(case):
+    """PtyChi = Baseline's noisy image times exp(i c): every metric equal, only the offset differs."""
+    obj = case.gt + noise(case.gt.shape, 12, 0.02)
+    paths = {
+        "Baseline": write_recon(case.dir / "offset-a.npz", obj, "Baseline"),
+        "PtyChi": write_recon(case.dir / "offset-b.npz", obj * np.exp(1.3j), "PtyChi"),
+    }
+    result, out = score(case, paths, "offset")
+    by = {}
+    for m, q, k, v in result["rows"]:
+        by.setdefault(m, {})[(q, k)] = v
+    assert by["Baseline"].keys() == by["PtyChi"].keys()
+    for key, value in by["Baseline"].items():
+        assert by["PtyChi"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    a = result["alignment"]
+    assert a["PtyChi"]["shift_dy_dx_px"] == a["Baseline"]["shift_dy_dx_px"]
+    assert a["PtyChi"]["phase_offset_rad"] - a["Baseline"]["phase_offset_rad"] == pytest.approx(-1.3, abs=1e-5)
+    verify_sentinel(out["sentinel.json"])
+
+
+def test_frc_table_figure_and_sentinel(case, scored):
+    assert scored.frc_header == ["method", "quantity", "frequency_cycles_per_pixel", "frc"]
+    pairs = {(r[0], r[1]) for r in scored.frc_rows}
+    assert pairs == {(m.value, q) for m in Method for q in phase_f.QUANTITIES}
+    for m, q, f, c in scored.frc_rows:
+        assert 0 < float(f) <= 0.5 and math.isfinite(float(c))
+    # one curve per method and quantity, of equal length
+    counts = {p: sum(1 for r in scored.frc_rows if (r[0], r[1]) == p) for p in pairs}
+    assert len(set(counts.values())) == 1 and next(iter(counts.values())) >= 4
+
+    png = scored.out["figure.png"]
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    record = verify_sentinel(scored.out["sentinel.json"])
+    listed = {o["path"] for o in record["outputs"]}
+    assert {str(scored.out[k]) for k in ("metrics.csv", "frc.csv", "alignment.json", "figure.png")} <= listed
+    assert record["checks"]["n_metric_rows"] == record["checks"]["expected_rows"] == len(scored.rows)
+    assert record["checks"]["methods"] == sorted(m.value for m in Method)
+    a = scored.alignment
+    assert [a["region_rows"], a["region_cols"]] == [[case.region[0].start, case.region[0].stop], [case.region[1].start, case.region[1].stop]]
+    assert a["border_px"] == pytest.approx(case.D / 2)
+
+
+# --------------------------------------------------------------------------
+# run_score failures
+# --------------------------------------------------------------------------
+
+
+def _good(case, name="good.npz", method="PtychoPINN"):
+    return write_recon(case.dir / name, case.gt + noise(case.gt.shape, 13, 0.01), method)
+
+
+def test_a_constant_reconstruction_fails_naming_the_method(case):
+    flat = np.full(case.gt.shape, 0.8 * np.exp(0.3j))
+    paths = {"PtychoPINN": _good(case), "Baseline": write_recon(case.dir / "flat.npz", flat, "Baseline")}
+    with pytest.raises(MetricError, match="Baseline") as exc:
+        score(case, paths, "flat")
+    assert "flat.npz" in str(exc.value) and "degenerate" in str(exc.value)
+    assert not (case.dir / "flat.sentinel.json").exists()
+    assert not (case.dir / "flat.metrics.csv").exists()
+
+
+def test_uncovered_region_pixels_fail_naming_the_file(case):
+    covered = np.ones(case.gt.shape, bool)
+    rs, cs = case.region
+    covered[rs.start + 3, cs.start + 2] = False
+    obj = np.where(covered, case.gt, 0)
+    paths = {"PtyChi": write_recon(case.dir / "holes.npz", obj, "PtyChi", covered=covered)}
+    with pytest.raises(ArtifactCheckError, match="holes.npz") as exc:
+        score(case, paths, "holes")
+    assert "region covered" in str(exc.value) and "PtyChi" in str(exc.value)
+    assert not (case.dir / "holes.sentinel.json").exists()
+
+
+def test_a_reconstruction_of_another_method_is_refused(case):
+    paths = {"PtyChi": _good(case, "mislabelled.npz", method="Baseline")}
+    with pytest.raises(ArtifactCheckError, match="mislabelled.npz.*method"):
+        score(case, paths, "mislabelled")
+    assert not (case.dir / "mislabelled.sentinel.json").exists()
+
+
+@pytest.mark.parametrize("method_id", ["Pty-chi (pty-chi)", "ptychi", "PINN"])
+def test_an_unknown_method_id_is_refused(case, method_id):
+    paths = {method_id: _good(case, "unknown.npz", method="PtyChi")}
+    with pytest.raises(ValueError, match="method"):
+        score(case, paths, "unknown")
+    assert not (case.dir / "unknown.sentinel.json").exists()
