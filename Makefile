@@ -4,17 +4,27 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The PtyChi arm runs in its own environment: torch must not share one with TensorFlow.
+VENV_PTYCHI := .venv-ptychi
 CORES ?= 2
 
 .PHONY: venv study test lint clean
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV_PTYCHI)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install --no-deps -e .
+	touch $@
+
+$(VENV_PTYCHI)/.installed: requirements-ptychi.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV_PTYCHI) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV_PTYCHI); }
+	echo '*' > $(VENV_PTYCHI)/.gitignore
+	$(VENV_PTYCHI)/bin/pip install --upgrade pip
+	$(VENV_PTYCHI)/bin/pip install -r requirements-ptychi.txt
+	$(VENV_PTYCHI)/bin/pip install --no-deps -e .
 	touch $@
 
 study: venv

@@ -48,7 +48,7 @@ DEFAULT_LIBRARIES = (
     "tensorflow",
     "keras",
     "torch",
-    "pty-chi",
+    "ptychi",
 )
 
 _CHUNK = 1 << 20

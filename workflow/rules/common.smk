@@ -84,3 +84,52 @@ def phase_f_sentinels():
         view=VIEWS,
         seed=SEEDS,
     )
+
+
+def report_cells():
+    """Every phase F cell (dose, view, seed) with its metrics table, for the report."""
+    return [
+        {
+            "dose": DOSES[d],
+            "view": v,
+            "seed": int(s),
+            "path": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/metrics.csv",
+        }
+        for d in DOSES
+        for v in VIEWS
+        for s in SEEDS
+    ]
+
+
+def benchmark_files():
+    """Benchmark files of every job of phases C to F, by rule (read by the run-time table)."""
+    cells = [(d, v, s) for d in DOSES for v in VIEWS for s in SEEDS]
+    return {
+        "simulate": [
+            f"benchmarks/phase_c/dose_{d}/seed_{s}/simulate.tsv"
+            for d in DOSES
+            for s in SEEDS
+        ],
+        "views": [
+            f"benchmarks/phase_d/dose_{d}/view_{v}/seed_{s}/views.tsv"
+            for d, v, s in cells
+        ],
+        "train": [
+            f"benchmarks/phase_e/{m}/dose_{d}/view_{v}/seed_{s}/train.tsv"
+            for m in TRAINED
+            for d, v, s in cells
+        ],
+        "reconstruct_network": [
+            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m}/reconstruct.tsv"
+            for m in TRAINED
+            for d, v, s in cells
+        ],
+        "reconstruct_ptychi": [
+            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/PtyChi/reconstruct.tsv"
+            for d, v, s in cells
+        ],
+        "score": [
+            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/score.tsv"
+            for d, v, s in cells
+        ],
+    }

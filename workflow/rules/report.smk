@@ -1,0 +1,119 @@
+# Phase G: one tidy table of every phase F result feeds the summary, the
+# deltas, the highlights, the figures and the Snakemake HTML report.
+
+G = "results/phase_g"
+DOSE_RESPONSE_FIGS = [
+    f"{G}/figures/dose_response/{q}_{m}.png"
+    for q, m in (
+        ("phase", "ms_ssim"),
+        ("phase", "psnr"),
+        ("amplitude", "ms_ssim"),
+        ("amplitude", "mae"),
+        ("phase", "frc50"),
+    )
+]
+
+
+rule report:
+    input:
+        metrics=expand(
+            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/metrics.csv",
+            dose=DOSES,
+            view=VIEWS,
+            seed=SEEDS,
+        ),
+        frc=expand(
+            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/frc.csv",
+            dose=DOSES,
+            view=VIEWS,
+            seed=SEEDS,
+        ),
+        overlap=expand(
+            "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/overlap_metrics.json",
+            dose=DOSES,
+            view=VIEWS,
+            seed=SEEDS,
+        ),
+        recons=expand(
+            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",
+            dose=DOSES,
+            view=VIEWS,
+            seed=SEEDS,
+            method=ALL_METHODS,
+        ),
+        sentinels=phase_f_sentinels(),
+        ground_truth=rules.ground_truth.output.obj,
+    output:
+        metrics=report(
+            f"{G}/metrics.csv",
+            caption="../report/study_table.rst",
+            category="Phase G: study",
+        ),
+        summary=f"{G}/summary.json",
+        highlights=report(
+            f"{G}/highlights.txt",
+            caption="../report/highlights.rst",
+            category="Phase G: study",
+        ),
+        dose_response=report(
+            DOSE_RESPONSE_FIGS,
+            caption="../report/dose_response.rst",
+            category="Phase G: study",
+        ),
+        frc=report(
+            f"{G}/figures/frc.png",
+            caption="../report/frc.rst",
+            category="Phase G: study",
+        ),
+        montages=report(
+            expand(f"{G}/figures/montage_{{view}}.png", view=VIEWS),
+            caption="../report/montage.rst",
+            category="Phase G: study",
+        ),
+        overlap=report(
+            f"{G}/overlap.csv",
+            caption="../report/overlap.rst",
+            category="Phase G: study",
+        ),
+        runtime=report(
+            f"{G}/runtime.csv",
+            caption="../report/runtime.rst",
+            category="Phase G: study",
+        ),
+        sentinel=f"{G}/sentinel.json",
+    log:
+        "logs/phase_g/report.log",
+    benchmark:
+        "benchmarks/phase_g/report.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        cells=lambda w: report_cells(),
+        benchmarks=lambda w: benchmark_files(),
+    script:
+        "../scripts/report.py"
+
+
+rule inventory:
+    input:
+        rules.report.output.sentinel,
+    output:
+        report(
+            f"{G}/inventory.csv",
+            caption="../report/inventory.rst",
+            category="Phase G: study",
+        ),
+    log:
+        "logs/phase_g/inventory.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    script:
+        "../scripts/inventory.py"
+
+
+rule phase_g:
+    input:
+        rules.report.output.sentinel,
+        rules.inventory.output,
