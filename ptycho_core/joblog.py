@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -16,6 +17,12 @@ def log_to_file(log_path: str | Path) -> TextIO:
     """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     handle = open(log_path, "w", buffering=1, encoding="utf-8")
+    # file descriptors too, so that output of compiled libraries (TensorFlow's
+    # C++ logging, torch) lands in the log rather than on the console
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(handle.fileno(), 1)
+    os.dup2(handle.fileno(), 2)
     sys.stderr = handle
     sys.stdout = handle
     logging.basicConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +36,9 @@ def deploy(tmp_path: Path, config_text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def phase_c_run(tmp_path_factory):
-    """The test-sized study run up to phase E (which includes phases C and D)."""
+    """The whole test-sized study, phases C to G (the default target)."""
     workdir = deploy(tmp_path_factory.mktemp("study"), (REPO / "config" / "test.yaml").read_text())
-    proc = run_snakemake(workdir, "phase_e")
+    proc = run_snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir
 
@@ -124,8 +125,48 @@ def test_phase_e_bundles_history_and_sentinels(phase_c_run):
                 assert (workdir / f"benchmarks/phase_e/{method}/dose_{label}/view_{view.name}/seed_0/train.tsv").is_file()
 
 
+def test_phase_f_every_method_scored_on_the_same_region(phase_c_run):
+    workdir = phase_c_run
+    study = load_study(workdir / "config" / "config.yaml")
+    for label in study.dose_labels():
+        for view in study.views:
+            cell = workdir / f"results/phase_f/dose_{label}/view_{view.name}/seed_0"
+            verify_sentinel(cell / "sentinel.json", root=workdir)
+            rows = [line.split(",") for line in (cell / "metrics.csv").read_text().splitlines()]
+            assert rows[0] == ["method", "quantity", "metric", "value"]
+            assert {r[0] for r in rows[1:]} == {"PtychoPINN", "Baseline", "PtyChi"}
+            assert all(math.isfinite(float(r[3])) for r in rows[1:])
+            alignment = json.loads((cell / "alignment.json").read_text())
+            assert set(alignment["methods"]) == {"PtychoPINN", "Baseline", "PtyChi"}
+            for method in ("PtychoPINN", "Baseline", "PtyChi"):
+                verify_sentinel(cell / method / "sentinel.json", root=workdir)
+                assert (workdir / f"logs/phase_f/dose_{label}/view_{view.name}/seed_0/{method}/reconstruct.log").is_file()
+
+
+def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
+    workdir = phase_c_run
+    g = workdir / "results/phase_g"
+    verify_sentinel(g / "sentinel.json", root=workdir)
+    table = (g / "metrics.csv").read_text().splitlines()
+    assert table[0] == "dose,view,seed,method,quantity,metric,value"
+    summary = json.loads((g / "summary.json").read_text())
+    lines = (g / "highlights.txt").read_text().splitlines()
+    assert len(lines) == len(summary["deltas"]) > 0
+    assert all(("n = 1: no interval" in line) for line in lines)  # one seed in the test study
+    for name in ("overlap.csv", "runtime.csv", "inventory.csv", "figures/frc.png", "figures/montage_dense.png"):
+        assert (g / name).is_file(), name
+    html = tmp_path / "report.html"
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "--report", str(html)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = html.read_text(errors="replace")
+    assert "Phase G" in text and len(text) > 100_000
+
+
 def test_rerun_is_a_no_op(phase_c_run):
-    proc = run_snakemake(phase_c_run, "phase_e", "-n")
+    proc = run_snakemake(phase_c_run, "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
