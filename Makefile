@@ -29,7 +29,9 @@ $(VENV_PTYCHI)/.installed: requirements-ptychi.txt pyproject.toml
 
 study: venv
 	$(BIN)/snakemake --cores $(CORES)
-	@echo "Results are under results/; logs under logs/; timings under benchmarks/."
+	$(BIN)/snakemake --report results/report.html
+	@echo "Study done. Report: results/report.html (open it in a browser);"
+	@echo "tables and figures: results/phase_g/; logs: logs/; timings: benchmarks/."
 
 lint: venv
 	$(BIN)/snakefmt --check workflow
