@@ -113,9 +113,6 @@ def run_train(
     rng = np.random.default_rng(seed_int)
     positions = np.column_stack([train.xcoords, train.ycoords])
     arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max)
-    fit_cfg = training.FitConfig(
-        tcfg.epochs, tcfg.batch_size, tcfg.learning_rate, tcfg.validation_fraction, tcfg.early_stopping_patience, tcfg.lr_patience
-    )
     scale = training.input_scale(train.diffraction[view.train_index], N)
     optimizer = keras.optimizers.Adam(tcfg.learning_rate)
 
@@ -149,7 +146,7 @@ def run_train(
         method.value, tr_idx.size, va_idx.size, channels, N, scale, canvas,
     )
     t_fit = time.perf_counter()
-    history = training.fit(fit_model, batches, val, fit_cfg).history
+    history = training.fit(fit_model, batches, val, tcfg).history
     fit_seconds = time.perf_counter() - t_fit
     n_epochs = len(history["loss"])
     samples_per_s = tr_idx.size * n_epochs / fit_seconds

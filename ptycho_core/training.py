@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 
+from .config import TrainingConfig
 from .forward import extract_patches
 
 log = logging.getLogger(__name__)
 
 TRAIN_STREAM = 4
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    validation_fraction: float
-    early_stopping_patience: int
-    lr_patience: int
 
 
 def input_scale(sqrt_counts: np.ndarray, N: int) -> float:
@@ -99,7 +89,7 @@ def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_cfg: FitConfig, verbose: int = 2):
+def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_cfg: TrainingConfig, verbose: int = 2):
     """Adam with plateau learning-rate decay and early stopping (best weights restored)."""
     monitor = "val_loss" if val is not None else "loss"
     callbacks = [
