@@ -1,0 +1,245 @@
+"""A real SLURM cluster: the test-sized study through profiles/slurm.
+
+scripts/slurm_local.sh starts a single-node SLURM on this machine from Debian
+packages (munged, slurmctld, slurmd; root, no systemd, one fake GPU). The tests
+then run phases C to E of the test-sized study through the SLURM profile (every
+job submitted with sbatch) and the same target locally, and check that
+
+- the outputs of the deterministic phases C and D are byte-identical;
+- every training job was submitted with `sbatch ... --gpus=1` and SLURM recorded
+  the GPU (TresPerJob=gres:gpu:1), while no other job asked for one;
+- a job that fails under SLURM is reported with its SLURM log path, and a rerun
+  runs only what is missing.
+
+These tests never skip: without root, without apt-get, or when a daemon does
+not come up, they fail with the reason. The daemons started here are stopped
+at the end (daemons that were already running are left alone). Every
+Snakemake run is wrapped in `timeout -k`, so a hung run cannot hang CI.
+Wall times and the sbatch evidence are printed (`pytest -s` or `-rP` shows them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ptycho_core.config import load_study
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SLURM_PROFILE = REPO / "profiles" / "slurm"
+SLURM_LOCAL = REPO / "scripts" / "slurm_local.sh"
+TARGET = "phase_e"  # phases C, D and E: 15 jobs, 8 of them GPU training jobs
+LIMIT_S = {"start": 900, "cluster": 600, "local": 600, "failure": 300, "rerun": 300}
+
+pytestmark = pytest.mark.workflow
+
+
+def deploy(path: Path) -> Path:
+    """A study directory as a user would have it: config/config.yaml only."""
+    (path / "config").mkdir(parents=True)
+    shutil.copy(REPO / "config" / "test.yaml", path / "config" / "config.yaml")
+    return path
+
+
+def run_logged(cmd: list[str], log: Path, limit_s: int, cwd: Path, env: dict | None = None) -> tuple[int, str, float]:
+    """Run cmd under `timeout -k 10 limit_s`, output to log; (exit status, output, wall seconds)."""
+    start = time.monotonic()
+    with log.open("w") as fh:
+        rc = subprocess.run(
+            ["timeout", "-k", "10", str(limit_s), *map(str, cmd)],
+            stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+        ).returncode
+    wall = time.monotonic() - start
+    text = log.read_text(errors="replace")
+    if rc in (124, 137):
+        pytest.fail(f"timed out after {limit_s} s: {' '.join(map(str, cmd))}\n(log: {log})\n{text[-3000:]}")
+    return rc, text, wall
+
+
+def snakemake_slurm(workdir: Path, *args: str) -> list[str]:
+    """The SLURM run as a user types it (README), plus a short first status check for tests."""
+    return [
+        SNAKEMAKE, "-s", SNAKEFILE, "-d", workdir,
+        "--profile", SLURM_PROFILE, "--workflow-profile", "none",
+        "--slurm-init-seconds-before-status-checks", "2",
+        *args,
+    ]
+
+
+def deterministic_outputs(workdir: Path) -> dict[str, str]:
+    """sha256 of the outputs of phases C and D that must not depend on where they ran."""
+    files = sorted(
+        [*workdir.glob("results/phase_c/**/*.npz"),
+         *workdir.glob("results/phase_d/**/view.npz"),
+         *workdir.glob("results/phase_d/**/overlap_metrics.json")]
+    )
+    return {str(f.relative_to(workdir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table (rule -> job count) of one run."""
+    match = re.search(r"Job stats:\njob\s+count\n[-\s]+\n(.*?)\ntotal\s+\d+", output, re.S)
+    assert match, "no 'Job stats' table in the Snakemake output"
+    return {rule: int(n) for rule, n in (line.split() for line in match.group(1).splitlines())}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Start the local SLURM cluster; stop it at the end if this fixture started it."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append(f"not root (uid {os.geteuid()}): scripts/slurm_local.sh installs Debian packages and starts daemons")
+    if shutil.which("timeout") is None:
+        problems.append("coreutils `timeout` not found")
+    if problems:
+        yield {"ok": False, "why": "; ".join(problems)}
+        return
+    was_running = subprocess.run([SLURM_LOCAL, "status"], capture_output=True).returncode == 0
+    try:
+        proc = subprocess.run(
+            ["timeout", "-k", "10", str(LIMIT_S["start"]), SLURM_LOCAL, "start"],
+            capture_output=True, text=True,
+        )
+        print(proc.stdout)
+        why = f"scripts/slurm_local.sh start failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        yield {"ok": proc.returncode == 0, "why": why}
+    finally:
+        if not was_running:
+            stop = subprocess.run([SLURM_LOCAL, "stop"], capture_output=True, text=True, timeout=120)
+            print(stop.stdout, stop.stderr)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    """Phases C to E of the test-sized study through the SLURM profile (verbose: sbatch calls logged)."""
+    if not cluster["ok"]:
+        return {"error": cluster["why"]}
+    workdir = deploy(tmp_path_factory.mktemp("slurm_study"))
+    log = workdir / "snakemake_slurm.log"
+    rc, out, wall = run_logged(snakemake_slurm(workdir, "--verbose", TARGET), log, LIMIT_S["cluster"], workdir)
+    return {"workdir": workdir, "rc": rc, "output": out, "wall": wall, "log": log}
+
+
+@pytest.fixture(scope="module")
+def local_run(cluster, tmp_path_factory):
+    """The same target run locally (default local profile), for comparison."""
+    if not cluster["ok"]:
+        return {"error": cluster["why"]}
+    workdir = deploy(tmp_path_factory.mktemp("local_study"))
+    log = workdir / "snakemake_local.log"
+    cmd = [SNAKEMAKE, "-s", SNAKEFILE, "-d", workdir, "--cores", "2", TARGET]
+    rc, out, wall = run_logged(cmd, log, LIMIT_S["local"], workdir)
+    return {"workdir": workdir, "rc": rc, "output": out, "wall": wall, "log": log}
+
+
+def require(run):
+    """Fail (never skip) with the reason when the cluster or a run is not there."""
+    if "error" in run:
+        pytest.fail(run["error"], pytrace=False)
+    assert run["rc"] == 0, f"Snakemake failed (exit {run['rc']}; log {run['log']}):\n{run['output'][-5000:]}"
+
+
+def test_study_through_slurm_matches_local_run(slurm_run, local_run):
+    require(slurm_run)
+    require(local_run)
+    print(f"\nwall time, {TARGET} of the test study: SLURM profile {slurm_run['wall']:.0f} s, "
+          f"local run (--cores 2) {local_run['wall']:.0f} s")
+    cluster, local = deterministic_outputs(slurm_run["workdir"]), deterministic_outputs(local_run["workdir"])
+    study = load_study(REPO / "config" / "test.yaml")
+    n_cells = len(study.dose_labels()) * len(study.seeds)
+    assert len(cluster) == 1 + 2 * n_cells + 2 * n_cells * len(study.views), sorted(cluster)
+    assert sorted(cluster) == sorted(local)
+    differ = [name for name in cluster if cluster[name] != local[name]]
+    assert not differ, (
+        f"phase C/D outputs differ between the SLURM and the local run: {differ} "
+        "(the provenance code_version inside them differs too if a commit landed between the runs)"
+    )
+    for method in ("PtychoPINN", "Baseline"):
+        assert len(list(slurm_run["workdir"].glob(f"results/phase_e/{method}/*/*/*/sentinel.json"))) == n_cells * len(study.views)
+
+
+def test_training_jobs_are_submitted_with_a_gpu(slurm_run):
+    require(slurm_run)
+    out, workdir = slurm_run["output"], slurm_run["workdir"]
+    calls = [line for line in out.splitlines() if line.startswith("sbatch call: sbatch ")]
+    assert calls, f"no sbatch call in the verbose Snakemake output ({slurm_run['log']})"
+    by_comment = {}
+    for line in calls:
+        head = line.split(" --wrap=")[0]
+        comment = re.search(r"--comment (\S+)", head).group(1)
+        by_comment[comment] = head
+    train = {c: h for c, h in by_comment.items() if c.startswith("rule_train_")}
+    others = {c: h for c, h in by_comment.items() if not c.startswith("rule_train_")}
+    study = load_study(REPO / "config" / "test.yaml")
+    assert len(train) == 2 * len(study.dose_labels()) * len(study.views) * len(study.seeds), sorted(by_comment)
+    assert all(" --gpus=1" in h for h in train.values()), train
+    assert not any("--gpus" in h or "--gres" in h for h in others.values()), others
+    print("\nsbatch calls of the training jobs (Snakemake --verbose, up to --wrap):")
+    for head in train.values():
+        print("  " + head)
+
+    # What SLURM itself recorded (finished jobs stay in slurmctld for MinJobAge = 1 h).
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", out)
+    assert len(submitted) >= len(by_comment)
+    print("SLURM's record of the jobs (scontrol show job):")
+    seen_gpu = 0
+    for jobid, _ in submitted:
+        info = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True, timeout=30).stdout
+        comment = re.search(r"Comment=(\S+)", info).group(1)
+        tres = re.search(r"TresPerJob=(\S+)", info)
+        state = re.search(r"JobState=(\S+)", info).group(1)
+        if comment.startswith("rule_train_"):
+            assert tres and tres.group(1) == "gres:gpu:1", info
+            seen_gpu += 1
+            print(f"  job {jobid}: {comment} JobState={state} TresPerJob={tres.group(1)}")
+        else:
+            assert tres is None, info
+    assert seen_gpu >= len(train)
+    # Snakemake's own log file of the run lists the submissions too.
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert logs and "has been submitted with SLURM jobid" in logs[-1].read_text()
+
+
+def test_failed_slurm_job_is_reported_and_rerun_resumes(slurm_run):
+    """PtyChi with a broken interpreter fails under SLURM; the rerun runs only that job."""
+    require(slurm_run)
+    workdir = slurm_run["workdir"]
+    study = load_study(REPO / "config" / "test.yaml")
+    cell = f"results/phase_f/dose_{next(iter(study.dose_labels()))}/view_{study.views[-1].name}/seed_{study.seeds[0]}"
+    targets = [f"{cell}/PtyChi/recon.npz", f"{cell}/Baseline/recon.npz"]
+    broken = dict(os.environ, PTYCHI_PYTHON="/nonexistent/ptychi/bin/python")
+
+    rc, out, wall = run_logged(snakemake_slurm(workdir, *targets), workdir / "snakemake_failure.log",
+                               LIMIT_S["failure"], workdir, env=broken)
+    print(f"\nrun with a failing PtyChi job: exit {rc}, {wall:.0f} s")
+    assert rc != 0, out[-3000:]
+    assert "Error in rule reconstruct_ptychi" in out, out[-3000:]
+    slurm_logs = sorted(set(re.findall(r"(/\S+/rule_reconstruct_ptychi/\S+?\.log)", out)))
+    assert slurm_logs, f"no SLURM log path reported for the failed job:\n{out[-3000:]}"
+    for path in slurm_logs:
+        assert Path(path).is_file(), path
+    assert any("/nonexistent/ptychi/bin/python" in Path(p).read_text(errors="replace") for p in slurm_logs)
+    print("reported SLURM logs of the failed job: " + ", ".join(slurm_logs))
+    assert not (workdir / targets[0]).exists()
+    assert (workdir / targets[1]).is_file(), "keep-going: the independent job should have finished"
+
+    rc, out, wall = run_logged(snakemake_slurm(workdir, *targets), workdir / "snakemake_rerun.log",
+                               LIMIT_S["rerun"], workdir)
+    print(f"rerun: exit {rc}, {wall:.0f} s")
+    assert rc == 0, out[-5000:]
+    assert job_stats(out) == {"reconstruct_ptychi": 1}, out[-3000:]
+    assert (workdir / targets[0]).is_file()
+
+    proc = subprocess.run([*map(str, snakemake_slurm(workdir, *targets, TARGET)), "-n"],
+                          capture_output=True, text=True, timeout=300, cwd=workdir)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, proc.stderr[-3000:]
