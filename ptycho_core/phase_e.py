@@ -35,7 +35,9 @@ RELOAD_TOLERANCE = 1e-5
 
 def training_seed(seed: int, method: Method, view: str) -> int:
     """Integer seed of one training job, derived from the replicate seed (recorded)."""
-    ss = np.random.SeedSequence([int(seed), 4, *method.value.encode(), 0, *view.encode()])
+    from .training import TRAIN_STREAM
+
+    ss = np.random.SeedSequence([int(seed), TRAIN_STREAM, *method.value.encode(), 0, *view.encode()])
     return int(ss.generate_state(1)[0])
 
 

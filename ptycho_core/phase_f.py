@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import StudyConfig
-from .data_contract import DiffractionSet, load_diffraction_set, load_ground_truth
+from .data_contract import SCHEMA_VERSION, DiffractionSet, ground_truth_shape, load_diffraction_set, load_ground_truth
 from .methods import Method
 from .metrics import MetricError, region_mask, remove_global_phase, score_reconstruction, shift_image
-from .npz_io import atomic_write_text, read_npz
+from .npz_io import atomic_write_text
 from .phase_c import provenance
 from .recon_contract import Reconstruction, load_recon, save_recon
 from .sentinel import ArtifactCheckError, verify_sentinel, write_sentinel
@@ -37,11 +37,6 @@ log = logging.getLogger(__name__)
 #: Metrics every method must have, per quantity (amplitude, phase).
 METRICS = ("mae", "rmse", "psnr", "ssim", "ms_ssim", "frc50", "frc1_7")
 QUANTITIES = ("amplitude", "phase")
-
-
-def frame_shape(ground_truth: str | Path) -> tuple[int, int]:
-    """Shape of the ground-truth frame, read from the file's header entry only (never its values)."""
-    return tuple(int(s) for s in read_npz(ground_truth)["object"].shape)
 
 
 def predict_and_stitch(model, channels: int, test: DiffractionSet, view: ViewIndex, shape: tuple[int, int], chunk: int = 512):
@@ -91,7 +86,7 @@ def run_reconstruct_network(
     model, side = load_bundle(model_path, sidecar_path, N=test.N, channels=channels, probe=test.probe)
     if side["method"] != method.value:
         raise ArtifactCheckError(f"{sidecar_path}: check 'method' failed: bundle of {side['method']}, expected {method.value}")
-    shape = frame_shape(ground_truth)
+    shape = ground_truth_shape(ground_truth)
     t_inf = time.perf_counter()
     stitched, n_patches = predict_and_stitch(model, channels, test, view, shape)
     seconds = time.perf_counter() - t_inf
@@ -99,7 +94,7 @@ def run_reconstruct_network(
         obj=stitched.obj.astype(np.complex64),
         covered=stitched.covered,
         metadata={
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "method": method.value,
             "dose": float(dose),
             "view": view_name,

@@ -71,17 +71,15 @@ import importlib.metadata
 import json
 import logging
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import PtyChiConfig, StudyConfig
-from .data_contract import DiffractionSet, load_diffraction_set
+from .data_contract import DiffractionSet, ground_truth_shape, load_diffraction_set
 from .forward import SHIFT_MARGIN, expected_counts, extract_patches
 from .methods import Method
-from .npz_io import DataContractError
 from .phase_c import provenance
 from .recon_contract import Reconstruction, load_recon, save_recon
 from .sentinel import ArtifactCheckError, verify_sentinel, write_sentinel
@@ -237,20 +235,6 @@ def ptychi_probe(probe: np.ndarray) -> np.ndarray:
     probe = np.asarray(probe)
     N = probe.shape[-1]
     return (probe.astype(np.complex128) * probe_scale(N)).astype(np.complex64)[None, None]
-
-
-def _frame_shape_from_npz(path: str | Path) -> tuple[int, int]:
-    """Shape of the ``object`` array of a ground-truth NPZ, read from its header only (never the values)."""
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open("object.npy") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = read_header(f)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataContractError(f"{path}: key 'object': cannot read the array header ({exc})") from exc
-    if len(shape) != 2:
-        raise DataContractError.mismatch(path, "object", "a 2-d array", f"shape {shape}")
-    return int(shape[0]), int(shape[1])
 
 
 # --------------------------------------------------------------------------
@@ -522,7 +506,7 @@ def run_reconstruct_ptychi(
         )
     if view.metadata["view"] != view_name:
         raise ArtifactCheckError(f"{view_path}: check 'view name' failed: expected {view_name!r}, found {view.metadata['view']!r}")
-    frame_shape = _frame_shape_from_npz(ground_truth_path)
+    frame_shape = ground_truth_shape(ground_truth_path)
     rows = view.test_index
     cfg = study.ptychi
 

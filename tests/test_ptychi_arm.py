@@ -35,7 +35,7 @@ from scipy.ndimage import binary_erosion
 
 from ptycho_core import ptychi_arm as arm
 from ptycho_core.config import study_from_dict
-from ptycho_core.data_contract import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
+from ptycho_core.data_contract import GroundTruth, ground_truth_shape, load_diffraction_set, load_ground_truth, save_ground_truth
 from ptycho_core.forward import extract_patches
 from ptycho_core.metrics import register_translation, remove_global_phase
 from ptycho_core.phase_c import run_ground_truth, run_simulate
@@ -147,7 +147,7 @@ def test_buffer_to_frame_and_footprint():
 def test_frame_shape_is_read_from_the_header(tmp_path):
     path = tmp_path / "gt.npz"
     save_ground_truth(path, GroundTruth(np.ones((7, 9), np.complex64), {"schema_version": 1, "pixel_frame": "x = c, y = r"}))
-    assert arm._frame_shape_from_npz(path) == (7, 9)
+    assert ground_truth_shape(path) == (7, 9)
 
 
 # --------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from ptycho_core.phase_g import run_report  # noqa: E402
 
 sm = snakemake  # noqa: F821
 study = study_from_dict(sm.config, source="config")
-labels = {d: label for label, d in study.dose_labels().items()}
 run_report(
     study,
     cells=sm.params.cells,
