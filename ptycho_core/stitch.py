@@ -5,14 +5,17 @@ A patch of size P x P belongs to a position (x, y) with the convention of
 Y = y - P/2 + i (for a network's N/2 x N/2 support patch, P = N/2 and this is
 the same object pixel as the full patch's [i + N/4, j + N/4]).
 
-Each patch is multiplied by a smooth weight window (zero at its edge), moved
-by its fractional position with an exact Fourier shift, and added with its
-weight into accumulators of the object frame through ``np.bincount`` on flat
-pixel indices. The object is sum(w * O) / sum(w) where sum(w) exceeds
+Each patch is multiplied by a weight window w (P x P, real, small at its
+edge), moved by its fractional position with an exact Fourier shift, and
+added with its shifted weight into accumulators of the object frame through
+``np.bincount`` on flat pixel indices. The window is any non-negative P x P
+array: the network arms use the probe intensity |P|^2 on the support
+(:func:`probe_window`, the ptychographic estimate sum |P|^2 O / sum |P|^2),
+the default is the separable raised cosine :func:`taper_window`. The object is sum(w * O) / sum(w) where sum(w) exceeds
 ``min_weight``, NaN-free zero (and a False coverage flag) elsewhere. Work
 and memory are O(total pixels): patches are processed in fixed chunks
 (``chunk`` patches per scatter-add, held in complex64), shifted in
-cache-sized FFT blocks; the separable window is shifted with 1-D transforms.
+cache-sized FFT blocks.
 """
 
 from __future__ import annotations
@@ -40,6 +43,29 @@ def taper_window(P: int, taper: int | None = None) -> np.ndarray:
     return np.outer(w1, w1)
 
 
+def probe_window(probe: np.ndarray, taper: int = 2) -> np.ndarray:
+    """Stitching weights of a network's N/2 x N/2 support: |P|^2 there, peak 1.
+
+    The support pixel [i, j] is the full patch's [i + N/4, j + N/4], so the
+    weight is the probe intensity the forward model puts on that object
+    pixel: the data constrain the object where it is bright. A raised-cosine
+    edge of ``taper`` pixels makes the weight vanish at the support edge
+    (for the study's focused probes |P|^2 is already below 0.2 % of its peak
+    there, so the taper changes nothing; it guards broad or disk probes
+    against the ringing of a Fourier shift of a step).
+    """
+    probe = np.asarray(probe)
+    N = probe.shape[-1]
+    if probe.shape != (N, N) or N % 4:
+        raise ValueError(f"probe window: expected a square probe (N, N) with N divisible by 4, found {probe.shape}")
+    q, P = N // 4, N // 2
+    intensity = np.abs(probe[q : q + P, q : q + P].astype(np.complex128)) ** 2
+    peak = float(intensity.max())
+    if not peak > 0:
+        raise ValueError("probe window: the probe is zero on the object support")
+    return intensity / peak * taper_window(P, taper)
+
+
 @dataclass(frozen=True)
 class Stitched:
     """A stitched object, its accumulated weight and coverage mask."""
@@ -61,14 +87,33 @@ def _fractional_shift(patches: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np
     return scipy.fft.ifft2(spectrum, workers=-1, overwrite_x=True)
 
 
-def _shifted_window(w1: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
-    """The separable window w1 x w1 moved by (+fx, +fy): two 1-D shifts per patch, (n, P, P) real."""
-    P = w1.size
-    f = np.fft.fftfreq(P)
-    W1 = np.fft.fft(w1)
-    wy = np.fft.ifft(W1[None, :] * np.exp(-2j * np.pi * fy[:, None] * f[None, :])).real
-    wx = np.fft.ifft(W1[None, :] * np.exp(-2j * np.pi * fx[:, None] * f[None, :])).real
-    return wy[:, :, None] * wx[:, None, :]
+def to_grid(patches: np.ndarray, window: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted patches and weights moved onto the integer pixel grid.
+
+    Returns shift(w * O) (n, P, P) complex64, shift(w) (n, P, P) float32 and
+    the integer base position (n, 2) = floor(x, y): pixel [i, j] of both
+    arrays sits at object pixel (base_y - P//2 + i, base_x - P//2 + j).
+    Shifts are done in cache-sized FFT blocks.
+    """
+    n, P = patches.shape[0], patches.shape[-1]
+    base = np.floor(positions).astype(np.int64)
+    frac = positions - base
+    weighted = np.empty((n, P, P), dtype=np.complex64)
+    wshift = np.empty((n, P, P), dtype=np.float32)
+    for s0 in range(0, n, FFT_BLOCK):
+        b = slice(s0, s0 + FFT_BLOCK)
+        weighted[b] = _fractional_shift(patches[b] * window, frac[b, 0], frac[b, 1])
+        wshift[b] = _fractional_shift(np.broadcast_to(window, weighted[b].shape), frac[b, 0], frac[b, 1]).real
+    return weighted, wshift, base
+
+
+def _check_window(window: np.ndarray | None, P: int) -> np.ndarray:
+    if window is None:
+        return taper_window(P)
+    window = np.asarray(window, dtype=np.float64)
+    if window.shape != (P, P) or not np.all(np.isfinite(window)) or window.min() < 0 or not window.max() > 0:
+        raise ValueError(f"stitch: expected a finite non-negative ({P}, {P}) weight window, found shape {window.shape}")
+    return window
 
 
 class Stitcher:
@@ -78,11 +123,10 @@ class Stitcher:
     sums. Pixels a patch would place outside the frame are dropped.
     """
 
-    def __init__(self, shape: tuple[int, int], P: int, window_1d: np.ndarray | None = None, chunk: int = 2048):
+    def __init__(self, shape: tuple[int, int], P: int, window: np.ndarray | None = None, chunk: int = 2048):
         self.shape = (int(shape[0]), int(shape[1]))
         self.P = int(P)
-        self.w1 = taper_1d(P) if window_1d is None else np.asarray(window_1d, dtype=np.float64)
-        self.window = np.outer(self.w1, self.w1)
+        self.window = _check_window(window, self.P)
         self.chunk = int(chunk)
         size = self.shape[0] * self.shape[1]
         self._re, self._im, self._w = np.zeros(size), np.zeros(size), np.zeros(size)
@@ -101,14 +145,7 @@ class Stitcher:
         offs = np.arange(P) - P // 2
         for start in range(0, n, self.chunk):
             stop = min(start + self.chunk, n)
-            base = np.floor(positions[start:stop]).astype(np.int64)
-            frac = positions[start:stop] - base
-            weighted = np.empty((stop - start, P, P), dtype=np.complex64)
-            wshift = np.empty((stop - start, P, P), dtype=np.float32)
-            for s0 in range(0, stop - start, FFT_BLOCK):  # cache-sized FFT blocks
-                b = slice(s0, s0 + FFT_BLOCK)
-                weighted[b] = _fractional_shift(patches[start:stop][b] * self.window, frac[b, 0], frac[b, 1])
-                wshift[b] = _shifted_window(self.w1, frac[b, 0], frac[b, 1])
+            weighted, wshift, base = to_grid(patches[start:stop], self.window, positions[start:stop])
             rows = base[:, 1, None, None] + offs[None, :, None]
             cols = base[:, 0, None, None] + offs[None, None, :]
             inside = np.broadcast_to((rows >= 0) & (rows < H) & (cols >= 0) & (cols < W), weighted.shape)
@@ -130,31 +167,30 @@ def stitch_patches(
     patches: np.ndarray,
     positions: np.ndarray,
     shape: tuple[int, int],
-    window_1d: np.ndarray | None = None,
+    window: np.ndarray | None = None,
     min_weight: float = 0.1,
     chunk: int = 2048,
 ) -> Stitched:
     """Stitch complex patches (n, P, P) at positions (n, 2) = (x, y) into an object of ``shape``.
 
-    The weight window is the outer product of ``window_1d`` (default
-    :func:`taper_1d`) with itself. See :class:`Stitcher`.
+    ``window`` is the (P, P) weight of every patch (default
+    :func:`taper_window`). See :class:`Stitcher`.
     """
     patches = np.asarray(patches)
     if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:
         raise ValueError(f"stitch: expected patches (n, P, P), found {patches.shape}")
-    stitcher = Stitcher(shape, patches.shape[1], window_1d, chunk)
+    stitcher = Stitcher(shape, patches.shape[1], window, chunk)
     stitcher.add(patches, positions)
     return stitcher.result(min_weight)
 
 
 def stitch_patches_loop(
-    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], window_1d: np.ndarray | None = None, min_weight: float = 0.1
+    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], window: np.ndarray | None = None, min_weight: float = 0.1
 ) -> Stitched:
     """Reference implementation: one patch at a time, plain 2-D FFT shifts (for the benchmark and tests)."""
     n, P, _ = patches.shape
     H, W = shape
-    w1 = taper_1d(P) if window_1d is None else np.asarray(window_1d, dtype=np.float64)
-    w = np.outer(w1, w1)
+    w = _check_window(window, P)
     acc = np.zeros((H, W), dtype=np.complex128)
     acc_w = np.zeros((H, W))
     half = P // 2

@@ -206,8 +206,8 @@ def test_vectorised_stitch_equals_the_per_patch_loop(random_case):
     _assert_same(stitch_patches(patches, positions, (H, W)), stitch_patches_loop(patches, positions, (H, W)))
     w1 = taper_1d(16, 5)
     _assert_same(
-        stitch_patches(patches, positions, (H, W), window_1d=w1, min_weight=0.3),
-        stitch_patches_loop(patches, positions, (H, W), window_1d=w1, min_weight=0.3),
+        stitch_patches(patches, positions, (H, W), window=np.outer(w1, w1), min_weight=0.3),
+        stitch_patches_loop(patches, positions, (H, W), window=np.outer(w1, w1), min_weight=0.3),
     )
 
 
