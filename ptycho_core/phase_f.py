@@ -29,7 +29,8 @@ from .npz_io import atomic_write_text
 from .phase_c import provenance
 from .recon_contract import Reconstruction, load_recon, save_recon
 from .sentinel import ArtifactCheckError, verify_sentinel, write_sentinel
-from .stitch import Stitcher
+from .gauge import apply_offsets, synchronise
+from .stitch import probe_window, stitch_patches, taper_window
 from .view_contract import ViewIndex, load_view
 
 log = logging.getLogger(__name__)
@@ -39,23 +40,58 @@ METRICS = ("mae", "rmse", "psnr", "ssim", "ms_ssim", "frc50", "frc1_7")
 QUANTITIES = ("amplitude", "phase")
 
 
-def predict_and_stitch(model, channels: int, test: DiffractionSet, view: ViewIndex, shape: tuple[int, int], chunk: int = 512):
-    """Chunked prediction from NumPy storage, stitched as it goes (memory bounded by ``chunk``).
+#: How the network arms' patches become one object (recorded in every reconstruction).
+STITCHING = (
+    "each unit's constant phase (PtychoPINN: a group, Baseline: a patch) solved by angular synchronisation "
+    "over the probe-weighted overlaps (ptycho_core.gauge), then the |P|^2-weighted average sum |P|^2 O / sum |P|^2 "
+    "of the N/2 x N/2 support patches at their scan positions"
+)
 
-    Returns the Stitched object and the number of patches predicted.
+
+def predict_patches(model, channels: int, test: DiffractionSet, view: ViewIndex, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Chunked prediction from NumPy storage of the view's test groups (rows for one channel).
+
+    Returns the complex support patches (n, N/2, N/2) complex64 and the
+    group (unit) index of each; at most ``chunk`` groups are handed to the
+    model at once.
     """
     groups = view.test_groups if channels > 1 else view.test_index[:, None]
     if groups.shape[1] != channels:
         raise ValueError(f"{channels}-channel model, but the view's test groups have {groups.shape[1]} members")
-    positions = np.column_stack([test.xcoords, test.ycoords])
     n2 = test.N // 2
-    stitcher = Stitcher(shape, n2)
+    out = np.empty((groups.size, n2, n2), dtype=np.complex64)
     for start in range(0, groups.shape[0], chunk):
         g = groups[start : start + chunk]
         amp, phase = (np.asarray(a, dtype=np.float64) for a in model.predict(np.moveaxis(test.diffraction[g], 1, -1), batch_size=64, verbose=0))
-        patches = np.moveaxis(amp * np.exp(1j * phase), -1, 1).reshape(-1, n2, n2)
-        stitcher.add(patches, positions[g.ravel()])
-    return stitcher.result(), int(groups.size)
+        out[start * channels : (start + g.shape[0]) * channels] = np.moveaxis(amp * np.exp(1j * phase), -1, 1).reshape(-1, n2, n2)
+    return out, groups
+
+
+def predict_and_stitch(
+    model, channels: int, test: DiffractionSet, view: ViewIndex, shape: tuple[int, int], chunk: int = 512, gauge: bool = True, weights: str = "probe"
+):
+    """Predict the view's test groups, bring them to one gauge, stitch with probe weights.
+
+    ``gauge=False`` and ``weights="taper"`` (the flat raised-cosine window of
+    the whole support) exist to measure what each step contributes. Returns
+    the Stitched object, the number of patches predicted and the gauge
+    summary (None without synchronisation).
+    """
+    patches, groups = predict_patches(model, channels, test, view, chunk)
+    positions = np.column_stack([test.xcoords, test.ycoords])[groups.ravel()]
+    if weights == "probe":
+        window = probe_window(test.probe)
+    elif weights == "taper":
+        window = taper_window(test.N // 2)
+    else:
+        raise ValueError(f"stitching weights: expected 'probe' or 'taper', found {weights!r}")
+    summary = None
+    if gauge:
+        units = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+        solution = synchronise(patches, positions, window, units)
+        patches = apply_offsets(patches, solution, units)
+        summary = solution.summary()
+    return stitch_patches(patches, positions, shape, window=window), int(groups.size), summary
 
 
 def run_reconstruct_network(
@@ -88,7 +124,7 @@ def run_reconstruct_network(
         raise ArtifactCheckError(f"{sidecar_path}: check 'method' failed: bundle of {side['method']}, expected {method.value}")
     shape = ground_truth_shape(ground_truth)
     t_inf = time.perf_counter()
-    stitched, n_patches = predict_and_stitch(model, channels, test, view, shape)
+    stitched, n_patches, gauge = predict_and_stitch(model, channels, test, view, shape)
     seconds = time.perf_counter() - t_inf
     recon = Reconstruction(
         obj=stitched.obj.astype(np.complex64),
@@ -101,7 +137,8 @@ def run_reconstruct_network(
             "seed": int(seed),
             "n_test_rows": int(view.test_index.size),
             "n_patches_predicted": n_patches,
-            "stitching": "taper-weighted average of the N/2 x N/2 support patches at their scan positions",
+            "stitching": STITCHING,
+            "gauge": gauge,
             "provenance": provenance(study),
         },
     )
@@ -115,6 +152,9 @@ def run_reconstruct_network(
         "patterns_per_second": n_patches / seconds,
         "covered_pixels": int(recon.covered.sum()),
         "test_positions_covered": covered_rows,
+        "gauge_offset_spread_rad": gauge["offset_spread_rad"],
+        "gauge_consistency_residual_rad": gauge["consistency_residual_rad"],
+        "gauge_components": gauge["n_components"],
     }
     if covered_rows != 1.0:
         raise ArtifactCheckError(f"{out_recon}: check 'every test position covered' failed: {covered_rows:.3f}")

@@ -28,7 +28,8 @@ from ptycho_core.methods import Method
 from ptycho_core.metrics import MetricError, shift_image
 from ptycho_core.recon_contract import Reconstruction, save_recon
 from ptycho_core.sentinel import ArtifactCheckError, verify_sentinel
-from ptycho_core.stitch import stitch_patches
+from ptycho_core.gauge import apply_offsets, synchronise
+from ptycho_core.stitch import probe_window, stitch_patches
 from ptycho_core.view_contract import load_view
 
 DOSE, VIEW, SEED = 1.0e4, "dense", 0
@@ -100,7 +101,7 @@ def groups_of(view, channels):
 def test_predict_and_stitch_reproduces_the_object_on_the_region(case, channels):
     test, view, gt = case.test, case.view, case.gt
     model = FakeModel(gt, test)
-    st, n_patches = phase_f.predict_and_stitch(model, channels, encoded(test), view, gt.shape, chunk=40)
+    st, n_patches, gauge = phase_f.predict_and_stitch(model, channels, encoded(test), view, gt.shape, chunk=40)
     groups = groups_of(view, channels)
     assert n_patches == groups.size
 
@@ -109,10 +110,17 @@ def test_predict_and_stitch_reproduces_the_object_on_the_region(case, channels):
     np.testing.assert_array_equal(seen, groups)
     assert all(c["shape"][1:] == (test.N, test.N, channels) for c in model.calls)
 
-    # the same as stitching the support patches of those rows at their positions
+    # the same as synchronising, then stitching the support patches of those
+    # rows at their positions with the probe weights
     positions = np.column_stack([test.xcoords, test.ycoords])[groups.ravel()]
     patches = (model.amp * np.exp(1j * model.phase))[groups.ravel()]
-    direct = stitch_patches(patches, positions, gt.shape)
+    window = probe_window(test.probe)
+    units = np.repeat(np.arange(groups.shape[0]), channels)
+    solution = synchronise(patches.astype(np.complex64), positions, window, units)
+    direct = stitch_patches(apply_offsets(patches, solution, units), positions, gt.shape, window=window)
+    # patches of one object in one gauge: nothing to correct (see tests/test_gauge.py for the tolerance)
+    assert gauge == pytest.approx(solution.summary(), rel=1e-5)
+    assert gauge["offset_spread_rad"] < 0.01 and gauge["consistency_residual_rad"] < 0.01
     np.testing.assert_array_equal(st.covered, direct.covered)
     np.testing.assert_allclose(st.obj, direct.obj, atol=1e-6)
 
@@ -144,7 +152,7 @@ def test_predict_and_stitch_chunk_size_is_irrelevant_and_bounds_each_prediction(
         assert sum(sizes) == n_groups
         assert len(sizes) == math.ceil(n_groups / chunk)
         assert all(c["verbose"] == 0 and int(c["batch_size"]) >= 1 for c in model.calls)
-    (a, na), (b, nb) = results[7], results[512]
+    (a, na, _), (b, nb, _) = results[7], results[512]
     assert na == nb
     np.testing.assert_array_equal(a.covered, b.covered)
     np.testing.assert_allclose(a.obj, b.obj, atol=1e-6)
