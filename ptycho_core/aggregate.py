@@ -535,9 +535,8 @@ def _method_label(method: str) -> str:
 
 
 def _method_colours(methods: Sequence[str]) -> dict:
-    palette = {"PtychoPINN": "tab:blue", "Baseline": "tab:orange", "PtyChi": "tab:green"}
-    extra = iter(["tab:red", "tab:purple", "tab:brown", "tab:gray"])
-    return {m: palette.get(m) or next(extra) for m in methods}
+    extra = iter(["tab:red", "tab:brown", "tab:gray", "tab:olive"])
+    return {m: Method(m).spec.colour if m in Method._value2member_map_ else next(extra) for m in methods}
 
 
 def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str) -> None:

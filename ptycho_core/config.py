@@ -102,6 +102,16 @@ class PtyChiConfig:
 
 
 @dataclass(frozen=True)
+class RefinementConfig:
+    max_epochs: int
+    batch_size: int
+    learning_rate: float
+    min_improvement: float
+    patience: int
+    lr_patience: int
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     N: int
@@ -115,6 +125,7 @@ class StudyConfig:
     grouping: GroupingConfig
     training: TrainingConfig
     ptychi: PtyChiConfig
+    refinement: RefinementConfig
 
     def view(self, name: str) -> ViewConfig:
         for v in self.views:
@@ -271,6 +282,7 @@ def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
         grouping=_build(GroupingConfig, cfg["grouping"]),
         training=_build(TrainingConfig, {**cfg["training"], "filters": tuple(int(f) for f in cfg["training"]["filters"])}),
         ptychi=_build(PtyChiConfig, cfg["ptychi"]),
+        refinement=_build(RefinementConfig, cfg["refinement"]),
     )
     _cross_checks(study, source)
     return study

@@ -1,21 +1,44 @@
-"""Canonical method identifiers, used in every file; display labels are separate."""
+"""The methods of a study: canonical identifiers and the one registry that describes them.
+
+The canonical id (:class:`Method`) is used in every file and path; display
+labels and colours are separate. :data:`REGISTRY` says, for each method,
+how it is produced, so that the phases iterate over it instead of naming
+methods:
+
+- ``trained``: phase E trains a network bundle on the view's training split
+  (``grouped``: on the view's groups of C patterns, else on single
+  patterns; ``supervised``: with the ground-truth object of the training
+  region as target, else from measured counts only);
+- ``refined``: phase F fine-tunes the bundle of the method it ``refines`` on
+  the view's test counts with the same physics and Poisson loss (no labels:
+  the data an iterative method gets);
+- ``iterative``: an iterative reconstruction of the view's test counts in
+  its own process.
+
+Every ``trained`` or ``refined`` method is reconstructed by network
+inference, gauge synchronisation and probe-weighted stitching.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
 class Method(str, Enum):
     PTYCHOPINN = "PtychoPINN"
+    PTYCHOPINN_TTR = "PtychoPINN_TTR"
     BASELINE = "Baseline"
     PTYCHI = "PtyChi"
 
     @property
+    def spec(self) -> "MethodSpec":
+        return REGISTRY[self]
+
+    @property
     def label(self) -> str:
         """Human-readable label for figures and reports (never used as an identifier)."""
-        return {"PtychoPINN": "PtychoPINN (unsupervised PINN)", "Baseline": "Baseline (supervised CNN)", "PtyChi": "pty-chi LSQML"}[
-            self.value
-        ]
+        return REGISTRY[self].label
 
     @classmethod
     def parse(cls, text: str) -> "Method":
@@ -26,4 +49,31 @@ class Method(str, Enum):
             raise ValueError(f"method: expected one of {[m.value for m in cls]}, found {text!r}") from None
 
 
-TRAINED_METHODS = (Method.PTYCHOPINN, Method.BASELINE)
+@dataclass(frozen=True)
+class MethodSpec:
+    label: str
+    colour: str
+    produced_by: str  # "trained" | "refined" | "iterative"
+    grouped: bool = False  # networks: input is a group of C patterns (else one pattern)
+    supervised: bool = False  # trained against the ground truth of the training region
+    refines: Method | None = None  # refined: the trained method whose bundle is fine-tuned
+
+    @property
+    def network(self) -> bool:
+        """Reconstructed by network inference and stitching."""
+        return self.produced_by in ("trained", "refined")
+
+
+REGISTRY: dict[Method, MethodSpec] = {
+    Method.PTYCHOPINN: MethodSpec("PtychoPINN (unsupervised PINN)", "tab:blue", "trained", grouped=True),
+    Method.PTYCHOPINN_TTR: MethodSpec(
+        "PtychoPINN + test-time refinement", "tab:purple", "refined", grouped=True, refines=Method.PTYCHOPINN
+    ),
+    Method.BASELINE: MethodSpec("Baseline (supervised CNN)", "tab:orange", "trained", supervised=True),
+    Method.PTYCHI: MethodSpec("pty-chi LSQML", "tab:green", "iterative"),
+}
+
+TRAINED_METHODS = tuple(m for m in Method if m.spec.produced_by == "trained")
+REFINED_METHODS = tuple(m for m in Method if m.spec.produced_by == "refined")
+NETWORK_METHODS = tuple(m for m in Method if m.spec.network)
+ITERATIVE_METHODS = tuple(m for m in Method if m.spec.produced_by == "iterative")

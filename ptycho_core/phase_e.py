@@ -41,7 +41,7 @@ def training_seed(seed: int, method: Method, view: str) -> int:
     return int(ss.generate_state(1)[0])
 
 
-def _history_csv(history: dict) -> str:
+def history_csv(history: dict) -> str:
     keys = list(history)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -51,7 +51,7 @@ def _history_csv(history: dict) -> str:
     return buf.getvalue()
 
 
-def _loss_figure(path, history: dict, title: str) -> None:
+def loss_figure(path, history: dict, title: str) -> None:
     from matplotlib.figure import Figure
 
     from .preview import save_figure
@@ -67,6 +67,36 @@ def _loss_figure(path, history: dict, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend()
     save_figure(fig, path)
+
+
+def configure_backend(threads: int) -> None:
+    """Thread settings and deterministic ops of the Keras backend (TensorFlow), devices logged."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already initialised in this process (tests): keep its threads
+        log.warning("TensorFlow already initialised; thread settings left as they are")
+    tf.config.experimental.enable_op_determinism()
+    log.info("TensorFlow devices: %s", [d.name for d in tf.config.list_logical_devices()])
+
+
+def verify_reload(model, model_path, sidecar_path, x: np.ndarray, *, N: int, channels: int, probe: np.ndarray) -> float:
+    """Reload a saved bundle in safe mode; its predictions on ``x`` must equal the in-memory model's."""
+    from .bundle import load_bundle
+
+    amp, phase = (np.asarray(a) for a in model.predict(x, verbose=0))
+    reloaded, _ = load_bundle(model_path, sidecar_path, N=N, channels=channels, probe=probe)
+    amp_re, phase_re = (np.asarray(a) for a in reloaded.predict(x, verbose=0))
+    diff = float(max(np.abs(amp_re - amp).max(), np.abs(phase_re - phase).max()))
+    if not diff <= RELOAD_TOLERANCE:
+        raise ArtifactCheckError(f"{model_path}: check 'reload reproduces predictions' failed: max difference {diff:.3g}")
+    return diff
 
 
 def run_train(
@@ -91,7 +121,7 @@ def run_train(
     import keras
 
     from . import models, training
-    from .bundle import load_bundle, probe_hash, save_bundle
+    from .bundle import probe_hash, save_bundle
 
     t_start = time.perf_counter()
     method = Method.parse(method)
@@ -101,15 +131,7 @@ def run_train(
     test = load_diffraction_set(test_path)
     view = load_view(view_path, n_train=train.n, n_test=test.n)
     N, tcfg = train.N, study.training
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already initialised in this process (tests): keep its threads
-            log.warning("TensorFlow already initialised; thread settings left as they are")
-        log.info("TensorFlow devices: %s", [d.name for d in tf.config.list_logical_devices()])
+    configure_backend(threads)
     seed_int = training_seed(seed, method, view_name)
     keras.utils.set_random_seed(seed_int)
     rng = np.random.default_rng(seed_int)
@@ -118,27 +140,25 @@ def run_train(
     scale = training.input_scale(train.diffraction[view.train_index], N)
     optimizer = keras.optimizers.Adam(tcfg.learning_rate)
 
-    if method is Method.PTYCHOPINN:
-        groups = view.train_groups
-        channels = groups.shape[1]
-        obj_model = models.build_object_model(N, channels, scale, arch, "ptychopinn")
+    spec = method.spec
+    if spec.produced_by != "trained":
+        raise ValueError(f"method {method.value} is not trained in phase E (it is {spec.produced_by})")
+    groups = view.train_groups if spec.grouped else view.train_index[:, None]
+    channels = groups.shape[1]
+    obj_model = models.build_object_model(N, channels, scale, arch, method.value.lower())
+    if not spec.supervised:
         canvas = models.canvas_size_for(training.group_offsets(positions, groups), N)
         fit_model = models.build_pinn_training_model(obj_model, train.probe, canvas)
         fit_model.compile(optimizer=optimizer, loss=models.poisson_loss)
         targets = None
         loss_name = "Poisson NLL of counts (log k! dropped)"
-    elif method is Method.BASELINE:
-        groups = view.train_index[:, None]
-        channels, canvas = 1, None
+    else:
+        canvas = None
         gt = load_ground_truth(ground_truth)
-        amp, phase = training.support_patches(gt.obj, positions, N)
-        targets = (amp, phase)
-        obj_model = models.build_object_model(N, 1, scale, arch, "baseline")
+        targets = training.support_patches(gt.obj, positions, N)
         fit_model = obj_model
         fit_model.compile(optimizer=optimizer, loss=["mae", "mae"])
         loss_name = "MAE of amplitude + MAE of phase (rad)"
-    else:
-        raise ValueError(f"method {method.value} is not trained in phase E")
 
     tr_idx, va_idx = training.split_validation(len(groups), tcfg.validation_fraction, rng)
     batches = training.GroupBatches(train.diffraction, positions, groups[tr_idx], tcfg.batch_size, rng=rng, targets=targets)
@@ -168,7 +188,7 @@ def run_train(
         raise ArtifactCheckError(f"{out_model}: check 'loss decreased' failed: initial {losses[0]:.6g}, best {losses.min():.6g}")
 
     # Predictions on a fixed probe batch: not degenerate, and reproduced by the reloaded bundle.
-    probe_rows = (view.train_groups if method is Method.PTYCHOPINN else view.train_index[:, None])[:32]
+    probe_rows = groups[:32]
     x = np.moveaxis(train.diffraction[probe_rows], 1, -1)
     amp_pred, phase_pred = (np.asarray(a) for a in obj_model.predict(x, verbose=0))
     checks["pred_amplitude_mean"] = float(amp_pred.mean())
@@ -207,19 +227,14 @@ def run_train(
         "provenance": provenance(study),
     }
     save_bundle(out_model, out_sidecar, obj_model, sidecar)
-    reloaded, _ = load_bundle(out_model, out_sidecar, N=N, channels=channels, probe=train.probe)
-    amp_re, phase_re = (np.asarray(a) for a in reloaded.predict(x, verbose=0))
-    diff = float(max(np.abs(amp_re - amp_pred).max(), np.abs(phase_re - phase_pred).max()))
-    checks["reload_max_abs_difference"] = diff
-    if not diff <= RELOAD_TOLERANCE:
-        raise ArtifactCheckError(f"{out_model}: check 'reload reproduces predictions' failed: max difference {diff:.3g}")
+    checks["reload_max_abs_difference"] = verify_reload(obj_model, out_model, out_sidecar, x, N=N, channels=channels, probe=train.probe)
 
-    atomic_write_text(out_history, _history_csv(history))
-    _loss_figure(out_figure, history, f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}")
+    atomic_write_text(out_history, history_csv(history))
+    loss_figure(out_figure, history, f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}")
     write_sentinel(
         sentinel_path,
         step="phase_e.train",
-        inputs=[str(train_path), str(view_path), *map(str, input_sentinels)] + ([str(ground_truth)] if method is Method.BASELINE else []),
+        inputs=[str(train_path), str(view_path), *map(str, input_sentinels)] + ([str(ground_truth)] if spec.supervised else []),
         outputs=[str(out_model), str(out_sidecar), str(out_history), str(out_figure)],
         checks=checks,
         config_hash=study.config_hash(),

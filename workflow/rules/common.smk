@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from ptycho_core.config import study_from_dict
-from ptycho_core.methods import TRAINED_METHODS, Method
+from ptycho_core.methods import NETWORK_METHODS, REFINED_METHODS, TRAINED_METHODS, Method
 from ptycho_core.views import check_views_feasible
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -24,7 +24,10 @@ PHYSICS_HASH = STUDY.section_hash("name", "N", "object", "probe", "scan", "split
 VIEWS_HASH = STUDY.section_hash("views", "grouping")
 TRAINING_HASH = STUDY.section_hash("training")
 PTYCHI_HASH = STUDY.section_hash("ptychi")
+REFINEMENT_HASH = STUDY.section_hash("refinement")
 TRAINED = [m.value for m in TRAINED_METHODS]
+REFINED = [m.value for m in REFINED_METHODS]
+NETWORK = [m.value for m in NETWORK_METHODS]
 ALL_METHODS = [m.value for m in Method]
 # pty-chi (torch) runs in its own environment, set up by `make venv`.
 PTYCHI_PYTHON = os.environ.get(
@@ -38,12 +41,37 @@ wildcard_constraints:
     dose="|".join(DOSES),
     seed="|".join(SEEDS),
     view="|".join(VIEWS),
-    method="|".join(TRAINED),
 
 
 def dose_value(wildcards):
     """The dose (photons per pattern) of a dose label wildcard."""
     return DOSES[wildcards.dose]
+
+
+def network_bundle(wildcards):
+    """The bundle a network method reconstructs with: trained in phase E, or refined in phase F."""
+    method = Method(wildcards.method)
+    cell = f"dose_{wildcards.dose}/view_{wildcards.view}/seed_{wildcards.seed}"
+    if method.spec.produced_by == "refined":
+        d = f"results/phase_f/{cell}/{method.value}/bundle"
+    else:
+        d = f"results/phase_e/{method.value}/{cell}"
+    return {
+        "model": f"{d}/model.keras",
+        "sidecar": f"{d}/bundle.json",
+        "bundle_sentinel": f"{d}/sentinel.json",
+    }
+
+
+def refined_from(wildcards):
+    """The phase E bundle that a refined method fine-tunes."""
+    source = Method(wildcards.refined).spec.refines.value
+    d = f"results/phase_e/{source}/dose_{wildcards.dose}/view_{wildcards.view}/seed_{wildcards.seed}"
+    return {
+        "model": f"{d}/model.keras",
+        "sidecar": f"{d}/bundle.json",
+        "phase_e": f"{d}/sentinel.json",
+    }
 
 
 def phase_c_sentinels():
@@ -119,9 +147,14 @@ def benchmark_files():
             for m in TRAINED
             for d, v, s in cells
         ],
+        "refine": [
+            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m}/refine.tsv"
+            for m in REFINED
+            for d, v, s in cells
+        ],
         "reconstruct_network": [
             f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m}/reconstruct.tsv"
-            for m in TRAINED
+            for m in NETWORK
             for d, v, s in cells
         ],
         "reconstruct_ptychi": [

@@ -16,15 +16,57 @@ rule study_config:
         "../scripts/study_config.py"
 
 
-rule reconstruct_network:
+rule refine:
     input:
+        unpack(refined_from),
         test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
         phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
         view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
         phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        model="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/model.keras",
-        sidecar="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/bundle.json",
-        phase_e="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+    output:
+        model="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/bundle/model.keras",
+        sidecar="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/bundle/bundle.json",
+        history="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/bundle/history.csv",
+        figure=report(
+            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/bundle/deviance.png",
+            caption="../report/refinement_curve.rst",
+            category="Phase F: test-time refinement",
+            labels={
+                "method": "{refined}",
+                "dose": "{dose}",
+                "view": "{view}",
+                "seed": "{seed}",
+            },
+        ),
+        sentinel="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/bundle/sentinel.json",
+    log:
+        "logs/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/refine.log",
+    benchmark:
+        "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/refine.tsv"
+    wildcard_constraints:
+        refined="|".join(REFINED),
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        dose=dose_value,
+        physics=PHYSICS_HASH,
+        views=VIEWS_HASH,
+        training=TRAINING_HASH,
+        refinement=REFINEMENT_HASH,
+    script:
+        "../scripts/refine.py"
+
+
+rule reconstruct_network:
+    input:
+        unpack(network_bundle),
+        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
+        phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
+        view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
+        phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
         ground_truth=rules.ground_truth.output.obj,
     output:
         recon="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",
@@ -33,6 +75,8 @@ rule reconstruct_network:
         "logs/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/reconstruct.log",
     benchmark:
         "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/reconstruct.tsv"
+    wildcard_constraints:
+        method="|".join(NETWORK),
     conda:
         "../../environment.yml"
     threads: 1

@@ -30,6 +30,8 @@ rule train:
         "logs/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/train.log",
     benchmark:
         "benchmarks/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/train.tsv"
+    wildcard_constraints:
+        method="|".join(TRAINED),
     conda:
         "../../environment.yml"
     threads: 1
