@@ -60,7 +60,7 @@ from .config import dose_label
 from .methods import Method
 from .metrics import FRC_THRESHOLDS
 from .npz_io import atomic_write_text
-from .phase_f import METRICS, QUANTITIES
+from .phase_f import ALIGNMENT, METRICS, QUANTITIES
 
 SCHEMA_VERSION = 1
 
@@ -232,7 +232,7 @@ def collect_metrics(
             raise AggregationError(
                 f"{path}: {where}: unexpected method(s) {unknown}; expected canonical ids {list(expected_methods)}"
             )
-        bad_q = sorted(set(df["quantity"]) - set(QUANTITIES))
+        bad_q = sorted(set(df["quantity"]) - set(QUANTITIES) - {ALIGNMENT})
         if bad_q:
             raise AggregationError(f"{path}: {where}: unknown quantity(ies) {bad_q}; expected {list(QUANTITIES)}")
         dup = df.duplicated(["method", "quantity", "metric"], keep=False)

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 #: Metrics every method must have, per quantity (amplitude, phase).
 METRICS = ("mae", "rmse", "psnr", "ssim", "ms_ssim", "frc50", "frc1_7")
 QUANTITIES = ("amplitude", "phase")
+#: Quantity of the registration rows: what the common alignment policy had to do to each method.
+ALIGNMENT = "alignment"
+ALIGNMENT_METRICS = ("shift_px", "shift_dy_px", "shift_dx_px", "phase_offset_rad")
 
 
 #: How the network arms' patches become one object (recorded in every reconstruction).
@@ -199,6 +202,9 @@ def _tidy_rows(method: str, scores: dict) -> list[tuple]:
     rows.append((method, "amplitude", "amplitude_scale", float(scores["amplitude_scale"])))
     for q in QUANTITIES:
         rows.append((method, q, "ms_ssim_scales", float(scores[q]["ms_ssim_scales"])))
+    dy, dx = (float(v) for v in scores["shift"])
+    values = {"shift_px": math.hypot(dy, dx), "shift_dy_px": dy, "shift_dx_px": dx, "phase_offset_rad": float(scores["phase_offset"])}
+    rows += [(method, ALIGNMENT, k, values[k]) for k in ALIGNMENT_METRICS]
     return rows
 
 
@@ -311,7 +317,7 @@ def run_score(
     }
     atomic_write_text(out_alignment, json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     comparison_figure(out_figure, gt, recons, region, aligned, f"dose {dose:.3g}, view {view_name}, seed {seed}")
-    expected = len(recon_paths) * (len(QUANTITIES) * (len(METRICS) + 1) + 1)
+    expected = len(recon_paths) * (len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(ALIGNMENT_METRICS))
     checks = {"n_metric_rows": len(rows), "expected_rows": expected, "methods": sorted(recons)}
     if len(rows) != expected:
         raise ArtifactCheckError(f"{out_metrics}: check 'row count' failed: {len(rows)} rows, expected {expected}")

@@ -38,14 +38,15 @@ from ptycho_core.phase_f import METRICS, QUANTITIES
 DOSES = (1e3, 1e4)
 VIEWS = ("dense", "sparse")
 SEEDS = (0, 1, 2)
-METHODS = ("PtychoPINN", "Baseline", "PtyChi")
+METHODS = ("PtychoPINN", "PtychoPINN_TTR", "Baseline", "PtyChi")
 BASE = {
     # PINN vs PtyChi: ssim 0.9 vs 0.8 (+0.1, better); PINN vs Baseline: mae 0.05 vs 0.04 (+0.01, not better)
     "PtychoPINN": {"mae": 0.05, "rmse": 0.07, "psnr": 20.0, "ssim": 0.9, "ms_ssim": 0.92, "frc50": 0.25, "frc1_7": 0.4},
+    "PtychoPINN_TTR": {"mae": 0.03, "rmse": 0.05, "psnr": 24.0, "ssim": 0.97, "ms_ssim": 0.98, "frc50": 0.35, "frc1_7": 0.45},
     "Baseline": {"mae": 0.04, "rmse": 0.06, "psnr": 22.5, "ssim": 0.95, "ms_ssim": 0.9, "frc50": 0.2, "frc1_7": 0.45},
     "PtyChi": {"mae": 0.08, "rmse": 0.1, "psnr": 18.0, "ssim": 0.8, "ms_ssim": 0.85, "frc50": 0.3, "frc1_7": 0.35},
 }
-JITTER = {"PtychoPINN": (-0.01, 0.0, 0.01), "Baseline": (0.0, 0.0, 0.0), "PtyChi": (0.0, 0.0, 0.0)}
+JITTER = {"PtychoPINN": (-0.01, 0.0, 0.01), "PtychoPINN_TTR": (0.0, 0.0, 0.0), "Baseline": (0.0, 0.0, 0.0), "PtyChi": (0.0, 0.0, 0.0)}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -116,10 +117,10 @@ def test_collect_metrics_tidy_table(table):
 
 
 def test_collect_metrics_subset_of_methods_and_metrics(tmp_path):
-    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if r[0] != "Baseline"])
+    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if r[0] not in ("Baseline", "PtychoPINN_TTR")])
     t = collect_metrics(cells, methods=["PtychoPINN", "PtyChi"], metrics=("ssim", "mae"))
     assert set(t["method"]) == {"PtychoPINN", "PtyChi"}
-    with pytest.raises(AggregationError, match=r"method Baseline missing"):
+    with pytest.raises(AggregationError, match=r"method (Baseline|PtychoPINN_TTR) missing"):
         collect_metrics(cells)
 
 
@@ -155,7 +156,7 @@ def test_summary_n1_has_no_std(tmp_path):
 
 def test_delta_signs_and_values(table):
     recs = deltas(table)
-    assert len(recs) == 2 * len(DOSES) * len(VIEWS) * len(QUANTITIES) * 6
+    assert len(recs) == (len(METHODS) - 1) * len(DOSES) * len(VIEWS) * len(QUANTITIES) * 6
     assert {r["reference"] for r in recs} == {"PtychoPINN"}
     r = find(recs, other="PtyChi", dose=1e4, view="dense", quantity="phase", metric="ssim")
     assert r["mean"] == pytest.approx(0.1, abs=1e-12) and r["better"] is True and r["direction"] == "higher"
