@@ -10,7 +10,12 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from ptycho_core.config import study_from_dict
-from ptycho_core.methods import NETWORK_METHODS, REFINED_METHODS, TRAINED_METHODS, Method
+from ptycho_core.methods import (
+    NETWORK_METHODS,
+    REFINED_METHODS,
+    TRAINED_METHODS,
+    Method,
+)
 from ptycho_core.views import check_views_feasible
 
 validate(config, schema="../schemas/config.schema.yaml")
