@@ -100,7 +100,7 @@ def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarra
     saturated = saturated_nll(sqrt_counts, np.unique(groups))
     before = float(fit_model.evaluate(batches, verbose=0)) - saturated
     stop = DevianceStop(saturated, cfg.min_improvement, cfg.patience)
-    callbacks = [stop, keras.callbacks.ReduceLROnPlateau(monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0)]
+    callbacks = [stop, keras.callbacks.ReduceLROnPlateau(monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min")]
     t0 = time.perf_counter()
     history = fit_model.fit(batches, epochs=cfg.max_epochs, callbacks=callbacks, verbose=verbose).history
     seconds = time.perf_counter() - t0
