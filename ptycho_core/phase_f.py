@@ -121,7 +121,9 @@ def run_reconstruct_network(
         verify_sentinel(s)
     test = load_diffraction_set(test_path)
     view = load_view(view_path, n_test=test.n)
-    channels = study.grouping.C if method is Method.PTYCHOPINN else 1
+    if not method.spec.network:
+        raise ValueError(f"method {method.value} is not reconstructed by a network")
+    channels = study.grouping.C if method.spec.grouped else 1
     model, side = load_bundle(model_path, sidecar_path, N=test.N, channels=channels, probe=test.probe)
     if side["method"] != method.value:
         raise ArtifactCheckError(f"{sidecar_path}: check 'method' failed: bundle of {side['method']}, expected {method.value}")
