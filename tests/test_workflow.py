@@ -14,10 +14,12 @@ from ptycho_core.config import load_study
 from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
 from ptycho_core.overlap import METRICS_VERSION
 from ptycho_core.sentinel import verify_sentinel
+from ptycho_core.methods import Method
 from ptycho_core.view_contract import load_view
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+ALL_METHODS = {m.value for m in Method}
 
 pytestmark = pytest.mark.workflow
 
@@ -134,13 +136,19 @@ def test_phase_f_every_method_scored_on_the_same_region(phase_c_run):
             verify_sentinel(cell / "sentinel.json", root=workdir)
             rows = [line.split(",") for line in (cell / "metrics.csv").read_text().splitlines()]
             assert rows[0] == ["method", "quantity", "metric", "value"]
-            assert {r[0] for r in rows[1:]} == {"PtychoPINN", "Baseline", "PtyChi"}
+            assert {r[0] for r in rows[1:]} == ALL_METHODS
             assert all(math.isfinite(float(r[3])) for r in rows[1:])
             alignment = json.loads((cell / "alignment.json").read_text())
-            assert set(alignment["methods"]) == {"PtychoPINN", "Baseline", "PtyChi"}
-            for method in ("PtychoPINN", "Baseline", "PtyChi"):
+            assert set(alignment["methods"]) == ALL_METHODS
+            for method in sorted(ALL_METHODS):
                 verify_sentinel(cell / method / "sentinel.json", root=workdir)
                 assert (workdir / f"logs/phase_f/dose_{label}/view_{view.name}/seed_0/{method}/reconstruct.log").is_file()
+            # the refined bundle: fine-tuned from the cell's trained PtychoPINN, on the test counts
+            ttr = verify_sentinel(cell / "PtychoPINN_TTR/bundle/sentinel.json", root=workdir)
+            assert ttr["checks"]["deviance_best"] < ttr["checks"]["deviance_before"]
+            side = json.loads((cell / "PtychoPINN_TTR/bundle/bundle.json").read_text())
+            trained = json.loads((workdir / f"results/phase_e/PtychoPINN/dose_{label}/view_{view.name}/seed_0/bundle.json").read_text())
+            assert side["method"] == "PtychoPINN_TTR" and side["refined_from"]["model_sha256"] == trained["model_sha256"]
 
 
 def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
