@@ -75,6 +75,9 @@ def predict_and_stitch(
 ):
     """Predict the view's test groups, bring them to one gauge, stitch with probe weights.
 
+    Prediction is chunked; the synchronisation needs every patch of the test
+    region at once, so they are held (n x (N/2)^2 complex64).
+
     ``gauge=False`` and ``weights="taper"`` (the flat raised-cosine window of
     the whole support) exist to measure what each step contributes. Returns
     the Stitched object, the number of patches predicted and the gauge

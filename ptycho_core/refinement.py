@@ -161,7 +161,7 @@ def run_refine(
     rec = refine(model, test.diffraction, positions, groups, test.probe, study.refinement, seed_int)
     history = rec.pop("history")
     losses = np.asarray(history["loss"], dtype=np.float64)
-    checks = {k: v for k, v in rec.items()}
+    checks = dict(rec)
     checks["n_test_groups"] = int(groups.shape[0])
     checks["groups_per_second"] = groups.shape[0] * rec["epochs_run"] / rec["refine_seconds"]
     if not np.all(np.isfinite(losses)):
