@@ -144,6 +144,36 @@ def poisson_loss(counts, intensity):
     return phys.poisson_nll(counts, intensity)
 
 
+@keras.saving.register_keras_serializable(package="ptycho_core")
+class SupportWeightedMAE(keras.losses.Loss):
+    """Baseline loss of one quantity: sum_x w(x) |y - y_hat| / (scale * sum_x w(x)), per sample.
+
+    ``weights`` (N/2, N/2) is the probe intensity |P|^2 on the support
+    (:func:`ptycho_core.stitch.probe_window`): a diffraction pattern carries
+    information about the object only where the probe is bright, so the
+    network is not asked to guess the dark rim. ``scale`` is the
+    ``weights``-weighted mean absolute deviation of the quantity's training
+    targets about their mean (:func:`ptycho_core.training.target_spread`):
+    1.0 is the error of predicting the mean everywhere, so amplitude and
+    phase, whose errors differ in scale, weigh equally.
+    """
+
+    def __init__(self, weights, scale: float = 1.0, name: str = "support_weighted_mae", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.support_weights = np.asarray(weights, dtype=np.float32)
+        self.scale = float(scale)
+        if self.support_weights.ndim != 2 or not self.support_weights.sum() > 0 or not self.scale > 0:
+            raise ValueError(f"support-weighted MAE: expected 2-D non-negative weights and a positive scale, found {self.support_weights.shape}, {self.scale}")
+
+    def call(self, y_true, y_pred):
+        w = ops.convert_to_tensor(self.support_weights[:, :, None])
+        err = ops.sum(ops.abs(y_true - y_pred) * w, axis=(1, 2, 3))
+        return err / (float(self.support_weights.sum()) * self.scale * ops.cast(ops.shape(y_true)[-1], err.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "weights": self.support_weights.tolist(), "scale": self.scale}
+
+
 def canvas_size_for(offsets: np.ndarray, N: int) -> int:
     """Smallest even canvas holding every patch at its offset, with a 2-pixel margin."""
     reach = float(np.abs(offsets).max()) if offsets.size else 0.0

@@ -3,7 +3,9 @@
 PtychoPINN trains on the view's training groups (phase D) from measured
 counts only; the Baseline trains on the view's training rows, one pattern
 each, against the ground-truth object on the N/2 x N/2 support (the object,
-never the illuminated P * O). The trained object predictor is saved as a
+never the illuminated P * O) of the object the training split was simulated
+on (the study object, or the separate training object of
+``object.train_seed``). The trained object predictor is saved as a
 bundle, reloaded in safe mode, and must reproduce the in-memory predictions
 before the sentinel is written.
 """
@@ -24,6 +26,7 @@ from .data_contract import load_diffraction_set, load_ground_truth
 from .methods import Method
 from .npz_io import atomic_write_text
 from .phase_c import provenance
+from .stitch import probe_window
 from .sentinel import ArtifactCheckError, sha256_file, verify_sentinel, write_sentinel
 from .view_contract import load_view
 
@@ -155,17 +158,30 @@ def run_train(
     else:
         canvas = None
         gt = load_ground_truth(ground_truth)
+        if gt.metadata["object"]["seed"] != train.metadata["object"]["seed"]:
+            raise ArtifactCheckError(
+                f"{ground_truth}: check 'training object' failed: object seed {gt.metadata['object']['seed']}, but the "
+                f"training split {train_path} was simulated on the object of seed {train.metadata['object']['seed']}"
+            )
         targets = training.support_patches(gt.obj, positions, N)
+        weights = probe_window(train.probe)
+        rows = np.unique(groups)
+        spreads = [training.target_spread(t[rows], weights) for t in targets]
         fit_model = obj_model
-        fit_model.compile(optimizer=optimizer, loss=["mae", "mae"])
-        loss_name = "MAE of amplitude + MAE of phase (rad)"
+        fit_model.compile(optimizer=optimizer, loss=[models.SupportWeightedMAE(weights, s) for s in spreads])
+        loss_name = (
+            f"|P|^2-weighted MAE of amplitude / {spreads[0]:.4g} + |P|^2-weighted MAE of phase (rad) / {spreads[1]:.4g} "
+            "(each over its training targets' weighted mean absolute deviation)"
+        )
 
-    tr_idx, va_idx = training.split_validation(len(groups), tcfg.validation_fraction, rng)
+    split_meta = train.metadata["split"]
+    strip = training.validation_strip(positions, groups, tcfg.validation_fraction, split_meta["axis"], float(split_meta["guard_px"]))
+    tr_idx, va_idx = strip.train, strip.validation
     batches = training.GroupBatches(train.diffraction, positions, groups[tr_idx], tcfg.batch_size, rng=rng, targets=targets)
     val = training.GroupBatches(train.diffraction, positions, groups[va_idx], tcfg.batch_size, targets=targets) if va_idx.size else None
     log.info(
-        "%s: %d training and %d validation samples of %d channel(s), N=%d, input scale %.6g, canvas %s",
-        method.value, tr_idx.size, va_idx.size, channels, N, scale, canvas,
+        "%s: %d training and %d validation samples (strip, %d dropped in its guard band) of %d channel(s), N=%d, input scale %.6g, canvas %s",
+        method.value, tr_idx.size, va_idx.size, strip.n_dropped_in_guard, channels, N, scale, canvas,
     )
     t_fit = time.perf_counter()
     history = training.fit(fit_model, batches, val, tcfg).history
@@ -180,6 +196,9 @@ def run_train(
         "final_loss": float(losses[-1]),
         "best_val_loss": float(np.min(history["val_loss"])) if "val_loss" in history else None,
         "fit_seconds": fit_seconds,
+        "n_samples_train": int(tr_idx.size),
+        "n_samples_validation": int(va_idx.size),
+        "n_samples_dropped_in_guard": int(strip.n_dropped_in_guard),
         "training_samples_per_second": samples_per_s,
     }
     if not np.all(np.isfinite(losses)):
@@ -221,6 +240,7 @@ def run_train(
             "view_file": {"path": str(view_path), "sha256": sha256_file(view_path)},
             "n_samples_train": int(tr_idx.size),
             "n_samples_validation": int(va_idx.size),
+            "validation": strip.record(),
         },
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),

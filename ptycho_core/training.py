@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -41,6 +42,20 @@ def support_patches(obj: np.ndarray, positions: np.ndarray, N: int) -> tuple[np.
     q = N // 4
     centre = patches[:, q : q + N // 2, q : q + N // 2]
     return np.abs(centre).astype(np.float32), np.angle(centre).astype(np.float32)
+
+
+def target_spread(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean absolute deviation of support patches (n, P, P) about their weighted mean.
+
+    The MAE of the best constant prediction (up to the median/mean
+    difference): the natural unit of a quantity's error.
+    """
+    w = np.broadcast_to(weights, values.shape).astype(np.float64)
+    mean = float(np.sum(w * values) / np.sum(w))
+    spread = float(np.sum(w * np.abs(values - mean)) / np.sum(w))
+    if not spread > 0:
+        raise ValueError("target spread: the training targets are constant where the probe is bright")
+    return spread
 
 
 class GroupBatches(keras.utils.PyDataset):
@@ -80,13 +95,66 @@ class GroupBatches(keras.utils.PyDataset):
             self.rng.shuffle(self.order)
 
 
-def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random (seeded) split of n samples into training and validation indices."""
-    perm = rng.permutation(n)
-    n_val = max(1, int(round(fraction * n))) if fraction > 0 else 0
-    if n - n_val < 1:
-        raise ValueError(f"validation split: {n} samples leave none for training with fraction {fraction}")
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+@dataclass(frozen=True)
+class ValidationStrip:
+    """A spatially held-out validation strip of the training region (indices into the sample list)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    axis: str
+    cut_px: float  # validation samples have their centre below this coordinate
+    validation_reach_px: float  # largest member coordinate of a validation sample
+    guard_px: float
+    n_dropped_in_guard: int
+
+    def record(self) -> dict:
+        return {
+            "policy": "spatial strip at the training region's far end from the test region, guard band between",
+            "axis": self.axis,
+            "cut_px": self.cut_px,
+            "validation_reach_px": self.validation_reach_px,
+            "guard_px": self.guard_px,
+            "n_train": int(self.train.size),
+            "n_validation": int(self.validation.size),
+            "n_dropped_in_guard": int(self.n_dropped_in_guard),
+        }
+
+
+def validation_strip(positions: np.ndarray, groups: np.ndarray, fraction: float, axis: str, guard: float) -> ValidationStrip:
+    """Hold out a strip of the training region for validation, with a guard band.
+
+    The training region lies below the split boundary along ``axis`` (phase
+    C puts the test region above it), so the strip is taken at the low end,
+    farthest from the test region: the samples (groups, or single rows as
+    groups of one) whose centre lies in the lowest ``fraction`` of sample
+    centres. Samples with any member closer than ``guard`` pixels to the
+    strip's farthest member are dropped, so that no training pattern
+    illuminates what a validation pattern illuminates (the split's own
+    guard, one probe FWHM diameter by default). Early stopping then sees
+    over-fitting to the training object instead of its overlapping
+    neighbours. ``fraction`` 0 means no validation (every sample trains).
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"validation strip: axis expected 'x' or 'y', found {axis!r}")
+    n = len(groups)
+    if fraction <= 0:
+        return ValidationStrip(np.arange(n), np.arange(0), axis, -math.inf, -math.inf, float(guard), 0)
+    coord = positions[:, 0 if axis == "x" else 1][groups]  # (n, C)
+    centre = coord.mean(axis=1)
+    order = np.argsort(centre, kind="stable")
+    n_val = max(1, int(round(fraction * n)))
+    if n_val >= n:
+        raise ValueError(f"validation strip: {n} samples leave none for training with fraction {fraction}")
+    cut = float(centre[order[n_val - 1]])
+    validation = np.flatnonzero(centre <= cut)
+    reach = float(coord[validation].max())
+    train = np.flatnonzero(coord.min(axis=1) >= reach + guard)
+    if train.size == 0:
+        raise ValueError(
+            f"validation strip: no training sample lies {guard:.1f} px beyond the validation strip (which reaches "
+            f"{axis} = {reach:.1f} px); lower training.validation_fraction or enlarge the training region"
+        )
+    return ValidationStrip(train, validation, axis, cut, reach, float(guard), n - train.size - validation.size)
 
 
 def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_cfg: TrainingConfig, verbose: int = 2):

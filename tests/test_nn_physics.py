@@ -599,11 +599,60 @@ def test_input_scale_normalises_mean_energy(toy_data):
         training.input_scale(np.zeros((2, N, N), np.float32), N)
 
 
-def test_split_validation_is_seeded_and_disjoint():
-    tr, va = training.split_validation(20, 0.2, np.random.default_rng(0))
-    tr2, va2 = training.split_validation(20, 0.2, np.random.default_rng(0))
-    np.testing.assert_array_equal(tr, tr2)
-    np.testing.assert_array_equal(va, va2)
-    assert va.size == 4 and tr.size == 16 and not set(tr) & set(va)
-    with pytest.raises(ValueError, match="none for training"):
-        training.split_validation(1, 0.5, np.random.default_rng(0))
+def _raster_groups(nx=12, ny=5, step=1.5):
+    """Positions on a raster and, for each, a group of it and its right/down neighbours (where they exist)."""
+    yy, xx = np.mgrid[:ny, :nx]
+    positions = np.column_stack([xx.ravel() * step, yy.ravel() * step]).astype(np.float64)
+    idx = np.arange(nx * ny).reshape(ny, nx)
+    groups = np.array([[idx[r, c], idx[r, c + 1], idx[r + 1, c], idx[r + 1, c + 1]] for r in range(ny - 1) for c in range(nx - 1)])
+    return positions, groups
+
+
+def test_validation_strip_holds_out_the_far_end_with_a_guard_band():
+    positions, groups = _raster_groups()
+    guard = 2.9
+    strip = training.validation_strip(positions, groups, 0.2, "x", guard)
+    xs = positions[:, 0][groups]
+    # validation: the lowest-x fifth of the groups by centre (ties kept together), far from the test region (high x)
+    np.testing.assert_array_equal(strip.validation, np.flatnonzero(xs.mean(axis=1) <= strip.cut_px))
+    assert round(0.2 * len(groups)) <= strip.validation.size < 0.3 * len(groups)
+    assert xs[strip.validation].mean(axis=1).max() < xs[strip.train].mean(axis=1).min()
+    # no training member within the guard of any validation member: the strips share no illuminated object
+    assert xs[strip.train].min() - xs[strip.validation].max() >= guard
+    # every sample is used, held out or dropped, exactly once
+    assert strip.train.size + strip.validation.size + strip.n_dropped_in_guard == len(groups)
+    assert not set(strip.train) & set(strip.validation)
+    assert strip.n_dropped_in_guard > 0
+    # single patterns (Baseline) along y
+    rows = np.arange(len(positions))[:, None]
+    s1 = training.validation_strip(positions, rows, 0.2, "y", guard)
+    ys = positions[:, 1]
+    assert ys[s1.train].min() - ys[s1.validation].max() >= guard
+    # fraction 0: no validation, everything trains
+    s0 = training.validation_strip(positions, groups, 0.0, "x", guard)
+    assert s0.validation.size == 0 and s0.train.size == len(groups)
+
+
+def test_validation_strip_refuses_a_region_too_small_for_its_guard():
+    positions, groups = _raster_groups(nx=4)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        training.validation_strip(positions, groups, 0.3, "x", 10.0)
+
+def test_support_weighted_mae_weights_the_bright_support_and_normalises_by_the_spread():
+    P = 8
+    w = np.zeros((P, P), np.float32)
+    w[2:6, 2:6] = 1.0  # the probe is bright on the centre only
+    loss = models.SupportWeightedMAE(w, scale=0.5)
+    y = np.zeros((2, P, P, 1), np.float32)
+    pred = np.zeros((2, P, P, 1), np.float32)
+    pred[:, 0, 0, 0] = 100.0  # an error in the dark rim costs nothing
+    assert float(np_(loss(y, pred))) == pytest.approx(0.0, abs=1e-7)
+    pred[:, 2:6, 2:6, 0] = 0.25  # a uniform error of 0.25 on the support, over a spread of 0.5
+    assert float(np_(loss(y, pred))) == pytest.approx(0.5, rel=1e-6)
+    again = models.SupportWeightedMAE.from_config(loss.get_config())
+    assert float(np_(again(y, pred))) == pytest.approx(0.5, rel=1e-6)
+    # the spread: a constant-prediction error in the target's own units
+    vals = np.concatenate([np.zeros((1, P, P)), np.ones((1, P, P))])
+    assert training.target_spread(vals, w) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="constant"):
+        training.target_spread(np.ones((2, P, P)), w)
