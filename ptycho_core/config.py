@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,6 +36,11 @@ class ObjectConfig:
     phase_max: float
     feature_size: float
     n_lines: int
+    train_seed: int | None
+
+    def training_object(self) -> "ObjectConfig":
+        """The object the training split is simulated on: a second draw with ``train_seed``, or this one."""
+        return self if self.train_seed is None else replace(self, seed=self.train_seed)
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,8 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
     labels = [dose_label(d) for d in study.doses]
     if len(set(labels)) != len(labels):
         fail("doses", f"doses must have distinct labels, found {labels}")
+    if study.object.train_seed is not None and study.object.train_seed == study.object.seed:
+        fail("object.train_seed", f"expected a seed other than object.seed ({study.object.seed}): the training object must be a different draw")
     margin = 2 * study.N
     if study.object.size < margin:
         fail("object.size", f"expected at least 2*N = {margin} pixels, found {study.object.size}")

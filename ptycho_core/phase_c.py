@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,18 @@ def provenance(study: StudyConfig) -> dict:
     return {"config_hash": study.config_hash(), "code_version": code_version()}
 
 
-def run_ground_truth(study: StudyConfig, out_path: str | Path, sentinel_path: str | Path) -> dict:
-    """Generate the study's object, save it, verify it, write its sentinel."""
+def run_ground_truth(study: StudyConfig, out_path: str | Path, sentinel_path: str | Path, training: bool = False) -> dict:
+    """Generate the study's object (or, ``training``, its separate training object), save, verify, write the sentinel."""
     t0 = time.perf_counter()
-    obj = make_object(study.object).astype(np.complex64)
+    if training and study.object.train_seed is None:
+        raise ValueError("training object: the configuration has no object.train_seed")
+    cfg = study.object.training_object() if training else study.object
+    obj = make_object(cfg).astype(np.complex64)
     meta = {
         "schema_version": SCHEMA_VERSION,
         "study": study.name,
-        "object": study.to_dict()["object"],
+        "object": asdict(cfg),
+        "role": "training object" if training else "study object",
         "pixel_frame": "pixel [r, c] has coordinates x = c, y = r in object pixels",
         "provenance": provenance(study),
     }
@@ -63,7 +68,7 @@ def run_ground_truth(study: StudyConfig, out_path: str | Path, sentinel_path: st
     wall = time.perf_counter() - t0
     write_sentinel(
         sentinel_path,
-        step="phase_c.ground_truth",
+        step="phase_c.training_object" if training else "phase_c.ground_truth",
         inputs=[],
         outputs=[str(out_path)],
         checks=checks,
@@ -84,13 +89,27 @@ def run_simulate(
     out_test: str | Path,
     out_preview: str | Path,
     sentinel_path: str | Path,
+    training_object: str | Path | None = None,
+    training_object_sentinel: str | Path | None = None,
 ) -> dict:
-    """Simulate one dose x seed, save both splits and a preview, verify, write the sentinel."""
+    """Simulate one dose x seed, save both splits and a preview, verify, write the sentinel.
+
+    ``training_object`` (and its sentinel): the separate training object,
+    required exactly when the configuration sets ``object.train_seed``.
+    """
     t0 = time.perf_counter()
     verify_sentinel(ground_truth_sentinel)
     gt = load_ground_truth(ground_truth)
-    log.info("simulating dose %g seed %d on a %s object", dose, seed, gt.obj.shape)
-    sim = simulate_dose(study, gt.obj, dose, seed, provenance(study))
+    train_gt = None
+    if (training_object is None) != (study.object.train_seed is None):
+        raise ValueError(f"training object: object.train_seed is {study.object.train_seed}, training object file {training_object}")
+    if training_object is not None:
+        verify_sentinel(training_object_sentinel)
+        train_gt = load_ground_truth(training_object)
+        _check(training_object, "training object seed", train_gt.metadata["object"]["seed"] == study.object.train_seed,
+               f"object seed {train_gt.metadata['object']['seed']}, expected object.train_seed {study.object.train_seed}")
+    log.info("simulating dose %g seed %d on a %s object%s", dose, seed, gt.obj.shape, "" if train_gt is None else " (training split on the training object)")
+    sim = simulate_dose(study, gt.obj, dose, seed, provenance(study), None if train_gt is None else train_gt.obj)
     save_diffraction_set(out_train, sim.train)
     save_diffraction_set(out_test, sim.test)
     train = load_diffraction_set(out_train)
@@ -104,13 +123,20 @@ def run_simulate(
         "n_test": test.n,
         "n_dropped_in_guard": int(sim.split.n_dropped),
     }
-    _check(out_train, "positions kept", train.n + test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
     axis = study.split.axis
     tr = train.xcoords if axis == "x" else train.ycoords
     te = test.xcoords if axis == "x" else test.ycoords
-    gap = float(te.min() - tr.max())
-    checks["guard_gap_px"] = gap
-    _check(out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px")
+    if train_gt is None:
+        _check(out_train, "positions kept", train.n + test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
+        gap = float(te.min() - tr.max())
+        checks["guard_gap_px"] = gap
+        _check(out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px")
+    else:  # the training split covers the other object's whole scan; the test split keeps its region
+        _check(out_train, "whole base scan on the training object", train.n == sim.split.n_base, f"{train.n} of {sim.split.n_base} positions")
+        _check(out_test, "positions kept", test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
+        low = float(te.min() - sim.split.boundary)
+        checks["test_region_margin_px"] = low
+        _check(out_test, "test region", low >= sim.split.guard / 2 - 1e-9, f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px")
 
     all_expected = train.metadata["photons"]["all"]["expected_mean"]
     checks["expected_counts_per_pattern"] = all_expected
@@ -128,12 +154,12 @@ def run_simulate(
         checks[f"{name}_mean_counts_z"] = z
         _check(path, "Poisson mean counts", abs(z) <= POISSON_SIGMAS, f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}")
 
-    simulation_preview(out_preview, gt.obj, train, test, sim.probe_diameter)
+    simulation_preview(out_preview, gt.obj, train, test, sim.probe_diameter, None if train_gt is None else train_gt.obj)
     wall = time.perf_counter() - t0
     write_sentinel(
         sentinel_path,
         step="phase_c.simulate",
-        inputs=[str(ground_truth), str(ground_truth_sentinel)],
+        inputs=[str(ground_truth), str(ground_truth_sentinel)] + ([] if train_gt is None else [str(training_object), str(training_object_sentinel)]),
         outputs=[str(out_train), str(out_test), str(out_preview)],
         checks=checks,
         config_hash=study.config_hash(),

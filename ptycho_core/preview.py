@@ -34,9 +34,20 @@ def _image(ax, data, title, cmap="gray", **kw):
 
 
 def simulation_preview(
-    path: str | Path, obj: np.ndarray, train: DiffractionSet, test: DiffractionSet, probe_diameter: float, n_patterns: int = 3
+    path: str | Path,
+    obj: np.ndarray,
+    train: DiffractionSet,
+    test: DiffractionSet,
+    probe_diameter: float,
+    train_obj: np.ndarray | None = None,
+    n_patterns: int = 3,
 ) -> None:
-    """Object amplitude/phase, probe amplitude/phase, scan by split, log-scale patterns."""
+    """Object amplitude/phase, probe amplitude/phase, scan by split, log-scale patterns.
+
+    With a separate training object (``train_obj``) the scan panel shows
+    the study object with its test positions only (the training positions
+    lie on the other object).
+    """
     meta = train.metadata
     fig = Figure(figsize=(13, 7.5), layout="constrained")
     axes = fig.subplots(2, 4)
@@ -47,11 +58,15 @@ def simulation_preview(
 
     ax = axes[1, 0]
     ax.imshow(np.abs(obj), cmap="gray", interpolation="nearest")
-    ax.scatter(train.xcoords, train.ycoords, s=3, c="tab:blue", label=f"train ({train.n})")
+    if train_obj is None:
+        ax.scatter(train.xcoords, train.ycoords, s=3, c="tab:blue", label=f"train ({train.n})")
     ax.scatter(test.xcoords, test.ycoords, s=3, c="tab:orange", label=f"test ({test.n})")
     k = int(np.argmin(np.hypot(test.xcoords - test.xcoords.mean(), test.ycoords - test.ycoords.mean())))
     ax.add_patch(Circle((test.xcoords[k], test.ycoords[k]), probe_diameter / 2, fill=False, color="red", lw=1))
-    ax.set_title("scan positions by split (red: probe FWHM)", fontsize=9)
+    ax.set_title(
+        "scan positions by split (red: probe FWHM)" if train_obj is None else f"test positions (red: probe FWHM);\n{train.n} training positions on the training object",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="lower left", markerscale=3)
 
     counts = test.counts()

@@ -92,7 +92,8 @@ class Split:
     boundary: float
     guard: float
     n_base: int
-    n_dropped: int
+    n_dropped: int  # base positions in neither split (the guard band; with a training object, all but the test region)
+    training_object: bool = False  # train indexes the base scan over a separate training object
 
 
 def split_by_region(scan: Scan, cfg: SplitConfig, lo: float, hi: float, probe_diameter: float) -> Split:
@@ -116,3 +117,14 @@ def split_by_region(scan: Scan, cfg: SplitConfig, lo: float, hi: float, probe_di
             )
     n_base = coord.size
     return Split(train, test, float(boundary), float(guard), n_base, n_base - train.size - test.size)
+
+
+def train_on_whole_scan(split: Split) -> Split:
+    """The split when the training data come from a separate training object.
+
+    The training set takes every position of the base scan (on the other
+    object); the test region of the study object is unchanged, and every
+    other base position of the study object is unused.
+    """
+    train = np.arange(split.n_base)
+    return Split(train, split.test, split.boundary, split.guard, split.n_base, split.n_base - split.test.size, training_object=True)

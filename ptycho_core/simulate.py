@@ -12,13 +12,15 @@ pixel).
 with an explicit entropy list recorded in the metadata:
 
 - object maps: ``[object.seed, 101]`` and ``[object.seed, 102]`` (study-wide);
+  a separate training object (``object.train_seed``) uses
+  ``[object.train_seed, 101]`` and ``[object.train_seed, 102]``;
 - scan jitter: ``[seed, 1]`` (same scan for every dose of a replicate);
 - Poisson noise: ``[seed, 2, dose_key(dose)]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from .data_contract import SCHEMA_VERSION, DiffractionSet
 from .forward import expected_counts, extract_patches, valid_position_range
 from .objects import AMPLITUDE_STREAM, PHASE_STREAM
 from .probe import energy_within, make_probe, measure_fwhm_diameter
-from .scan import Scan, Split, make_scan, split_by_region
+from .scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
 
 SCAN_STREAM = 1
 NOISE_STREAM = 2
@@ -102,20 +104,39 @@ def make_geometry(study: StudyConfig, seed: int) -> Geometry:
     hi = float(np.floor(hi))
     scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))
     split = split_by_region(scan, study.split, lo, hi, diameter)
+    if study.object.train_seed is not None:
+        split = train_on_whole_scan(split)
     return Geometry(probe_unit, diameter, (lo, hi), scan, split)
 
 
-def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, provenance: dict) -> Simulation:
-    """Simulate the train and test datasets of one dose and replicate seed."""
+def simulate_dose(
+    study: StudyConfig, obj: np.ndarray, dose: float, seed: int, provenance: dict, train_obj: np.ndarray | None = None
+) -> Simulation:
+    """Simulate the train and test datasets of one dose and replicate seed.
+
+    ``train_obj``: the separate training object, required exactly when the
+    configuration has ``object.train_seed``; the training split is then
+    simulated on it over the whole base scan, the test split on ``obj``.
+    One probe (one instrument) serves both.
+    """
     N = study.N
-    if obj.shape != (study.object.size, study.object.size):
-        raise ValueError(f"object: expected shape {(study.object.size,) * 2} from the configuration, found {obj.shape}")
+    for name, o in (("object", obj), ("training object", train_obj)):
+        if o is not None and o.shape != (study.object.size, study.object.size):
+            raise ValueError(f"{name}: expected shape {(study.object.size,) * 2} from the configuration, found {o.shape}")
+    if (train_obj is None) != (study.object.train_seed is None):
+        raise ValueError(
+            f"training object: object.train_seed is {study.object.train_seed}, but a training object was "
+            f"{'not ' if train_obj is None else ''}given"
+        )
     geo = make_geometry(study, seed)
     probe_unit, diameter, scan, split = geo.probe_unit, geo.probe_diameter, geo.scan, geo.split
     lo, hi = geo.extent
 
     keep = np.concatenate([split.train, split.test])
-    patches = extract_patches(obj, scan.x[keep], scan.y[keep], N)
+    source = obj if train_obj is None else train_obj
+    patches = np.concatenate(
+        [extract_patches(source, scan.x[split.train], scan.y[split.train], N), extract_patches(obj, scan.x[split.test], scan.y[split.test], N)]
+    )
     probe, scale = scale_probe_to_dose(probe_unit, patches, dose)
     intensity = expected_counts(probe, patches)
     del patches
@@ -140,7 +161,6 @@ def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, p
             "probe": "sqrt(photons) per object pixel",
             "positions": "object pixels, (x, y) = (column, row) of the patch centre",
         },
-        "object": {**study.to_dict()["object"], "shape": list(obj.shape)},
         "probe": {
             **study.to_dict()["probe"],
             "fwhm_diameter_px": diameter,
@@ -161,15 +181,27 @@ def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, p
             "n_train": int(split.train.size),
             "n_test": int(split.test.size),
             "n_dropped_in_guard": int(split.n_dropped),
+            "training_object": split.training_object,
         },
         "photons": photons,
         "rng": {
             "object_amplitude": [study.object.seed, AMPLITUDE_STREAM],
             "object_phase": [study.object.seed, PHASE_STREAM],
+            **(
+                {}
+                if study.object.train_seed is None
+                else {"training_object_amplitude": [study.object.train_seed, AMPLITUDE_STREAM], "training_object_phase": [study.object.train_seed, PHASE_STREAM]}
+            ),
             "scan": scan_entropy(seed),
             "noise": noise_entropy(seed, dose),
         },
         "provenance": provenance,
+    }
+
+    study_object = {**study.to_dict()["object"], "shape": list(obj.shape), "role": "study object"}
+    objects = {
+        "test": study_object,
+        "train": study_object if train_obj is None else {**asdict(study.object.training_object()), "shape": list(obj.shape), "role": "training object"},
     }
 
     def make_set(name: str, idx: np.ndarray) -> DiffractionSet:
@@ -180,7 +212,7 @@ def simulate_dose(study: StudyConfig, obj: np.ndarray, dose: float, seed: int, p
             ycoords=scan.y[idx].astype(np.float64),
             probe=probe.astype(np.complex64),
             scan_index=scan.index[idx].astype(np.int64),
-            metadata={**common, "split_name": name},
+            metadata={**common, "split_name": name, "object": objects[name]},
         )
 
     return Simulation(make_set("train", split.train), make_set("test", split.test), scan, split, diameter)

@@ -436,6 +436,46 @@ def test_phase_c_is_deterministic_and_seeded(tmp_path):
         assert dc.metadata["rng"]["noise"] != da.metadata["rng"]["noise"]
 
 
+def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_region(tmp_path):
+    plain = small_study(object={"size": 96})
+    separate = small_study(object={"size": 96, "train_seed": 99})
+    a = _run_phase_c(plain, tmp_path / "plain", seed=0)
+    d = tmp_path / "separate"
+    d.mkdir()
+    gt, gt_s, tr_obj, tr_s = d / "object.npz", d / "object.json", d / "train_object.npz", d / "train_object.json"
+    phase_c.run_ground_truth(separate, gt, gt_s)
+    phase_c.run_ground_truth(separate, tr_obj, tr_s, training=True)
+    with pytest.raises(ValueError, match="train_seed"):  # the training object is required when configured
+        phase_c.run_simulate(separate, 1000.0, 0, gt, gt_s, d / "train.npz", d / "test.npz", d / "preview.png", d / "sim.json")
+    phase_c.run_simulate(
+        separate, 1000.0, 0, gt, gt_s, d / "train.npz", d / "test.npz", d / "preview.png", d / "sim.json",
+        training_object=tr_obj, training_object_sentinel=tr_s,
+    )
+    study_obj, train_obj = load_ground_truth(gt), load_ground_truth(tr_obj)
+    # the study object is the same draw; the training object is another draw of the same family
+    np.testing.assert_array_equal(study_obj.obj, load_ground_truth(a["object"]).obj)
+    assert not np.allclose(train_obj.obj, study_obj.obj)
+    assert train_obj.metadata["object"]["seed"] == 99 and train_obj.metadata["role"] == "training object"
+    train_a, test_a = load_diffraction_set(a["train"]), load_diffraction_set(a["test"])
+    train_b, test_b = load_diffraction_set(d / "train.npz"), load_diffraction_set(d / "test.npz")
+    # the test region is unchanged: same positions on the same object
+    np.testing.assert_array_equal(test_b.scan_index, test_a.scan_index)
+    np.testing.assert_array_equal(test_b.xcoords, test_a.xcoords)
+    # the training split takes every base-scan position, on the training object
+    n_base = train_b.metadata["scan"]["n_base"]
+    assert train_b.n == n_base > train_a.n + test_a.n
+    assert train_b.metadata["object"]["seed"] == 99 and test_b.metadata["object"]["seed"] == plain.object.seed
+    # its counts follow the training object: the mean counts of a pattern equal sum |P O_train|^2 within Poisson noise
+    probe = train_b.probe.astype(np.complex128)
+    expected = expected_counts(probe, extract_patches(train_obj.obj.astype(np.complex128), train_b.xcoords, train_b.ycoords, plain.N))
+    measured = train_b.counts().sum(axis=(1, 2))
+    total = expected.sum(axis=(1, 2))
+    z = (measured.sum() - total.sum()) / np.sqrt(total.sum())
+    assert abs(z) < 5
+    wrong = expected_counts(probe, extract_patches(study_obj.obj.astype(np.complex128), train_b.xcoords, train_b.ycoords, plain.N)).sum(axis=(1, 2))
+    assert np.abs(measured - total).mean() < np.abs(measured - wrong).mean()
+
+
 # --------------------------------------------------------------------------
 # 6. Train/test split with a guard band
 # --------------------------------------------------------------------------

@@ -53,6 +53,23 @@ def dose_value(wildcards):
     return DOSES[wildcards.dose]
 
 
+def training_object_inputs(wildcards):
+    """The separate training object of phase C, when the configuration has one (object.train_seed)."""
+    if STUDY.object.train_seed is None:
+        return {}
+    return {
+        "train_obj": "results/phase_c/training_object.npz",
+        "train_obj_sentinel": "results/phase_c/training_object.sentinel.json",
+    }
+
+
+def training_ground_truth(wildcards):
+    """The object the training split was simulated on (the Baseline's targets)."""
+    if STUDY.object.train_seed is None:
+        return "results/phase_c/ground_truth.npz"
+    return "results/phase_c/training_object.npz"
+
+
 def network_bundle(wildcards):
     """The bundle a network method reconstructs with: trained in phase E, or refined in phase F."""
     method = Method(wildcards.method)

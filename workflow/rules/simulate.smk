@@ -15,12 +15,32 @@ rule ground_truth:
     threads: 1
     params:
         physics=PHYSICS_HASH,
+        training=False,
+    script:
+        "../scripts/ground_truth.py"
+
+
+rule training_object:
+    output:
+        obj="results/phase_c/training_object.npz",
+        sentinel="results/phase_c/training_object.sentinel.json",
+    log:
+        "logs/phase_c/training_object.log",
+    benchmark:
+        "benchmarks/phase_c/training_object.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        physics=PHYSICS_HASH,
+        training=True,
     script:
         "../scripts/ground_truth.py"
 
 
 rule simulate:
     input:
+        unpack(training_object_inputs),
         obj=rules.ground_truth.output.obj,
         obj_sentinel=rules.ground_truth.output.sentinel,
     output:

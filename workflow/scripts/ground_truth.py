@@ -1,4 +1,4 @@
-"""Phase C adapter: write the study's ground-truth object (see ptycho_core.phase_c)."""
+"""Phase C adapter: write the study's ground-truth object, or its separate training object (see ptycho_core.phase_c)."""
 
 from ptycho_core.joblog import log_to_file
 
@@ -12,4 +12,5 @@ run_ground_truth(
     study_from_dict(sm.config, source="config"),
     out_path=sm.output.obj,
     sentinel_path=sm.output.sentinel,
+    training=bool(sm.params.training),
 )

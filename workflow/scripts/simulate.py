@@ -18,4 +18,6 @@ run_simulate(
     out_test=sm.output.test,
     out_preview=sm.output.preview,
     sentinel_path=sm.output.sentinel,
+    training_object=sm.input.get("train_obj"),
+    training_object_sentinel=sm.input.get("train_obj_sentinel"),
 )
