@@ -33,8 +33,19 @@ with the ground truth down to finer detail (a smaller resolution length
 1/f pixels). They saturate at the Nyquist frequency 0.5 cycles/pixel when the
 curve never drops below the threshold
 (:func:`ptycho_core.metrics.frc_resolution`). Lower is better for ``mae`` and
-``rmse``. ``amplitude_scale`` and ``ms_ssim_scales`` are aggregated and
-summarised but have no "better" direction; :func:`deltas` refuses them.
+``rmse``. ``amplitude_scale``, ``ms_ssim_scales`` and ``mean_ratio`` are
+aggregated and summarised but have no "better" direction; :func:`deltas`
+refuses them.
+
+**Primary and secondary rows.** The quantities ``amplitude`` and ``phase``
+hold the strict metrics (the primary results); ``alignment`` what the common
+alignment did. ``amplitude_paper`` and ``phase_paper`` hold the secondary,
+paper-style metrics of :mod:`ptycho_core.metrics` (``ssim``, ``ms_ssim``,
+``psnr``, higher is better; ``amplitude_paper`` also ``mean_ratio``, the
+ratio of means applied to that row only), kept so that results can be set
+beside published PtychoPINN figures. They are required, carried by the tidy
+table and the summary, but :func:`deltas` and the highlights use the strict
+quantities only (its default ``quantities`` is :data:`QUANTITIES`).
 
 **Deltas** are paired by seed (the same replicate of the same cell is one
 pair): ``difference = reference - other`` per seed, then the mean, the
@@ -60,7 +71,7 @@ from .config import dose_label
 from .methods import Method
 from .metrics import FRC_THRESHOLDS
 from .npz_io import atomic_write_text
-from .phase_f import ALIGNMENT, METRICS, QUANTITIES
+from .phase_f import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
 
 SCHEMA_VERSION = 1
 
@@ -76,7 +87,12 @@ HIGHER_IS_BETTER = frozenset({"ssim", "ms_ssim", "psnr", "frc50", "frc1_7"})
 #: Metrics where a lower value is better (errors).
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
+#: Strict metrics compared by :func:`deltas` (never the paper-style rows).
 DELTA_METRICS = ("ms_ssim", "ssim", "psnr", "mae", "frc50", "frc1_7")
+#: (quantity, metric) of the secondary paper-style rows every method must have.
+PAPER_ROWS = tuple((q, m) for q in PAPER_QUANTITIES for m in PAPER_METRICS) + tuple(
+    (PAPER_QUANTITIES[QUANTITIES.index("amplitude")], m) for m in PAPER_AMPLITUDE_METRICS
+)
 REFERENCE = Method.PTYCHOPINN.value
 CONFIDENCE = 0.95
 NO_INTERVAL_NOTE = "n = 1: no interval"
@@ -92,6 +108,7 @@ METRIC_LABELS = {
     "frc1_7": "FRC 1/7 resolution (cycles/px)",
     "amplitude_scale": "amplitude scale",
     "ms_ssim_scales": "MS-SSIM scales",
+    "mean_ratio": "ratio of means mean|gt| / mean|recon|",
 }
 
 
@@ -173,6 +190,7 @@ def collect_metrics(
     methods: Iterable[str] | None = None,
     metrics: Iterable[str] = METRICS,
     quantities: Iterable[str] = QUANTITIES,
+    paper: Iterable[tuple[str, str]] = PAPER_ROWS,
 ) -> pd.DataFrame:
     """Every phase F ``metrics.csv`` in one tidy, validated table.
 
@@ -184,16 +202,19 @@ def collect_metrics(
     combination of the cells given is present exactly once); every row's
     method is a canonical id among ``methods`` (default: all of
     :class:`~ptycho_core.methods.Method`) and every expected method is
-    present; every expected ``metric`` x ``quantity`` is present for every
-    method; no (method, quantity, metric) row appears twice; every value is
-    finite. Rows beyond the expected metrics (``amplitude_scale``,
-    ``ms_ssim_scales``) are kept.
+    present; every expected ``metric`` x ``quantity`` and every secondary
+    (quantity, metric) pair of ``paper`` (default :data:`PAPER_ROWS`; pass
+    ``()`` to require none) is present for every method; every quantity is
+    known (strict, ``alignment`` or paper-style); no (method, quantity,
+    metric) row appears twice; every value is finite. Rows beyond the
+    expected metrics (``amplitude_scale``, ``ms_ssim_scales``, alignment)
+    are kept.
 
     Returns columns :data:`TABLE_COLUMNS` (dose float, view str, seed int,
     value float), sorted by dose, view, seed, method, quantity, metric.
     """
     expected_methods = _canonical_methods(methods)
-    metrics, quantities = tuple(metrics), tuple(quantities)
+    metrics, quantities, paper = tuple(metrics), tuple(quantities), tuple(tuple(p) for p in paper)
     if not cells:
         raise AggregationError("collect_metrics: no phase F cells given")
 
@@ -232,9 +253,10 @@ def collect_metrics(
             raise AggregationError(
                 f"{path}: {where}: unexpected method(s) {unknown}; expected canonical ids {list(expected_methods)}"
             )
-        bad_q = sorted(set(df["quantity"]) - set(QUANTITIES) - {ALIGNMENT})
+        known_q = (*QUANTITIES, ALIGNMENT, *PAPER_QUANTITIES)
+        bad_q = sorted(set(df["quantity"]) - set(known_q))
         if bad_q:
-            raise AggregationError(f"{path}: {where}: unknown quantity(ies) {bad_q}; expected {list(QUANTITIES)}")
+            raise AggregationError(f"{path}: {where}: unknown quantity(ies) {bad_q}; expected {list(known_q)}")
         dup = df.duplicated(["method", "quantity", "metric"], keep=False)
         if dup.any():
             first = df[dup].iloc[0]
@@ -247,6 +269,7 @@ def collect_metrics(
             if not any(p[0] == m for p in present):
                 raise AggregationError(f"{path}: {where}: method {m} missing (no rows)")
             lacking = [f"{q} {k}" for q in quantities for k in metrics if (m, q, k) not in present]
+            lacking += [f"{q} {k}" for q, k in paper if (m, q, k) not in present]
             if lacking:
                 raise AggregationError(f"{path}: {where}: method {m} lacks metric(s) {lacking}")
         values = _finite_floats(df["value"], path, where, df[["method", "quantity", "metric"]])
@@ -456,6 +479,11 @@ def report_document(summary: dict, delta_records: list[dict]) -> dict:
             "std_ddof": 1,
             "higher_is_better": sorted(HIGHER_IS_BETTER),
             "lower_is_better": sorted(LOWER_IS_BETTER),
+            "primary_quantities": list(QUANTITIES),
+            "secondary_paper_quantities": list(PAPER_QUANTITIES),
+            "paper_style": "secondary rows in the literature's conventions (phase: each image's own plane removed, "
+            "mapped to (phi + pi) / (2 pi), data range 1; amplitude: rescaled by mean_ratio = mean|gt| / mean|recon|, "
+            "that row only); not used by the deltas",
             "frc_resolution": "frequency in cycles/pixel where the FRC first drops below the threshold; "
             "higher = finer resolution; capped at Nyquist 0.5",
         },

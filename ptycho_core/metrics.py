@@ -17,7 +17,8 @@ every method, in three steps:
    product over the region (reported, radians); a linear phase ramp can be
    removed as well (optional, reported). The amplitude is compared **raw**;
    the least-squares amplitude scale is reported as its own number and never
-   applied by any function of this module.
+   applied by any function of this module (the secondary paper-style rows,
+   below, apply their own ratio of means, to themselves only).
 3. **Metrics** on the amplitude and on the phase (radians): MAE, RMSE, PSNR
    with an explicit data range (the ground truth's max - min in the region,
    never a 255 peak), SSIM and MS-SSIM (number of scales recorded), and the
@@ -31,6 +32,31 @@ as a boolean mask that fills its bounding box.
 
 A NaN or infinite metric, non-finite input or a degenerate reconstruction
 raises :class:`MetricError`: a metric is never written as NaN.
+
+**Secondary "paper-style" metrics** (:func:`paper_phase_metrics`,
+:func:`paper_amplitude_metrics`; ``score_reconstruction(...)["paper"]``).
+The strict metrics above are the primary results. Next to them, and only so
+that results can be set beside published figures (Hoidn et al., PtychoPINN,
+and the earlier implementation of this study), the conventions of that
+literature are computed on the *same* registered, offset-removed
+reconstruction (the registration shift is reused, never estimated again):
+
+* phase: a best-fit plane a + b*y + c*x (unweighted least squares over the
+  region, y and x pixel indices) is removed from the reconstructed phase and,
+  separately, from the ground-truth phase (each image its own plane: a
+  detrending of each image, not a fit of one onto the other); each is mapped
+  to (phi + pi) / (2 pi); SSIM (same 7 x 7 window), MS-SSIM and PSNR with
+  data range 1;
+* amplitude: the reconstructed amplitude multiplied by the ratio of means
+  mean|gt| / mean|recon| over the region (``mean_ratio``, recorded); SSIM,
+  MS-SSIM and PSNR with the ground truth's max - min in the region as data
+  range, like the strict ones. The ratio is applied to these secondary
+  numbers only; the strict amplitude stays raw.
+
+In the tidy tables of phase F and G they are the quantities
+``amplitude_paper`` and ``phase_paper`` (metrics ``ssim``, ``ms_ssim``,
+``psnr``; ``amplitude_paper`` also ``mean_ratio``), never ``amplitude`` or
+``phase``: the quantity name alone tells a secondary row from a primary one.
 """
 
 from __future__ import annotations
@@ -42,7 +68,8 @@ from scipy.signal import windows
 from skimage.metrics import structural_similarity
 from skimage.registration import phase_cross_correlation
 
-METRICS_VERSION = 1
+#: 2: score_reconstruction also returns the secondary "paper" metrics.
+METRICS_VERSION = 2
 
 #: Wang, Simoncelli & Bovik (2003) MS-SSIM weights, finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -53,6 +80,9 @@ SSIM_WIN = 7
 FRC_THRESHOLDS = {"frc50": 0.5, "frc1_7": 1.0 / 7.0}
 #: Nyquist frequency in cycles/pixel.
 NYQUIST = 0.5
+#: Data range of the paper-style phase metrics: the phase is mapped to
+#: (phi + pi) / (2 pi), so a range of 2 pi radians is 1.
+PAPER_PHASE_DATA_RANGE = 1.0
 #: A reconstruction whose amplitude std and phase std in the region are both
 #: below this value is degenerate (constant) and is not scored.
 DEGENERATE_STD = 1e-6
@@ -268,6 +298,71 @@ def amplitude_scale(reference_amp: np.ndarray, recon_amp: np.ndarray, mask=None)
     if denom == 0:
         raise MetricError("amplitude scale: the reconstructed amplitude is 0 in the region")
     return float(np.sum(ref[m] * rec[m]) / denom)
+
+
+def remove_plane(img: np.ndarray, mask=None) -> tuple[np.ndarray, dict]:
+    """``img`` minus its own least-squares plane a + b*y + c*x fitted over ``mask``.
+
+    Unweighted least squares over the mask's pixels (y, x: pixel indices of the
+    full frame; the fit is done on centred coordinates, for conditioning); the
+    plane is subtracted from the whole frame. One image only: this detrends an
+    image, it does not fit one image onto another. Used by the paper-style
+    phase metrics (:func:`paper_phase_metrics`), on each phase separately.
+    Returns (detrended image, {"offset": a (value at y = x = 0),
+    "slope_y": b, "slope_x": c}). Non-finite input or a fit that is not
+    finite raises MetricError; a mask whose pixels do not span a plane (one
+    row, one column) raises MetricError.
+    """
+    img = np.asarray(img)
+    if img.ndim != 2 or np.iscomplexobj(img):
+        raise ValueError(f"remove_plane: expected a real 2-D image, found dtype {img.dtype} and shape {img.shape}")
+    if not np.isfinite(img).all():
+        raise MetricError("remove_plane: image contains NaN or inf")
+    img = img.astype(np.float64, copy=False)
+    m = region_mask(mask, img.shape)
+    y, x = (v.astype(float) for v in np.nonzero(m))
+    yc, xc = y.mean(), x.mean()
+    design = np.stack([np.ones_like(y), y - yc, x - xc], axis=1)
+    coef, _, rank, _ = np.linalg.lstsq(design, img[m], rcond=None)
+    if rank < 3:
+        raise MetricError("plane fit: the region's pixels do not span a plane (a single row or column)")
+    if not np.isfinite(coef).all():
+        raise MetricError("plane fit: least-squares coefficients are not finite")
+    yy, xx = np.indices(img.shape)
+    plane = coef[0] + coef[1] * (yy - yc) + coef[2] * (xx - xc)
+    coeffs = {
+        "offset": float(coef[0] - coef[1] * yc - coef[2] * xc),
+        "slope_y": float(coef[1]),
+        "slope_x": float(coef[2]),
+    }
+    return img - plane, coeffs
+
+
+def mean_ratio(reference_amp: np.ndarray, recon_amp: np.ndarray, mask=None) -> float:
+    """Ratio of means mean(reference_amp) / mean(recon_amp) over ``mask``.
+
+    The amplitude normalisation of the PtychoPINN literature; applied only by
+    :func:`paper_amplitude_metrics` (the secondary rows), never to the strict
+    amplitude metrics. A reconstruction whose mean is 0 in the region, or a
+    ratio that is not finite, raises MetricError.
+    """
+    ref, rec = _image_pair("mean_ratio", reference_amp, recon_amp)
+    m = region_mask(mask, ref.shape)
+    denom = float(np.mean(rec[m]))
+    if denom == 0:
+        raise MetricError("mean ratio: the reconstructed amplitude's mean is 0 in the region")
+    ratio = float(np.mean(ref[m])) / denom
+    if not np.isfinite(ratio):
+        raise MetricError(f"mean ratio: not finite ({ratio!r})")
+    return ratio
+
+
+def unit_phase(phase: np.ndarray) -> np.ndarray:
+    """(phase + pi) / (2 pi): radians in [-pi, pi] onto [0, 1] (the paper-style phase scale).
+
+    An affine map, not a wrap: values outside [-pi, pi] land outside [0, 1].
+    """
+    return (np.asarray(phase, dtype=np.float64) + np.pi) / (2.0 * np.pi)
 
 
 # --------------------------------------------------------------------------
@@ -536,6 +631,87 @@ def _quantity_metrics(ref: np.ndarray, img: np.ndarray, mask: np.ndarray, box, q
     return out
 
 
+def _finite_dict(out: dict, quantity: str) -> dict:
+    for name, value in out.items():
+        if not isinstance(value, dict):
+            _check_finite(value, name, quantity)
+    return out
+
+
+def paper_phase_metrics(gt_phase: np.ndarray, rec_phase: np.ndarray, region) -> dict:
+    """Secondary, paper-style phase metrics (tidy quantity ``phase_paper``).
+
+    ``gt_phase`` and ``rec_phase`` are real phase images in radians, the
+    reconstruction already registered and its global offset removed (pass the
+    phases the strict metrics use, as :func:`score_reconstruction` does; this
+    function does not register). Each has its own least-squares plane removed
+    over ``region`` (:func:`remove_plane`), is mapped by :func:`unit_phase`
+    to (phi + pi) / (2 pi), and the pair is scored with data range 1
+    (:data:`PAPER_PHASE_DATA_RANGE`): ``ssim`` (:func:`ssim`, 7 x 7 window),
+    ``ms_ssim`` and ``ms_ssim_scales`` (:func:`ms_ssim`), ``psnr``
+    (:func:`psnr`). Also returns ``data_range`` (1.0) and the two planes
+    ``plane_gt`` and ``plane_recon`` ({"offset", "slope_y", "slope_x"},
+    radians and rad/px). ``region`` must be a rectangle. A non-finite value
+    (including an infinite PSNR: identical detrended phases) raises
+    MetricError naming ``phase_paper``.
+    """
+    quantity = "phase_paper"
+    gt_phase, rec_phase = _image_pair(quantity, gt_phase, rec_phase)
+    mask = region_mask(region, gt_phase.shape)
+    box = region_box(mask, gt_phase.shape)
+    gt_flat, plane_gt = remove_plane(gt_phase, mask)
+    rec_flat, plane_recon = remove_plane(rec_phase, mask)
+    ref, img = unit_phase(gt_flat), unit_phase(rec_flat)
+    data_range = PAPER_PHASE_DATA_RANGE
+    ms_value, n_scales = ms_ssim(ref, img, data_range, box)
+    out = {
+        "data_range": data_range,
+        "ssim": ssim(ref, img, data_range, box),
+        "ms_ssim": ms_value,
+        "ms_ssim_scales": n_scales,
+        "psnr": psnr(ref, img, data_range, mask),
+    }
+    _finite_dict(out, quantity)
+    out["plane_gt"], out["plane_recon"] = plane_gt, plane_recon
+    return out
+
+
+def paper_amplitude_metrics(gt_amp: np.ndarray, rec_amp: np.ndarray, region) -> dict:
+    """Secondary, paper-style amplitude metrics (tidy quantity ``amplitude_paper``).
+
+    ``rec_amp`` (registered, as for the strict metrics) is multiplied by
+    ``mean_ratio`` = mean(gt_amp) / mean(rec_amp) over ``region``
+    (:func:`mean_ratio`) -- for these secondary numbers only -- and scored
+    against ``gt_amp`` with the ground truth's max - min in the region as
+    data range (as the strict amplitude metrics): ``ssim``, ``ms_ssim``,
+    ``ms_ssim_scales``, ``psnr``. Also returns ``mean_ratio`` and
+    ``data_range``. ``region`` must be a rectangle. A constant ground truth
+    in the region, a reconstruction of mean 0, or a non-finite value
+    (including an infinite PSNR: identical after rescaling) raises
+    MetricError naming ``amplitude_paper``.
+    """
+    quantity = "amplitude_paper"
+    gt_amp, rec_amp = _image_pair(quantity, gt_amp, rec_amp)
+    mask = region_mask(region, gt_amp.shape)
+    box = region_box(mask, gt_amp.shape)
+    vals = gt_amp[mask]
+    data_range = float(vals.max() - vals.min())
+    if not data_range > 0:
+        raise MetricError(f"{quantity} psnr: the ground truth is constant in the region (data range 0)")
+    ratio = mean_ratio(gt_amp, rec_amp, mask)
+    scaled = ratio * rec_amp
+    ms_value, n_scales = ms_ssim(gt_amp, scaled, data_range, box)
+    out = {
+        "mean_ratio": ratio,
+        "data_range": data_range,
+        "ssim": ssim(gt_amp, scaled, data_range, box),
+        "ms_ssim": ms_value,
+        "ms_ssim_scales": n_scales,
+        "psnr": psnr(gt_amp, scaled, data_range, mask),
+    }
+    return _finite_dict(out, quantity)
+
+
 def score_reconstruction(
     gt: np.ndarray,
     recon: np.ndarray,
@@ -561,13 +737,28 @@ def score_reconstruction(
        reconstructed phase on the branch nearest the ground truth (radians);
     5. per quantity: mae, rmse, data_range (gt max - min in the region), psnr,
        ssim, ms_ssim, ms_ssim_scales, frc50 and frc1_7 (cycles/pixel),
-       frc_freq and frc_curve (arrays).
+       frc_freq and frc_curve (arrays);
+    6. secondary, paper-style metrics on the same images as step 4 (same
+       shift, not registered again): ``paper["phase"]`` =
+       :func:`paper_phase_metrics` (each phase's own plane removed, mapped
+       to (phi + pi) / (2 pi), data range 1) and ``paper["amplitude"]`` =
+       :func:`paper_amplitude_metrics` (recon amplitude times the ratio of
+       means, applied there only). Tidy quantities ``phase_paper`` and
+       ``amplitude_paper``.
+
+    The reconstructed phase of both the strict and the paper metrics is
+    angle(gt) + angle(recon * conj(gt)), not angle(recon): the two agree up
+    to a multiple of 2 pi, but angle(recon) wraps at +-pi wherever the
+    object's phase (plus any residual ramp) leaves (-pi, pi], and a plane
+    fitted to a wrapped phase is meaningless; the branch nearest the ground
+    truth wraps only where the *error* exceeds pi.
 
     Returns {"shift": (dy, dx), "registered", "phase_offset" (rad),
     "phase_ramp" (dict or None), "amplitude_scale", "region_pixels",
-    "amplitude": {...}, "phase": {...}}. Any NaN or inf metric raises
-    MetricError naming the metric and the quantity; so does an exact copy of
-    the ground truth (MSE 0, infinite PSNR).
+    "amplitude": {...}, "phase": {...}, "paper": {"amplitude": {...},
+    "phase": {...}}}. Any NaN or inf metric raises MetricError naming the
+    metric and the quantity; so does an exact copy of the ground truth (MSE
+    0, infinite PSNR).
     """
     gt, recon = _image_pair("score_reconstruction", gt, recon, complex_ok=True)
     mask = region_mask(region, gt.shape)
@@ -610,4 +801,8 @@ def score_reconstruction(
         "region_pixels": int(mask.sum()),
         "amplitude": _quantity_metrics(gt_amp, rec_amp, mask, box, "amplitude"),
         "phase": _quantity_metrics(gt_phase, rec_phase, mask, box, "phase"),
+        "paper": {
+            "amplitude": paper_amplitude_metrics(gt_amp, rec_amp, mask),
+            "phase": paper_phase_metrics(gt_phase, rec_phase, mask),
+        },
     }

@@ -41,6 +41,15 @@ QUANTITIES = ("amplitude", "phase")
 #: Quantity of the registration rows: what the common alignment policy had to do to each method.
 ALIGNMENT = "alignment"
 ALIGNMENT_METRICS = ("shift_px", "shift_dy_px", "shift_dx_px", "phase_offset_rad")
+#: Secondary, paper-style rows (metrics.paper_phase_metrics / paper_amplitude_metrics): the
+#: PtychoPINN literature's conventions (phase: each image's own plane removed, mapped to
+#: (phi + pi) / (2 pi), data range 1; amplitude: rescaled by the ratio of means), under their
+#: own quantity names so that they cannot be read as the strict amplitude/phase rows.
+#: PAPER_QUANTITIES[i] is the paper-style counterpart of QUANTITIES[i].
+PAPER_QUANTITIES = ("amplitude_paper", "phase_paper")
+PAPER_METRICS = ("ssim", "ms_ssim", "psnr")
+#: Extra amplitude_paper row: the ratio of means applied to that row only (no better direction).
+PAPER_AMPLITUDE_METRICS = ("mean_ratio",)
 
 
 #: How the network arms' patches become one object (recorded in every reconstruction).
@@ -210,6 +219,13 @@ def _tidy_rows(method: str, scores: dict) -> list[tuple]:
     dy, dx = (float(v) for v in scores["shift"])
     values = {"shift_px": math.hypot(dy, dx), "shift_dy_px": dy, "shift_dx_px": dx, "phase_offset_rad": float(scores["phase_offset"])}
     rows += [(method, ALIGNMENT, k, values[k]) for k in ALIGNMENT_METRICS]
+    for q, pq in zip(QUANTITIES, PAPER_QUANTITIES):
+        extra = PAPER_AMPLITUDE_METRICS if q == "amplitude" else ()
+        for m in PAPER_METRICS + extra:
+            v = scores["paper"][q].get(m)
+            if v is None or not np.isfinite(v):
+                raise MetricError(f"{method}: metric '{m}' of {pq} is missing or not finite ({v!r})")
+            rows.append((method, pq, m, float(v)))
     return rows
 
 
@@ -322,7 +338,8 @@ def run_score(
     }
     atomic_write_text(out_alignment, json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     comparison_figure(out_figure, gt, recons, region, aligned, f"dose {dose:.3g}, view {view_name}, seed {seed}")
-    expected = len(recon_paths) * (len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(ALIGNMENT_METRICS))
+    paper_rows = len(PAPER_QUANTITIES) * len(PAPER_METRICS) + len(PAPER_AMPLITUDE_METRICS)
+    expected = len(recon_paths) * (len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(ALIGNMENT_METRICS) + paper_rows)
     checks = {"n_metric_rows": len(rows), "expected_rows": expected, "methods": sorted(recons)}
     if len(rows) != expected:
         raise ArtifactCheckError(f"{out_metrics}: check 'row count' failed: {len(rows)} rows, expected {expected}")

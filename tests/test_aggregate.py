@@ -6,6 +6,9 @@ phase, and for every dose and view), so the expected statistics are written
 here in closed form: PtychoPINN's jitter is (-0.01, 0, +0.01) and the other
 methods' is 0, hence every PtychoPINN - other difference has the mean
 BASE[PINN] - BASE[other] and the standard deviation 0.01 over 3 seeds.
+The secondary paper-style rows (quantities ``amplitude_paper`` and
+``phase_paper``) hold PAPER_BASE values, deliberately unlike BASE, so that a
+delta computed from them by mistake would be visible.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from scipy import stats
 
 from ptycho_core.aggregate import (
     NO_INTERVAL_NOTE,
+    PAPER_ROWS,
     TABLE_COLUMNS,
     AggregationError,
     collect_metrics,
@@ -33,7 +37,7 @@ from ptycho_core.aggregate import (
     summarise,
     write_report_data,
 )
-from ptycho_core.phase_f import METRICS, QUANTITIES
+from ptycho_core.phase_f import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
 
 DOSES = (1e3, 1e4)
 VIEWS = ("dense", "sparse")
@@ -46,6 +50,15 @@ BASE = {
     "Baseline": {"mae": 0.04, "rmse": 0.06, "psnr": 22.5, "ssim": 0.95, "ms_ssim": 0.9, "frc50": 0.2, "frc1_7": 0.45},
     "PtyChi": {"mae": 0.08, "rmse": 0.1, "psnr": 18.0, "ssim": 0.8, "ms_ssim": 0.85, "frc50": 0.3, "frc1_7": 0.35},
 }
+#: Paper-style values: PtychoPINN worse than PtyChi here, unlike the strict BASE (ssim 0.9 vs 0.8).
+PAPER_BASE = {
+    "PtychoPINN": {"ssim": 0.6, "ms_ssim": 0.61, "psnr": 30.0, "mean_ratio": 0.8},
+    "PtychoPINN_TTR": {"ssim": 0.65, "ms_ssim": 0.66, "psnr": 31.0, "mean_ratio": 0.9},
+    "Baseline": {"ssim": 0.7, "ms_ssim": 0.71, "psnr": 32.0, "mean_ratio": 1.1},
+    "PtyChi": {"ssim": 0.75, "ms_ssim": 0.76, "psnr": 33.0, "mean_ratio": 1.0},
+}
+#: Rows per method and cell: strict metrics + ms_ssim_scales per quantity, amplitude_scale, paper-style rows.
+ROWS_PER_METHOD = len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(PAPER_QUANTITIES) * len(PAPER_METRICS) + len(PAPER_AMPLITUDE_METRICS)
 JITTER = {"PtychoPINN": (-0.01, 0.0, 0.01), "PtychoPINN_TTR": (0.0, 0.0, 0.0), "Baseline": (0.0, 0.0, 0.0), "PtyChi": (0.0, 0.0, 0.0)}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -59,6 +72,8 @@ def cell_rows(seed: int) -> list[tuple]:
         rows.append((m, "amplitude", "amplitude_scale", 1.0))
         for q in QUANTITIES:
             rows.append((m, q, "ms_ssim_scales", 4.0))
+        for q, k in PAPER_ROWS:
+            rows.append((m, q, k, PAPER_BASE[m][k]))
     return rows
 
 
@@ -105,7 +120,7 @@ def find(records, **kw):
 
 def test_collect_metrics_tidy_table(table):
     assert tuple(table.columns) == TABLE_COLUMNS
-    per_cell = len(METHODS) * (len(QUANTITIES) * (len(METRICS) + 1) + 1)
+    per_cell = len(METHODS) * ROWS_PER_METHOD
     assert len(table) == len(DOSES) * len(VIEWS) * len(SEEDS) * per_cell
     assert table["dose"].dtype == float and table["seed"].dtype == np.int64 and table["value"].dtype == float
     assert set(table["method"]) == set(METHODS)
@@ -124,6 +139,35 @@ def test_collect_metrics_subset_of_methods_and_metrics(tmp_path):
         collect_metrics(cells)
 
 
+def test_paper_rows_are_required_and_carried_but_not_compared(table, tmp_path):
+    assert set(PAPER_ROWS) == {(q, k) for q in PAPER_QUANTITIES for k in PAPER_METRICS} | {("amplitude_paper", "mean_ratio")}
+    assert PAPER_QUANTITIES == ("amplitude_paper", "phase_paper")
+    # carried: in the tidy table and the summary, with their own values
+    sel = table[(table.quantity == "phase_paper") & (table.metric == "ssim") & (table.method == "PtyChi")]
+    assert len(sel) == len(DOSES) * len(VIEWS) * len(SEEDS) and set(sel["value"]) == {0.75}
+    r = find(summarise(table)["records"], dose=1e3, view="dense", method="PtychoPINN", quantity="amplitude_paper", metric="mean_ratio")
+    assert r["mean"] == pytest.approx(0.8, abs=1e-12) and r["std"] == pytest.approx(0.0, abs=1e-12) and r["n"] == 3
+    # not compared: the deltas (hence the highlights) use the strict quantities only
+    recs = deltas(table)
+    assert {r["quantity"] for r in recs} == set(QUANTITIES)
+    # but they can be compared on request (higher is better); the ratio has no direction
+    paper = deltas(table, quantities=("phase_paper",), metrics=("ssim",))
+    r = find(paper, other="PtyChi", dose=1e3, view="dense")
+    assert r["direction"] == "higher" and r["mean"] == pytest.approx(0.6 - 0.75, abs=1e-12) and r["better"] is False
+    with pytest.raises(AggregationError, match="mean_ratio"):
+        deltas(table, quantities=("amplitude_paper",), metrics=("mean_ratio",))
+    # required: a missing paper row is named; tables without any pass with paper=()
+    cells = make_grid(tmp_path / "a", edit=lambda d, v, s, rows: [r for r in rows if not (r[:3] == ("Baseline", "amplitude_paper", "mean_ratio") and s == 1 and d == 1e4)])
+    with pytest.raises(AggregationError, match=r"dose 1e4, view dense, seed 1: method Baseline lacks metric\(s\) \['amplitude_paper mean_ratio'\]"):
+        collect_metrics(cells)
+    strict_only = make_grid(tmp_path / "b", edit=lambda d, v, s, rows: [r for r in rows if r[1] not in PAPER_QUANTITIES])
+    assert set(collect_metrics(strict_only, paper=())["quantity"]) == set(QUANTITIES)
+    # an unknown quantity is refused
+    typo = make_grid(tmp_path / "c", edit=lambda d, v, s, rows: rows + [("PtyChi", "phase_papers", "ssim", 0.7)])
+    with pytest.raises(AggregationError, match=r"unknown quantity\(ies\) \['phase_papers'\]"):
+        collect_metrics(typo)
+
+
 # --------------------------------------------------------------------------
 # summary
 # --------------------------------------------------------------------------
@@ -133,7 +177,7 @@ def test_summary_means_and_stds(table):
     summary = summarise(table)
     json.dumps(summary, allow_nan=False)
     recs = summary["records"]
-    assert len(recs) == len(DOSES) * len(VIEWS) * len(METHODS) * (len(QUANTITIES) * (len(METRICS) + 1) + 1)
+    assert len(recs) == len(DOSES) * len(VIEWS) * len(METHODS) * ROWS_PER_METHOD
     r = find(recs, dose=1e3, view="dense", method="PtychoPINN", quantity="amplitude", metric="ssim")
     assert r["n"] == 3 and r["seeds"] == [0, 1, 2]
     assert r["mean"] == pytest.approx(0.9, abs=1e-12)

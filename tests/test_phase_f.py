@@ -278,6 +278,10 @@ def test_metrics_table_has_exactly_the_expected_rows(scored):
     expected |= {(m, "amplitude", "amplitude_scale") for m in methods}
     expected |= {(m, q, "ms_ssim_scales") for m in methods for q in phase_f.QUANTITIES}
     expected |= {(m, phase_f.ALIGNMENT, k) for m in methods for k in phase_f.ALIGNMENT_METRICS}
+    # the secondary paper-style rows, under their own quantity names
+    expected |= {(m, q, k) for m in methods for q in phase_f.PAPER_QUANTITIES for k in phase_f.PAPER_METRICS}
+    expected |= {(m, "amplitude_paper", k) for m in methods for k in phase_f.PAPER_AMPLITUDE_METRICS}
+    assert not set(phase_f.PAPER_QUANTITIES) & {*phase_f.QUANTITIES, phase_f.ALIGNMENT}
     keys = [tuple(r[:3]) for r in scored.rows]
     assert len(keys) == len(set(keys)), "repeated rows"
     assert set(keys) == expected
@@ -325,6 +329,13 @@ def test_amplitude_is_compared_raw_and_its_scale_reported(case, scored):
     assert scored.values[("PtychoPINN", "amplitude", "rmse")] == pytest.approx(raw_mae * np.sqrt(np.mean(ref**2)) / ref.mean(), rel=0.05)
     # its phase, once registered and the offset removed, is close to the truth
     assert scored.values[("PtychoPINN", "phase", "ssim")] > 0.99
+    # the paper-style amplitude row applies the ratio of means (1 / 1.2, recorded), to itself only:
+    # there the 20 % scale is gone, while the strict row above keeps it
+    v = scored.values
+    assert v[("PtychoPINN", "amplitude_paper", "mean_ratio")] == pytest.approx(1 / PINN_SCALE, rel=2e-3)
+    assert v[("PtychoPINN", "amplitude_paper", "ssim")] > 0.99 > v[("PtychoPINN", "amplitude", "ssim")]
+    assert v[("PtychoPINN", "amplitude_paper", "psnr")] > v[("PtychoPINN", "amplitude", "psnr")] + 10
+    assert v[("PtychoPINN", "phase_paper", "ssim")] > 0.99
 
 
 def test_a_global_phase_offset_does_not_change_the_metrics(scored):
