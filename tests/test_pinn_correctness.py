@@ -1,16 +1,47 @@
-"""Correctness of the trained PtychoPINN on a small high-dose case (phases C, D, E end to end).
+"""Correctness of PtychoPINN and PtychoPINN_TTR on the stitched test region (phases C, D, E, F end to end).
 
-The network sees measured counts only. Its predicted test patches are
-compared with the ground-truth object (never the illuminated P * O) inside
-the probe's FWHM disc, where the data constrain the object:
+A small high-dose case (N = 32, a 88 x 88 GRF object, 1e6 photons per
+pattern, the dense view) goes through the workflow's own steps: phase C
+ground truth and simulation, phase D view, phase E training of PtychoPINN
+(measured counts only), then phase F exactly as the workflow runs it:
+``run_reconstruct_network`` for PtychoPINN, ``run_refine`` (the
+PtychoPINN_TTR bundle, refined on the test counts) and
+``run_reconstruct_network`` for PtychoPINN_TTR. Each stitched
+reconstruction (gauge synchronisation, probe-weighted stitching) is scored
+with the project's scorer, :func:`ptycho_core.metrics.score_reconstruction`,
+on :func:`ptycho_core.phase_f.evaluation_region` built as ``run_score``
+builds it (the view's test positions, a border of half a probe FWHM
+diameter). Unlike a per-patch score with each patch's own mean phase
+removed, this sees every gauge error between patches: only one global phase
+offset (and the registration shift) is removed, for the whole region.
 
-- phase: Pearson correlation >= 0.9 after removing each patch's mean phase
-  (a constant phase factor of one diffraction pattern is unobservable:
-  |F(P O e^{ic})|^2 = |F(P O)|^2, so it is a gauge, not an error);
-- amplitude: the mean predicted amplitude within 10 % of the true mean,
-  raw, without any rescaling (the probe in sqrt(photons) fixes the scale).
+Asserted, per method:
 
-Run time on a 2-core CPU: about two minutes (training dominates).
+- phase MS-SSIM >= 0.8 (PtychoPINN) and >= 0.9 (PtychoPINN_TTR);
+- the raw amplitude's least-squares scale against the ground truth
+  (``amplitude_scale``, reported by the scorer, never applied) within 10 %
+  of 1: the probe in sqrt(photons) fixes the absolute amplitude.
+
+The training sentinel must record a finite, decreasing loss and a reloaded
+bundle that reproduces the in-memory predictions.
+
+Test settings (the case's own STUDY, not the study's configuration): an
+88-px object rather than 80 px, so that the evaluation region (42 x 15 px)
+holds two MS-SSIM scales (an 80-px object leaves it 11 px wide: MS-SSIM
+would be plain SSIM) and registration is not steered by an 11-px strip;
+training learning rate 3e-4, because at the default 1e-3 the phase head of
+this case saturates in the first epoch: the pre-activations of pi * tanh
+grow to a standard deviation of ~400, the predicted phase inside the probe
+disc is a constant +-pi (standard deviation 5e-7 rad per patch), its
+gradient vanishes, and the trained network reconstructs no phase (stitched
+phase MS-SSIM 0.17, registration shift ~12 px). Refinement capped at 40
+epochs (not converged by the deviance rule there; the phase is already at
+MS-SSIM 0.99).
+
+Measured on a shared 2-core CPU (load ~5): PtychoPINN phase MS-SSIM 0.92,
+amplitude scale 1.04 (15 training epochs, early stopping); PtychoPINN_TTR
+phase MS-SSIM 0.99, amplitude scale 0.995. Run time about 2-3 minutes
+(training ~55 s, refinement ~60 s, TensorFlow start-up and the rest ~10 s).
 """
 
 from __future__ import annotations
@@ -22,79 +53,125 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from ptycho_core.bundle import load_bundle
 from ptycho_core.config import study_from_dict
 from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
+from ptycho_core.metrics import score_reconstruction
 from ptycho_core.phase_c import run_ground_truth, run_simulate
 from ptycho_core.phase_d import run_view
 from ptycho_core.phase_e import run_train
-from ptycho_core.training import support_patches
+from ptycho_core.phase_f import evaluation_region, run_reconstruct_network
+from ptycho_core.recon_contract import load_recon
+from ptycho_core.refinement import run_refine
+from ptycho_core.sentinel import verify_sentinel
 from ptycho_core.view_contract import load_view
 
-DOSE = 1.0e6
+DOSE, VIEW, SEED = 1.0e6, "dense", 0
 STUDY = {
     "name": "pinn-correctness",
     "N": 32,
     "doses": [DOSE],
-    "seeds": [0],
-    "object": {"family": "grf", "size": 80, "seed": 3, "feature_size": 4.0, "amplitude_contrast": 0.3, "phase_max": 1.5},
+    "seeds": [SEED],
+    "object": {"family": "grf", "size": 88, "seed": 3, "feature_size": 4.0, "amplitude_contrast": 0.3, "phase_max": 1.5},
     "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
     "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
     "split": {"axis": "x", "test_fraction": 0.5, "guard_diameters": 1.0},
-    "views": {"dense": {"stride": 1}},
+    "views": {VIEW: {"stride": 1}},
     "grouping": {"gridsize": 2, "K": 6, "max_radius_diameters": 1.0, "train_groups_per_position": 2},
-    "training": {"filters": [32, 64, 128], "epochs": 60, "batch_size": 16, "learning_rate": 0.001, "early_stopping_patience": 10},
+    # learning rate 3e-4: at 1e-3 the phase head saturates in epoch 1 (see the module docstring)
+    "training": {"filters": [32, 64, 128], "epochs": 60, "batch_size": 16, "learning_rate": 3.0e-4, "early_stopping_patience": 10},
+    "refinement": {"max_epochs": 40},
 }
+
+#: Phase MS-SSIM each method must reach on the stitched evaluation region.
+PHASE_MS_SSIM_MIN = {"PtychoPINN": 0.8, "PtychoPINN_TTR": 0.9}
+#: |amplitude_scale - 1| allowed (raw amplitude, the scale is reported, never applied).
+AMPLITUDE_SCALE_TOLERANCE = 0.10
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def pipeline(tmp_path_factory):
     d = tmp_path_factory.mktemp("pinn")
     study = study_from_dict(STUDY)
     p = {k: str(d / k) for k in ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")}
     run_ground_truth(study, p["gt.npz"], p["gt.json"])
-    run_simulate(study, DOSE, 0, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
-    run_view(study, "dense", DOSE, 0, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
-    out = {k: str(d / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "e.json")}
-    checks = run_train(
-        study, "PtychoPINN", DOSE, "dense", 0, p["train.npz"], p["test.npz"], p["view.npz"], [p["c.json"], p["d.json"]], p["gt.npz"],
-        out["model.keras"], out["bundle.json"], out["history.csv"], out["loss.png"], out["e.json"], threads=2,
+    run_simulate(study, DOSE, SEED, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
+    run_view(study, VIEW, DOSE, SEED, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
+    data_sentinels = [p["c.json"], p["d.json"]]
+
+    # phase E: PtychoPINN
+    e = {k: str(d / "e" / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
+    (d / "e").mkdir()
+    train_checks = run_train(
+        study, "PtychoPINN", DOSE, VIEW, SEED, p["train.npz"], p["test.npz"], p["view.npz"], data_sentinels, p["gt.npz"],
+        e["model.keras"], e["bundle.json"], e["history.csv"], e["loss.png"], e["sentinel.json"], threads=2,
     )
-    return study, p, out, checks
+    # phase F: the refined bundle (PtychoPINN_TTR) from the trained one
+    r = {k: str(d / "r" / k) for k in ("model.keras", "bundle.json", "history.csv", "deviance.png", "sentinel.json")}
+    (d / "r").mkdir()
+    refine_checks = run_refine(
+        study, dose=DOSE, view_name=VIEW, seed=SEED, test_path=p["test.npz"], view_path=p["view.npz"],
+        model_path=e["model.keras"], sidecar_path=e["bundle.json"], input_sentinels=[*data_sentinels, e["sentinel.json"]],
+        out_model=r["model.keras"], out_sidecar=r["bundle.json"], out_history=r["history.csv"], out_figure=r["deviance.png"],
+        sentinel_path=r["sentinel.json"], threads=2,
+    )
+    # phase F: reconstruct the view's test region with both bundles
+    recons = {}
+    for method, bundle in (("PtychoPINN", e), ("PtychoPINN_TTR", r)):
+        recons[method] = str(d / f"{method}.recon.npz")
+        run_reconstruct_network(
+            study, method, DOSE, VIEW, SEED, p["test.npz"], p["view.npz"], bundle["model.keras"], bundle["bundle.json"],
+            [*data_sentinels, bundle["sentinel.json"]], p["gt.npz"], recons[method], str(d / f"{method}.sentinel.json"),
+        )
 
-
-def test_pinn_recovers_phase_and_absolute_amplitude_of_test_patches(trained):
-    study, p, out, checks = trained
+    # score as phase_f.run_score does: one region, one alignment policy, amplitude raw
+    gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
     test = load_diffraction_set(p["test.npz"])
     view = load_view(p["view.npz"], n_test=test.n)
-    gt = load_ground_truth(p["gt.npz"])
-    model, side = load_bundle(out["model.keras"], out["bundle.json"], N=test.N, channels=4, probe=test.probe)
-
-    groups = view.test_groups
-    amp, phase = (np.asarray(a) for a in model.predict(np.moveaxis(test.diffraction[groups], 1, -1), verbose=0))
-    n2 = test.N // 2
-    amp = np.moveaxis(amp, -1, 1).reshape(-1, n2, n2)
-    phase = np.moveaxis(phase, -1, 1).reshape(-1, n2, n2)
-    positions = np.column_stack([test.xcoords, test.ycoords])[groups.ravel()]
-    true_amp, true_phase = support_patches(gt.obj, positions, test.N)
-
-    # the probe's FWHM disc around each patch centre (support pixel N/4 sits on the position)
-    radius = test.metadata["probe"]["fwhm_diameter_px"] / 2
-    yy, xx = np.mgrid[:n2, :n2]
-    disc = np.hypot(yy - n2 // 2, xx - n2 // 2) <= radius
-
-    pa, ta = amp[:, disc], true_amp[:, disc]
-    pp, tp = phase[:, disc], true_phase[:, disc]
-    pp = pp - pp.mean(axis=1, keepdims=True)
-    tp = tp - tp.mean(axis=1, keepdims=True)
-    r_phase = float(np.corrcoef(pp.ravel(), tp.ravel())[0, 1])
-    amp_ratio = float(pa.mean() / ta.mean())
-    print(f"phase r = {r_phase:.3f}, mean amplitude ratio = {amp_ratio:.4f}, epochs {checks['epochs_run']}, fit {checks['fit_seconds']:.0f} s")
-    assert r_phase >= 0.9
-    assert abs(amp_ratio - 1.0) <= 0.10
+    D = float(test.metadata["probe"]["fwhm_diameter_px"])
+    region = evaluation_region(test, view.test_index, gt.shape, border=D / 2)
+    scores = {}
+    for method, path in recons.items():
+        recon = load_recon(path, gt.shape)
+        assert recon.metadata["method"] == method
+        assert recon.covered[region].all(), f"{method} leaves region pixels uncovered"
+        scores[method] = score_reconstruction(gt, recon.obj.astype(np.complex128), region)
+    return {"train": train_checks, "refine": refine_checks, "scores": scores, "region": region, "paths": {**p, "e": e, "r": r}}
 
 
-def test_training_sentinel_records_a_decreasing_finite_loss(trained):
-    _, _, _, checks = trained
-    assert np.isfinite(checks["final_loss"]) and checks["final_loss"] < checks["initial_loss"]
+@pytest.mark.parametrize("method", ["PtychoPINN", "PtychoPINN_TTR"])
+def test_stitched_test_region_phase_ms_ssim_and_raw_amplitude_scale(pipeline, method):
+    s = pipeline["scores"][method]
+    rs, cs = pipeline["region"]
+    phase_ms_ssim = float(s["phase"]["ms_ssim"])
+    scale = float(s["amplitude_scale"])
+    extra = (
+        f"epochs {pipeline['train']['epochs_run']}, fit {pipeline['train']['fit_seconds']:.0f} s"
+        if method == "PtychoPINN"
+        else (
+            f"refinement epochs {pipeline['refine']['epochs_run']} (converged {pipeline['refine']['converged']}), "
+            f"deviance {pipeline['refine']['deviance_before']:.3g} -> {pipeline['refine']['deviance_best']:.3g}, "
+            f"{pipeline['refine']['refine_seconds']:.0f} s"
+        )
+    )
+    print(
+        f"{method}: phase MS-SSIM {phase_ms_ssim:.4f} ({s['phase']['ms_ssim_scales']} scales), phase SSIM {s['phase']['ssim']:.4f}, "
+        f"phase MAE {s['phase']['mae']:.4f} rad, amplitude MS-SSIM {s['amplitude']['ms_ssim']:.4f}, "
+        f"amplitude scale {scale:.4f}, shift ({s['shift'][0]:.3f}, {s['shift'][1]:.3f}) px, phase offset {s['phase_offset']:.3f} rad; "
+        f"region rows {rs.start}:{rs.stop}, cols {cs.start}:{cs.stop} ({s['region_pixels']} px); {extra}"
+    )
+    assert phase_ms_ssim >= PHASE_MS_SSIM_MIN[method]
+    assert abs(scale - 1.0) <= AMPLITUDE_SCALE_TOLERANCE
+
+
+def test_training_sentinel_records_a_decreasing_finite_loss(pipeline):
+    checks = pipeline["train"]
+    assert np.isfinite(checks["initial_loss"]) and np.isfinite(checks["final_loss"])
+    assert checks["final_loss"] < checks["initial_loss"]
+    assert checks["reload_max_abs_difference"] <= 1e-5
+    assert verify_sentinel(pipeline["paths"]["e"]["sentinel.json"])["checks"]["epochs_run"] == checks["epochs_run"]
+
+
+def test_refinement_lowered_the_test_deviance(pipeline):
+    checks = pipeline["refine"]
+    assert np.isfinite(checks["deviance_before"]) and checks["deviance_best"] < checks["deviance_before"]
     assert checks["reload_max_abs_difference"] <= 1e-5
