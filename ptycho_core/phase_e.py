@@ -36,6 +36,21 @@ log = logging.getLogger(__name__)
 RELOAD_TOLERANCE = 1e-5
 
 
+#: Median phase std (rad) inside the probe's FWHM disc below which a network's phase output is
+#: stuck at a constant (pi * tanh saturated, no gradient left). Far below any real contrast:
+#: Poisson noise alone leaves more than this in a reconstruction at any dose of the study.
+SATURATED_PHASE_STD = 1e-3
+
+
+def phase_std_in_probe_disc(phase: np.ndarray, fwhm_diameter: float) -> float:
+    """Median over patches of the predicted phase's std inside the probe FWHM disc (support centre N/4)."""
+    patches = np.moveaxis(np.asarray(phase), -1, 1).reshape(-1, phase.shape[1], phase.shape[2])
+    n2 = patches.shape[-1]
+    yy, xx = np.mgrid[:n2, :n2]
+    disc = np.hypot(yy - n2 // 2, xx - n2 // 2) <= fwhm_diameter / 2
+    return float(np.median(patches[:, disc].std(axis=1)))
+
+
 def training_seed(seed: int, method: Method, view: str) -> int:
     """Integer seed of one training job, derived from the replicate seed (recorded)."""
     from .training import TRAIN_STREAM
@@ -141,7 +156,7 @@ def run_train(
     positions = np.column_stack([train.xcoords, train.ycoords])
     arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max)
     scale = training.input_scale(train.diffraction[view.train_index], N)
-    optimizer = keras.optimizers.Adam(tcfg.learning_rate)
+    optimizer = keras.optimizers.Adam(tcfg.learning_rate, name="adam")  # named: bundle bytes independent of process history
 
     spec = method.spec
     if spec.produced_by != "trained":
@@ -213,9 +228,16 @@ def run_train(
     checks["pred_amplitude_mean"] = float(amp_pred.mean())
     checks["pred_amplitude_std"] = float(amp_pred.std())
     checks["pred_phase_std"] = float(phase_pred.std())
+    checks["pred_phase_std_in_probe_disc_median"] = phase_std_in_probe_disc(phase_pred, float(train.metadata["probe"]["fwhm_diameter_px"]))
     for key in ("pred_amplitude_std", "pred_phase_std"):
         if not checks[key] > 1e-4:
             raise ArtifactCheckError(f"{out_model}: check 'non-degenerate predictions' failed: {key} = {checks[key]:.3g}")
+    if not checks["pred_phase_std_in_probe_disc_median"] > SATURATED_PHASE_STD:
+        raise ArtifactCheckError(
+            f"{out_model}: check 'phase not saturated' failed: the median phase std inside the probe's FWHM disc is "
+            f"{checks['pred_phase_std_in_probe_disc_median']:.3g} rad (a phase output stuck at a constant, e.g. +-pi where "
+            f"pi * tanh saturates); lower training.learning_rate"
+        )
     if not np.all(np.isfinite(amp_pred)) or not np.all(np.isfinite(phase_pred)):
         raise ArtifactCheckError(f"{out_model}: check 'finite predictions' failed")
 

@@ -95,7 +95,7 @@ def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarra
     rng = np.random.default_rng(int(seed))
     canvas = models.canvas_size_for(training.group_offsets(positions, groups), probe.shape[-1])
     fit_model = models.build_pinn_training_model(obj_model, probe, canvas)
-    fit_model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=models.poisson_loss)
+    fit_model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"), loss=models.poisson_loss)
     batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, rng=rng)
     saturated = saturated_nll(sqrt_counts, np.unique(groups))
     before = float(fit_model.evaluate(batches, verbose=0)) - saturated

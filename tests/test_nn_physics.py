@@ -656,3 +656,14 @@ def test_support_weighted_mae_weights_the_bright_support_and_normalises_by_the_s
     assert training.target_spread(vals, w) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="constant"):
         training.target_spread(np.ones((2, P, P)), w)
+
+
+def test_phase_std_in_probe_disc_flags_a_saturated_phase_output():
+    from ptycho_core.phase_e import SATURATED_PHASE_STD, phase_std_in_probe_disc
+
+    rng = np.random.default_rng(0)
+    stuck = np.full((4, 16, 16, 4), math.pi, np.float32)
+    stuck[:, 0, 0, :] = -math.pi  # the dark rim may differ: only the disc counts
+    assert phase_std_in_probe_disc(stuck, 5.3) < 1e-6 < SATURATED_PHASE_STD  # float32 rounding of a constant
+    textured = rng.normal(0.0, 0.1, size=(4, 16, 16, 4)).astype(np.float32)
+    assert phase_std_in_probe_disc(textured, 5.3) == pytest.approx(0.1, rel=0.2)
