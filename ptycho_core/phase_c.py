@@ -138,7 +138,9 @@ def run_simulate(
         checks["test_region_margin_px"] = low
         _check(out_test, "test region", low >= sim.split.guard / 2 - 1e-9, f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px")
 
-    all_expected = train.metadata["photons"]["all"]["expected_mean"]
+    # the dose is the mean expected counts per pattern over the study object's positions of both regions:
+    # without a training object these are exactly the two splits' patterns
+    all_expected = train.metadata["photons"]["all"]["expected_mean"] if train_gt is None else train.metadata["probe"]["dose_reference"]["expected_mean"]
     checks["expected_counts_per_pattern"] = all_expected
     _check(out_train, "dose scaling", abs(all_expected - dose) <= 1e-6 * dose, f"expected mean {all_expected} != dose {dose}")
     for name, ds, path in (("train", train, out_train), ("test", test, out_test)):

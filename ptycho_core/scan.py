@@ -94,6 +94,11 @@ class Split:
     n_base: int
     n_dropped: int  # base positions in neither split (the guard band; with a training object, all but the test region)
     training_object: bool = False  # train indexes the base scan over a separate training object
+    region_train: np.ndarray | None = None  # the study object's training region (= train without a training object)
+
+    def __post_init__(self):
+        if self.region_train is None:
+            object.__setattr__(self, "region_train", self.train)
 
 
 def split_by_region(scan: Scan, cfg: SplitConfig, lo: float, hi: float, probe_diameter: float) -> Split:
@@ -127,4 +132,6 @@ def train_on_whole_scan(split: Split) -> Split:
     other base position of the study object is unused.
     """
     train = np.arange(split.n_base)
-    return Split(train, split.test, split.boundary, split.guard, split.n_base, split.n_base - split.test.size, training_object=True)
+    return Split(
+        train, split.test, split.boundary, split.guard, split.n_base, split.n_base - split.test.size, training_object=True, region_train=split.train
+    )

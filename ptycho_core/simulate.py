@@ -15,7 +15,14 @@ with an explicit entropy list recorded in the metadata:
   a separate training object (``object.train_seed``) uses
   ``[object.train_seed, 101]`` and ``[object.train_seed, 102]``;
 - scan jitter: ``[seed, 1]`` (same scan for every dose of a replicate);
-- Poisson noise: ``[seed, 2, dose_key(dose)]``.
+- Poisson noise: ``[seed, 2, dose_key(dose), 0]`` for the training split and
+  ``[seed, 2, dose_key(dose), 1]`` for the test split, so that the test data
+  do not depend on how the training data are made (their size, or a
+  separate training object).
+
+The probe's dose scaling averages over the study object's positions of both
+regions (training and test), whichever object the training split is then
+simulated on: it too is independent of the training object.
 """
 
 from __future__ import annotations
@@ -44,8 +51,11 @@ def scan_entropy(seed: int) -> list[int]:
     return [int(seed), SCAN_STREAM]
 
 
-def noise_entropy(seed: int, dose: float) -> list[int]:
-    return [int(seed), NOISE_STREAM, dose_key(dose)]
+SPLIT_STREAMS = {"train": 0, "test": 1}
+
+
+def noise_entropy(seed: int, dose: float, split: str) -> list[int]:
+    return [int(seed), NOISE_STREAM, dose_key(dose), SPLIT_STREAMS[split]]
 
 
 def scale_probe_to_dose(probe_unit: np.ndarray, patches: np.ndarray, dose: float) -> tuple[np.ndarray, float]:
@@ -133,14 +143,17 @@ def simulate_dose(
     lo, hi = geo.extent
 
     keep = np.concatenate([split.train, split.test])
+    reference = np.concatenate([split.region_train, split.test])  # the study object's positions of both regions
+    reference_patches = extract_patches(obj, scan.x[reference], scan.y[reference], N)
+    probe, scale = scale_probe_to_dose(probe_unit, reference_patches, dose)
+    reference_mean = float(expected_counts(probe, reference_patches).sum(axis=(-2, -1)).mean())
+    del reference_patches
     source = obj if train_obj is None else train_obj
-    patches = np.concatenate(
-        [extract_patches(source, scan.x[split.train], scan.y[split.train], N), extract_patches(obj, scan.x[split.test], scan.y[split.test], N)]
-    )
-    probe, scale = scale_probe_to_dose(probe_unit, patches, dose)
-    intensity = expected_counts(probe, patches)
-    del patches
-    counts = np.random.default_rng(noise_entropy(seed, dose)).poisson(intensity).astype(np.float64)
+    intensity, counts = [], []
+    for name, idx, o in (("train", split.train, source), ("test", split.test, obj)):
+        intensity.append(expected_counts(probe, extract_patches(o, scan.x[idx], scan.y[idx], N)))
+        counts.append(np.random.default_rng(noise_entropy(seed, dose, name)).poisson(intensity[-1]).astype(np.float64))
+    intensity, counts = np.concatenate(intensity), np.concatenate(counts)
 
     expected_pp = intensity.sum(axis=(-2, -1))
     counts_pp = counts.sum(axis=(-2, -1))
@@ -166,6 +179,11 @@ def simulate_dose(
             "fwhm_diameter_px": diameter,
             "energy_within_half_N_disc": energy_within(probe_unit, N / 2),
             "scale_sqrt_photons": scale,
+            "dose_reference": {
+                "positions": "the study object's positions of the training and test regions",
+                "n_patterns": int(reference.size),
+                "expected_mean": reference_mean,
+            },
         },
         "scan": {
             **study.to_dict()["scan"],
@@ -193,7 +211,7 @@ def simulate_dose(
                 else {"training_object_amplitude": [study.object.train_seed, AMPLITUDE_STREAM], "training_object_phase": [study.object.train_seed, PHASE_STREAM]}
             ),
             "scan": scan_entropy(seed),
-            "noise": noise_entropy(seed, dose),
+            "noise": {name: noise_entropy(seed, dose, name) for name in SPLIT_STREAMS},
         },
         "provenance": provenance,
     }

@@ -458,9 +458,11 @@ def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_regi
     assert train_obj.metadata["object"]["seed"] == 99 and train_obj.metadata["role"] == "training object"
     train_a, test_a = load_diffraction_set(a["train"]), load_diffraction_set(a["test"])
     train_b, test_b = load_diffraction_set(d / "train.npz"), load_diffraction_set(d / "test.npz")
-    # the test region is unchanged: same positions on the same object
+    # the test data do not depend on the training object: same positions, probe and counts on the same object
     np.testing.assert_array_equal(test_b.scan_index, test_a.scan_index)
     np.testing.assert_array_equal(test_b.xcoords, test_a.xcoords)
+    np.testing.assert_array_equal(test_b.probe, test_a.probe)
+    np.testing.assert_array_equal(test_b.diffraction, test_a.diffraction)
     # the training split takes every base-scan position, on the training object
     n_base = train_b.metadata["scan"]["n_base"]
     assert train_b.n == n_base > train_a.n + test_a.n
