@@ -331,8 +331,10 @@ def test_the_doctored_ground_truth_changes_the_scores(runs):
     region = evaluation_region(test, view.test_index, truth.shape, border=D / 2)
     for method, path in runs["true"]["recons"].items():
         obj = load_recon(path, truth.shape).obj.astype(np.complex128)
-        s_true = score_reconstruction(truth, obj, region)
-        s_doct = score_reconstruction(doctored, obj, region)
+        # unregistered: the tiny study's networks (3 epochs) are far from converged, and registering
+        # them can find a spurious large shift; the point here is only that the scores move
+        s_true = score_reconstruction(truth, obj, region, register=False)
+        s_doct = score_reconstruction(doctored, obj, region, register=False)
         print(
             f"{method}: phase MAE {s_true['phase']['mae']:.4f} (true) vs {s_doct['phase']['mae']:.4f} (doctored) rad, "
             f"phase SSIM {s_true['phase']['ssim']:.4f} vs {s_doct['phase']['ssim']:.4f}, "

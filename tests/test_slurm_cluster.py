@@ -157,7 +157,8 @@ def test_study_through_slurm_matches_local_run(slurm_run, local_run):
     cluster, local = deterministic_outputs(slurm_run["workdir"]), deterministic_outputs(local_run["workdir"])
     study = load_study(REPO / "config" / "test.yaml")
     n_cells = len(study.dose_labels()) * len(study.seeds)
-    assert len(cluster) == 1 + 2 * n_cells + 2 * n_cells * len(study.views), sorted(cluster)
+    n_objects = 1 if study.object.train_seed is None else 2  # the study object and the separate training object
+    assert len(cluster) == n_objects + 2 * n_cells + 2 * n_cells * len(study.views), sorted(cluster)
     assert sorted(cluster) == sorted(local)
     differ = [name for name in cluster if cluster[name] != local[name]]
     assert not differ, (

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ptycho_core.config import load_study
@@ -51,6 +52,11 @@ def test_phase_c_outputs_and_sentinels(phase_c_run):
     gt = load_ground_truth(workdir / "results/phase_c/ground_truth.npz")
     assert gt.obj.shape == (study.object.size, study.object.size)
     verify_sentinel(workdir / "results/phase_c/ground_truth.sentinel.json", root=workdir)
+    if study.object.train_seed is not None:
+        train_obj = load_ground_truth(workdir / "results/phase_c/training_object.npz")
+        verify_sentinel(workdir / "results/phase_c/training_object.sentinel.json", root=workdir)
+        assert train_obj.metadata["object"]["seed"] == study.object.train_seed != gt.metadata["object"]["seed"]
+        assert not np.allclose(train_obj.obj, gt.obj)
     assert (workdir / "logs/phase_c/ground_truth.log").is_file()
     assert (workdir / "benchmarks/phase_c/ground_truth.tsv").is_file()
     for label, dose in study.dose_labels().items():
@@ -61,7 +67,10 @@ def test_phase_c_outputs_and_sentinels(phase_c_run):
             assert outputs == {"train.npz", "test.npz", "preview.png"}
             checks = sentinel["checks"]
             assert abs(checks["train_mean_counts_z"]) <= 5 and abs(checks["test_mean_counts_z"]) <= 5
-            assert checks["guard_gap_px"] >= checks["probe_fwhm_diameter_px"]
+            if study.object.train_seed is None:
+                assert checks["guard_gap_px"] >= checks["probe_fwhm_diameter_px"]
+            else:  # the training split covers the training object's whole scan; the test region keeps its guard
+                assert checks["test_region_margin_px"] >= checks["probe_fwhm_diameter_px"] / 2
             train = load_diffraction_set(cell / "train.npz")
             test = load_diffraction_set(cell / "test.npz")
             assert train.metadata["dose"] == dose and test.metadata["seed"] == seed
