@@ -661,16 +661,7 @@ def paper_phase_metrics(gt_phase: np.ndarray, rec_phase: np.ndarray, region) -> 
     box = region_box(mask, gt_phase.shape)
     gt_flat, plane_gt = remove_plane(gt_phase, mask)
     rec_flat, plane_recon = remove_plane(rec_phase, mask)
-    ref, img = unit_phase(gt_flat), unit_phase(rec_flat)
-    data_range = PAPER_PHASE_DATA_RANGE
-    ms_value, n_scales = ms_ssim(ref, img, data_range, box)
-    out = {
-        "data_range": data_range,
-        "ssim": ssim(ref, img, data_range, box),
-        "ms_ssim": ms_value,
-        "ms_ssim_scales": n_scales,
-        "psnr": psnr(ref, img, data_range, mask),
-    }
+    out = _paper_scores(unit_phase(gt_flat), unit_phase(rec_flat), PAPER_PHASE_DATA_RANGE, mask, box)
     _finite_dict(out, quantity)
     out["plane_gt"], out["plane_recon"] = plane_gt, plane_recon
     return out
@@ -699,17 +690,20 @@ def paper_amplitude_metrics(gt_amp: np.ndarray, rec_amp: np.ndarray, region) -> 
     if not data_range > 0:
         raise MetricError(f"{quantity} psnr: the ground truth is constant in the region (data range 0)")
     ratio = mean_ratio(gt_amp, rec_amp, mask)
-    scaled = ratio * rec_amp
-    ms_value, n_scales = ms_ssim(gt_amp, scaled, data_range, box)
-    out = {
-        "mean_ratio": ratio,
+    out = {"mean_ratio": ratio, **_paper_scores(gt_amp, ratio * rec_amp, data_range, mask, box)}
+    return _finite_dict(out, quantity)
+
+
+def _paper_scores(ref: np.ndarray, img: np.ndarray, data_range: float, mask: np.ndarray, box) -> dict:
+    """The paper-style rows' scores of one prepared pair: SSIM, MS-SSIM (with its scales), PSNR."""
+    ms_value, n_scales = ms_ssim(ref, img, data_range, box)
+    return {
         "data_range": data_range,
-        "ssim": ssim(gt_amp, scaled, data_range, box),
+        "ssim": ssim(ref, img, data_range, box),
         "ms_ssim": ms_value,
         "ms_ssim_scales": n_scales,
-        "psnr": psnr(gt_amp, scaled, data_range, mask),
+        "psnr": psnr(ref, img, data_range, mask),
     }
-    return _finite_dict(out, quantity)
 
 
 def score_reconstruction(
