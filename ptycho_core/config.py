@@ -96,6 +96,7 @@ class TrainingConfig:
     validation_fraction: float
     early_stopping_patience: int
     lr_patience: int
+    precision: str
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,16 @@ physics (:mod:`ptycho_core.nn_physics`) with the known probe in
 sqrt(photons), so the predicted expected counts are in photons and the
 object's absolute amplitude is identifiable; its loss is the Poisson NLL.
 Nothing is kept at module level: every model is built by a function.
+
+**Precision.** ``ArchitectureConfig.precision`` is the Keras dtype policy of
+the convolutional body (encoder and decoders): ``"mixed_bfloat16"`` computes
+in bfloat16 with float32 weights (about 4-6x faster on CPUs with AMX/AVX512
+bfloat16 and on recent GPUs), ``"float32"`` everywhere else and for checking.
+The input normalisation, the two output convolutions and their activations,
+the diffraction physics and the losses always compute in float32, so the
+object and the expected counts are never quantised to bfloat16 (8 bits of
+mantissa would be a 0.02 rad step in the phase). The policy is part of each
+layer's saved configuration, so a reloaded bundle computes as it was trained.
 """
 
 from __future__ import annotations
@@ -28,23 +38,32 @@ from keras import layers, ops
 from . import nn_physics as phys
 
 
+#: Dtype policies of the convolutional body (ArchitectureConfig.precision).
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
 @dataclass(frozen=True)
 class ArchitectureConfig:
     filters: tuple[int, ...]  # encoder widths, one per pooling level (3 levels: N/8)
     amplitude_max: float
+    precision: str = "float32"  # dtype policy of the convolutional body (PRECISIONS)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS}, found {self.precision!r}")
 
 
-def _conv_block(x, filters: int, name: str):
-    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv1")(x)
-    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv2")(x)
+def _conv_block(x, filters: int, name: str, dtype: str):
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv1", dtype=dtype)(x)
+    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv2", dtype=dtype)(x)
 
 
-def _decoder(x, filters: tuple[int, ...], channels: int, name: str):
-    # from N/8 up to N/2: two upsamplings
+def _decoder(x, filters: tuple[int, ...], channels: int, name: str, dtype: str):
+    # from N/8 up to N/2: two upsamplings; the output convolution in float32
     for level, f in enumerate(reversed(filters[:2])):
-        x = layers.UpSampling2D(2, name=f"{name}_up{level}")(x)
-        x = _conv_block(x, f, f"{name}_dec{level}")
-    return layers.Conv2D(channels, 3, padding="same", name=f"{name}_out")(x)
+        x = layers.UpSampling2D(2, name=f"{name}_up{level}", dtype=dtype)(x)
+        x = _conv_block(x, f, f"{name}_dec{level}", dtype)
+    return layers.Conv2D(channels, 3, padding="same", name=f"{name}_out", dtype="float32")(x)
 
 
 @keras.saving.register_keras_serializable(package="ptycho_core")
@@ -76,15 +95,16 @@ def build_object_model(N: int, channels: int, input_scale: float, arch: Architec
         raise ValueError(f"N: expected a multiple of 16 (encoder depth), found {N}")
     if len(arch.filters) != 3:
         raise ValueError(f"filters: expected 3 encoder widths (pooling to N/8), found {arch.filters}")
+    body = arch.precision
     inp = keras.Input((N, N, channels), name="sqrt_counts")
-    x = layers.Rescaling(float(input_scale), name="input_scale")(inp)
+    x = layers.Rescaling(float(input_scale), name="input_scale", dtype="float32")(inp)
     for level, f in enumerate(arch.filters):
-        x = _conv_block(x, f, f"enc{level}")
-        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-    amp = _decoder(x, arch.filters, channels, "amp")
-    amp = AmplitudeActivation(arch.amplitude_max, name="amplitude")(amp)
-    phase = _decoder(x, arch.filters, channels, "phase")
-    phase = PhaseActivation(name="phase")(phase)
+        x = _conv_block(x, f, f"enc{level}", body)
+        x = layers.MaxPooling2D(2, name=f"enc{level}_pool", dtype=body)(x)
+    amp = _decoder(x, arch.filters, channels, "amp", body)
+    amp = AmplitudeActivation(arch.amplitude_max, name="amplitude", dtype="float32")(amp)
+    phase = _decoder(x, arch.filters, channels, "phase", body)
+    phase = PhaseActivation(name="phase", dtype="float32")(phase)
     return keras.Model(inp, [amp, phase], name=name)
 
 
@@ -119,8 +139,9 @@ class DiffractionPhysics(layers.Layer):
         pad = [[0, 0], [0, 0], [q, N - N // 2 - q], [q, N - N // 2 - q]]
         o_re = ops.pad(a * ops.cos(p), pad)
         o_im = ops.pad(a * ops.sin(p), pad)
-        canvas_re, canvas_im, canvas_w = phys.merge_patches(o_re, o_im, self._window, offsets, self.canvas_size)
-        o_re, o_im = phys.extract_patches(canvas_re, canvas_im, canvas_w, offsets, N)
+        if a.shape[1] > 1:  # C = 1: the patch is its own group (zero offset), nothing to merge
+            spectra = phys.merge_spectra(o_re, o_im, self._window, offsets, self.canvas_size)
+            o_re, o_im = phys.extract_from_spectra(*spectra, offsets, N)
         psi_re, psi_im = phys.complex_mul(self.probe[0], self.probe[1], o_re, o_im)
         intensity = phys.far_field_intensity(psi_re, psi_im)
         return ops.transpose(intensity, (0, 2, 3, 1))
@@ -134,7 +155,7 @@ def build_pinn_training_model(object_model: keras.Model, probe: np.ndarray, canv
     diff = keras.Input((N, N, C), name="sqrt_counts")
     offsets = keras.Input((C, 2), name="offsets")
     amp, phase = object_model(diff)
-    intensity = DiffractionPhysics(probe, canvas_size, name="physics")(amp, phase, offsets)
+    intensity = DiffractionPhysics(probe, canvas_size, name="physics", dtype="float32")(amp, phase, offsets)
     return keras.Model([diff, offsets], intensity, name="ptychopinn_training")
 
 
@@ -175,7 +196,22 @@ class SupportWeightedMAE(keras.losses.Loss):
 
 
 def canvas_size_for(offsets: np.ndarray, N: int) -> int:
-    """Smallest even canvas holding every patch at its offset, with a 2-pixel margin."""
+    """Smallest even canvas holding every patch at its offset, with a 2-pixel margin, of an FFT-friendly size.
+
+    The size is rounded up to the next even number with no prime factor
+    above 5 (46 = 2 x 23 becomes 48): transforms of such sizes are the
+    fast ones, and the extra margin changes nothing but the zero padding.
+    """
     reach = float(np.abs(offsets).max()) if offsets.size else 0.0
     M = N + 2 * int(math.ceil(reach)) + 2
-    return M + (M % 2)
+    M += M % 2
+    while not _smooth(M):
+        M += 2
+    return M
+
+
+def _smooth(n: int) -> bool:
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1

@@ -8,9 +8,11 @@ TensorFlow, JAX or PyTorch.
 
 - :func:`fourier_shift` translates fields by subpixel offsets
   (g(u) = f(u - s), the convention of :func:`ptycho_core.forward.extract_patches`);
-- :func:`merge_patches` places a group's patches on a shared canvas at their
+- :func:`merge_spectra` places a group's patches on a shared canvas at their
   offsets relative to the group centre (weighted average, batch axis kept,
-  canvas size given by the data); :func:`extract_patches` cuts them out again;
+  canvas size given by the data), in the Fourier domain;
+  :func:`extract_from_spectra` cuts them out again (:func:`merge_patches` and
+  :func:`extract_patches` do the same through the canvas itself);
 - :func:`far_field_intensity` is |fftshift(fft2(psi))|^2 / N^2;
 - :func:`poisson_nll` is the Poisson negative log-likelihood of counts.
 """
@@ -48,6 +50,15 @@ def _frequencies(M: int):
     return ops.convert_to_tensor(f.reshape(1, 1, 1, M)), ops.convert_to_tensor(f.reshape(1, 1, M, 1))
 
 
+def shift_ramp(offsets, M: int):
+    """Fourier-domain translation by ``offsets`` (B, C, 2) = (dx, dy): cos and sin of -2 pi (fx dx + fy dy), (B, C, M, M)."""
+    fx, fy = _frequencies(M)
+    dx = ops.expand_dims(ops.expand_dims(offsets[..., 0], -1), -1)
+    dy = ops.expand_dims(ops.expand_dims(offsets[..., 1], -1), -1)
+    phase = -2.0 * math.pi * (fx * dx + fy * dy)
+    return ops.cos(phase), ops.sin(phase)
+
+
 def fourier_shift(re, im, offsets):
     """Translate fields (B, C, M, M) by ``offsets`` (B, C, 2) = (dx, dy) pixels.
 
@@ -55,20 +66,20 @@ def fourier_shift(re, im, offsets):
     g(u) = f(u - s). Exact for integer offsets (circular), band-limited
     interpolation otherwise.
     """
-    M = re.shape[-1]
-    fx, fy = _frequencies(M)
-    dx = ops.expand_dims(ops.expand_dims(offsets[..., 0], -1), -1)
-    dy = ops.expand_dims(ops.expand_dims(offsets[..., 1], -1), -1)
-    phase = -2.0 * math.pi * (fx * dx + fy * dy)
+    ramp_re, ramp_im = shift_ramp(offsets, re.shape[-1])
     f_re, f_im = ops.fft2((re, im))
-    s_re, s_im = complex_mul(f_re, f_im, ops.cos(phase), ops.sin(phase))
-    return ops.ifft2((s_re, s_im))
+    return ops.ifft2(complex_mul(f_re, f_im, ramp_re, ramp_im))
 
 
 def _pad_to(x, M: int):
     N = x.shape[-1]
     lo = (M - N) // 2
     return ops.pad(x, [[0, 0], [0, 0], [lo, M - N - lo], [lo, M - N - lo]])
+
+
+def _pad_np(x: np.ndarray, M: int) -> np.ndarray:
+    lo = (M - x.shape[-1]) // 2
+    return np.pad(x, [(lo, M - x.shape[-1] - lo)] * 2)
 
 
 def _crop(x, N: int):
@@ -86,36 +97,65 @@ def support_window(N: int, taper: float = 2.0) -> np.ndarray:
     return (w1[:, None] * w1[None, :]).astype(np.float32)
 
 
-def merge_patches(re, im, weight, offsets, M: int):
-    """Weighted sums of a group's patches on an M x M canvas centred on the group centre.
+def merge_spectra(re, im, weight, offsets, M: int):
+    """Spectra of a group's merged canvas: F[sum_k shift(w * O_k)] and F[sum_k shift(w)], each (B, 1, M, M).
 
     ``re``, ``im`` (B, C, N, N); ``weight`` (N, N) support weights; ``offsets``
-    (B, C, 2) positions relative to the group centre. Returns the canvas of
-    weighted content, sum_k shift(w * O_k), real and imaginary (B, 1, M, M),
-    and of weights, sum_k shift(w) (B, 1, M, M). Both are smooth (the window
-    tapers to zero), so they can be shifted again without ringing; the
-    division happens after extraction (:func:`extract_patches`).
+    (B, C, 2) positions relative to the group centre; canvas M x M centred
+    on the group centre. A shift is a product with a phase ramp in the
+    Fourier domain and the sum is linear, so the canvas is summed there: C
+    forward transforms; the weight's spectrum is the window's (a constant)
+    times the summed ramps. Returns content (re, im) and weight (re, im).
     """
-    w = ops.zeros_like(re) + ops.convert_to_tensor(weight)
-    w_re, _ = fourier_shift(_pad_to(w, M), _pad_to(ops.zeros_like(re), M), offsets)
-    c_re, c_im = fourier_shift(_pad_to(re * w, M), _pad_to(im * w, M), offsets)
-    return ops.sum(c_re, axis=1, keepdims=True), ops.sum(c_im, axis=1, keepdims=True), ops.sum(w_re, axis=1, keepdims=True)
+    ramp_re, ramp_im = shift_ramp(offsets, M)
+    w = ops.convert_to_tensor(weight)
+    f_re, f_im = ops.fft2((_pad_to(re * w, M), _pad_to(im * w, M)))
+    s_re, s_im = complex_mul(f_re, f_im, ramp_re, ramp_im)
+    w_spec = np.fft.fft2(_pad_np(np.asarray(weight, np.float64), M))
+    r_re, r_im = ops.sum(ramp_re, axis=1, keepdims=True), ops.sum(ramp_im, axis=1, keepdims=True)
+    sw_re, sw_im = complex_mul(r_re, r_im, w_spec.real.astype(np.float32), w_spec.imag.astype(np.float32))
+    return ops.sum(s_re, axis=1, keepdims=True), ops.sum(s_im, axis=1, keepdims=True), sw_re, sw_im
+
+
+def extract_from_spectra(s_re, s_im, sw_re, sw_im, offsets, N: int):
+    """Patches (B, C, N, N) at ``offsets`` (B, C, 2) from the merged canvas' spectra (:func:`merge_spectra`).
+
+    Content and weight are shifted back (C ramps on each spectrum, one
+    batched inverse transform of both) and divided in each patch's own
+    frame: the weighted average of every patch covering a pixel. Where the
+    summed weight is below MIN_WEIGHT (outside every support) the content is
+    windowed to about zero as well; dividing by at least MIN_WEIGHT keeps it
+    there.
+    """
+    C = offsets.shape[1]
+    ramp_re, ramp_im = shift_ramp(-offsets, s_re.shape[-1])
+    c_re, c_im = complex_mul(s_re, s_im, ramp_re, ramp_im)
+    w_re, w_im = complex_mul(sw_re, sw_im, ramp_re, ramp_im)
+    b_re, _b_im = ops.ifft2((ops.concatenate([c_re, w_re], axis=1), ops.concatenate([c_im, w_im], axis=1)))
+    out_re, out_im, weight = _crop(b_re[:, :C], N), _crop(_b_im[:, :C], N), _crop(b_re[:, C:], N)
+    norm = 1.0 / ops.maximum(weight, MIN_WEIGHT)
+    return out_re * norm, out_im * norm
+
+
+def merge_patches(re, im, weight, offsets, M: int):
+    """The merged canvas itself (B, 1, M, M): weighted content sum_k shift(w * O_k) (re, im) and weights sum_k shift(w).
+
+    Both are smooth (the window tapers to zero); the weighted-average object
+    is content / max(weights, MIN_WEIGHT). For inspection and tests: the
+    physics layer goes from :func:`merge_spectra` to
+    :func:`extract_from_spectra` without forming it.
+    """
+    s_re, s_im, sw_re, sw_im = merge_spectra(re, im, weight, offsets, M)
+    c_re, c_im = ops.ifft2((s_re, s_im))
+    w_re, _ = ops.ifft2((sw_re, sw_im))
+    return c_re, c_im, w_re
 
 
 def extract_patches(canvas_re, canvas_im, canvas_weight, offsets, N: int):
-    """Patches (B, C, N, N) cut from the merged canvas (B, 1, M, M) at ``offsets`` (B, C, 2).
-
-    Content and weight are shifted back separately and divided in each
-    patch's own frame: the weighted average of every patch covering a pixel.
-    Where the summed weight is below MIN_WEIGHT (outside every support) the
-    content is windowed to about zero as well; dividing by at least
-    MIN_WEIGHT keeps it there.
-    """
-    C = offsets.shape[1]
-    s_re, s_im = fourier_shift(ops.repeat(canvas_re, C, axis=1), ops.repeat(canvas_im, C, axis=1), -offsets)
-    w_re, _ = fourier_shift(ops.repeat(canvas_weight, C, axis=1), ops.zeros_like(ops.repeat(canvas_weight, C, axis=1)), -offsets)
-    norm = 1.0 / ops.maximum(_crop(w_re, N), MIN_WEIGHT)
-    return _crop(s_re, N) * norm, _crop(s_im, N) * norm
+    """Patches (B, C, N, N) cut from a merged canvas (:func:`merge_patches`) at ``offsets`` (B, C, 2)."""
+    s_re, s_im = ops.fft2((canvas_re, canvas_im))
+    sw_re, sw_im = ops.fft2((canvas_weight, ops.zeros_like(canvas_weight)))
+    return extract_from_spectra(s_re, s_im, sw_re, sw_im, offsets, N)
 
 
 def poisson_nll(counts, intensity):

@@ -104,6 +104,25 @@ def configure_backend(threads: int) -> None:
     log.info("TensorFlow devices: %s", [d.name for d in tf.config.list_logical_devices()])
 
 
+def compute_record(fit_model) -> dict:
+    """How a model was computed: backend, the body's dtype policy, XLA or not, devices (recorded in bundles).
+
+    XLA (``jit_compile``) is Keras' "auto": off on a CPU-only TensorFlow
+    (measured 3-4x slower than oneDNN's kernels here, scripts/bench_throughput.py)
+    and off whenever op determinism is enabled, which every training job
+    enables (configure_backend); recorded as resolved.
+    """
+    import keras
+
+    policies = sorted({layer.dtype_policy.name for layer in fit_model._flatten_layers() if hasattr(layer, "dtype_policy")})
+    record = {"backend": keras.backend.backend(), "dtype_policies": policies, "jit_compile": bool(fit_model.jit_compile)}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        record["devices"] = [d.name for d in tf.config.list_logical_devices()]
+    return record
+
+
 def verify_reload(model, model_path, sidecar_path, x: np.ndarray, *, N: int, channels: int, probe: np.ndarray) -> float:
     """Reload a saved bundle in safe mode; its predictions on ``x`` must equal the in-memory model's."""
     from .bundle import load_bundle
@@ -154,7 +173,7 @@ def run_train(
     keras.utils.set_random_seed(seed_int)
     rng = np.random.default_rng(seed_int)
     positions = np.column_stack([train.xcoords, train.ycoords])
-    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max)
+    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=tcfg.precision)
     scale = training.input_scale(train.diffraction[view.train_index], N)
     optimizer = keras.optimizers.Adam(tcfg.learning_rate, name="adam")  # named: bundle bytes independent of process history
 
@@ -251,7 +270,8 @@ def run_train(
         "output": "amplitude, phase (batch, N/2, N/2, channels) on the central support [N/4, 3N/4)",
         "probe_sha256": probe_hash(train.probe),
         "canvas_size": canvas,
-        "architecture": {"filters": list(arch.filters), "amplitude_max": arch.amplitude_max},
+        "architecture": {"filters": list(arch.filters), "amplitude_max": arch.amplitude_max, "precision": arch.precision},
+        "compute": compute_record(fit_model),
         "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
         "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
         "data": {

@@ -90,6 +90,7 @@ class DevianceStop(keras.callbacks.Callback):
 def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarray, groups: np.ndarray, probe: np.ndarray, cfg: RefinementConfig, seed: int, verbose: int = 2) -> dict:
     """Fine-tune ``obj_model`` in place on ``groups`` of the measured counts; returns history and convergence record."""
     from . import models, training
+    from .phase_e import compute_record
 
     keras.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(int(seed))
@@ -114,6 +115,7 @@ def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarra
         "refine_seconds": seconds,
         "canvas_size": canvas,
         "saturated_nll": saturated,
+        "compute": compute_record(fit_model),
     }
 
 
@@ -160,6 +162,7 @@ def run_refine(
     seed_int = training_seed(seed, method, view_name)
     rec = refine(model, test.diffraction, positions, groups, test.probe, study.refinement, seed_int)
     history = rec.pop("history")
+    compute = rec.pop("compute")
     losses = np.asarray(history["loss"], dtype=np.float64)
     checks = dict(rec)
     checks["n_test_groups"] = int(groups.shape[0])
@@ -177,6 +180,7 @@ def run_refine(
         **{k: side[k] for k in ("N", "channels", "gridsize", "input_scale", "input", "output", "probe_sha256", "architecture")},
         "method": method.value,
         "canvas_size": rec["canvas_size"],
+        "compute": compute,
         "refined_from": {"method": source.value, "model_sha256": side["model_sha256"], "sidecar": str(sidecar_path), "training": side["training"]},
         "refinement": {**study.to_dict()["refinement"], "seed": seed_int, "loss": "Poisson NLL of the test counts (log k! dropped)"},
         "history": {k: rec[k] for k in ("deviance_before", "deviance_best", "best_epoch", "epochs_run", "converged", "refine_seconds")},

@@ -97,7 +97,7 @@ def synthetic_data(study, channels: int, n_patterns: int = 2048):
     return sqrt_counts, pos, groups, probe
 
 
-def run_case(size: str, method: str, channels: int, what: str, precision: str, steps: int, warmup: int, threads: int) -> dict:
+def run_case(size: str, method: str, channels: int, what: str, precision: str, steps: int, warmup: int, repeats: int, threads: int) -> dict:
     import keras
 
     from ptycho_core import models, training
@@ -111,7 +111,7 @@ def run_case(size: str, method: str, channels: int, what: str, precision: str, s
     sqrt_counts, pos, groups, probe = synthetic_data(study, channels)
     if method == "Baseline":
         groups = np.arange(pos.shape[0])[:, None]
-    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max)
+    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=precision)
     scale = training.input_scale(sqrt_counts, N)
     obj_model = models.build_object_model(N, channels, scale, arch, method.lower())
     n_params = obj_model.count_params()
@@ -119,10 +119,11 @@ def run_case(size: str, method: str, channels: int, what: str, precision: str, s
     if what == "predict":
         x = np.moveaxis(sqrt_counts[groups[: 16 * 64]], 1, -1)
         obj_model.predict(x[:128], batch_size=64, verbose=0)
-        t = time.perf_counter()
-        obj_model.predict(x, batch_size=64, verbose=0)
-        seconds = time.perf_counter() - t
-        rate = x.shape[0] * channels / seconds
+        rates = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            obj_model.predict(x, batch_size=64, verbose=0)
+            rates.append(x.shape[0] * channels / (time.perf_counter() - t))
         unit = "patterns/s"
     else:
         if method == "PtychoPINN":
@@ -137,14 +138,15 @@ def run_case(size: str, method: str, channels: int, what: str, precision: str, s
             targets = (amp, ph)
             fit_model = obj_model
             fit_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=[models.SupportWeightedMAE(w, 0.2), models.SupportWeightedMAE(w, 0.5)])
-        need = (warmup + steps) * batch
-        data = training.GroupBatches(sqrt_counts, pos, groups[:need], batch, rng=np.random.default_rng(0), targets=targets)
+        data = training.GroupBatches(sqrt_counts, pos, groups[: steps * batch], batch, rng=np.random.default_rng(0), targets=targets)
         fit_model.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0)
-        t = time.perf_counter()
-        fit_model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
-        seconds = time.perf_counter() - t
-        rate = steps * batch / seconds
+        rates = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fit_model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+            rates.append(steps * batch / (time.perf_counter() - t))
         unit = "groups/s" if channels > 1 else ("samples/s" if method == "PtychoPINN" else "patterns/s")
+    rate = float(np.median(rates))
     return {
         "size": size,
         "method": method,
@@ -156,8 +158,9 @@ def run_case(size: str, method: str, channels: int, what: str, precision: str, s
         "batch": batch,
         "parameters": int(n_params),
         "rate": rate,
+        "rate_min": float(min(rates)),
+        "rate_max": float(max(rates)),
         "unit": unit,
-        "seconds": seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -168,20 +171,21 @@ def main() -> None:
     ap.add_argument("--size", default="all", choices=["default", "reference", "all"])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3, help="timed blocks of --steps steps; the median is printed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process, print JSON
     args = ap.parse_args()
     if args.case:
         size, method, channels, what = args.case.split(",")
-        print(json.dumps(run_case(size, method, int(channels), what, args.precision, args.steps, args.warmup, args.threads)))
+        print(json.dumps(run_case(size, method, int(channels), what, args.precision, args.steps, args.warmup, args.repeats, args.threads)))
         return
-    print(f"precision {args.precision}, {args.threads} threads, {args.steps} timed steps after {args.warmup} warm-up steps")
-    print(f"{'size':9} {'method':10} {'C':>2} {'what':7} {'N':>3} {'params':>9} {'rate':>9} {'unit':11} {'peak MB':>8} {'earlier impl.':>13} {'ratio':>6}")
+    print(f"precision {args.precision}, {args.threads} threads; median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"{'size':9} {'method':10} {'C':>2} {'what':7} {'N':>3} {'params':>9} {'rate':>9} {'(min-max)':>13} {'unit':11} {'peak MB':>8} {'earlier impl.':>13} {'ratio':>6}")
     for size, method, channels, what in CASES:
         if args.size not in ("all", size):
             continue
         cmd = [sys.executable, __file__, "--case", f"{size},{method},{channels},{what}", "--precision", args.precision,
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads)]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
@@ -190,7 +194,8 @@ def main() -> None:
         ref = REFERENCE.get((method, channels, what)) if size == "reference" else None
         ref_s = f"{ref:13.1f}" if ref else f"{'':13}"
         ratio = f"{r['rate'] / ref:5.2f}x" if ref else ""
-        print(f"{size:9} {method:10} {channels:>2} {what:7} {r['N']:>3} {r['parameters']:>9,} {r['rate']:9.1f} {r['unit']:11} {r['peak_rss_mb']:8.0f} {ref_s} {ratio:>6}", flush=True)
+        spread = f"({r['rate_min']:.0f}-{r['rate_max']:.0f})"
+        print(f"{size:9} {method:10} {channels:>2} {what:7} {r['N']:>3} {r['parameters']:>9,} {r['rate']:9.1f} {spread:>13} {r['unit']:11} {r['peak_rss_mb']:8.0f} {ref_s} {ratio:>6}", flush=True)
 
 
 if __name__ == "__main__":
