@@ -121,6 +121,24 @@ def test_save_into_new_directory_and_overwrite(tmp_path, probe):
     assert first["bundle_version"] == second["bundle_version"] == BUNDLE_VERSION
 
 
+def test_mixed_bfloat16_bundle_reloads_with_its_policies(tmp_path, probe):
+    """A model trained with the bfloat16 body reloads computing exactly as it was saved (the policy is in each layer's config)."""
+    keras.utils.set_random_seed(2)
+    arch = models.ArchitectureConfig(filters=(4, 8, 8), amplitude_max=1.5, precision="mixed_bfloat16")
+    model = models.build_object_model(N, 4, 0.37, arch, "fast")
+    x = _inputs(4)
+    before = [np_(a) for a in model.predict(x, verbose=0)]
+    m, s = tmp_path / "model.keras", tmp_path / "bundle.json"
+    save_bundle(m, s, model, _sidecar(probe, 4, 0.37))
+    reloaded, _ = load_bundle(m, s, N=N, channels=4, probe=probe)
+    policies = {layer.name: layer.dtype_policy.name for layer in reloaded.layers if hasattr(layer, "dtype_policy")}
+    assert policies["enc0_conv1"] == policies["amp_dec1_conv2"] == "mixed_bfloat16"
+    assert policies["amp_out"] == policies["phase"] == policies["input_scale"] == "float32"
+    after = [np_(a) for a in reloaded.predict(x, verbose=0)]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_safe_mode_refuses_lambda_layer(tmp_path, probe):
     """A bundle holding arbitrary Python code (a Lambda layer) is not deserialised: load_model runs in safe mode."""
     inp = keras.Input((N, N, 1))

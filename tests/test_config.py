@@ -184,6 +184,7 @@ def test_empty_dose_list_is_refused():
         ({"probe": {"kind": "vortex"}}, "probe.kind"),
         ({"scan": {"pattern": "spiral"}}, "scan.pattern"),
         ({"split": {"axis": "z"}}, "split.axis"),
+        ({"training": {"precision": "float16"}}, "training.precision"),
         ({"object": "big"}, "object"),
     ],
 )
