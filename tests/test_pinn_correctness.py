@@ -88,28 +88,32 @@ PHASE_MS_SSIM_MIN = {"PtychoPINN": 0.8, "PtychoPINN_TTR": 0.9}
 AMPLITUDE_SCALE_TOLERANCE = 0.10
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pinn")
-    study = study_from_dict(STUDY)
+def run_case(d, raw: dict = STUDY) -> dict:
+    """Phases C to F of one case in directory ``d`` (a pathlib.Path); returns training and refinement checks and scores.
+
+    Also used by scripts/compare_precision.py to measure the run-to-run
+    spread of these scores over seeds, per precision.
+    """
+    study = study_from_dict(raw)
+    seed = study.seeds[0]
     p = {k: str(d / k) for k in ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")}
     run_ground_truth(study, p["gt.npz"], p["gt.json"])
-    run_simulate(study, DOSE, SEED, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
-    run_view(study, VIEW, DOSE, SEED, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
+    run_simulate(study, DOSE, seed, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
+    run_view(study, VIEW, DOSE, seed, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
     data_sentinels = [p["c.json"], p["d.json"]]
 
     # phase E: PtychoPINN
     e = {k: str(d / "e" / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
     (d / "e").mkdir()
     train_checks = run_train(
-        study, "PtychoPINN", DOSE, VIEW, SEED, p["train.npz"], p["test.npz"], p["view.npz"], data_sentinels, p["gt.npz"],
+        study, "PtychoPINN", DOSE, VIEW, seed, p["train.npz"], p["test.npz"], p["view.npz"], data_sentinels, p["gt.npz"],
         e["model.keras"], e["bundle.json"], e["history.csv"], e["loss.png"], e["sentinel.json"], threads=2,
     )
     # phase F: the refined bundle (PtychoPINN_TTR) from the trained one
     r = {k: str(d / "r" / k) for k in ("model.keras", "bundle.json", "history.csv", "deviance.png", "sentinel.json")}
     (d / "r").mkdir()
     refine_checks = run_refine(
-        study, dose=DOSE, view_name=VIEW, seed=SEED, test_path=p["test.npz"], view_path=p["view.npz"],
+        study, dose=DOSE, view_name=VIEW, seed=seed, test_path=p["test.npz"], view_path=p["view.npz"],
         model_path=e["model.keras"], sidecar_path=e["bundle.json"], input_sentinels=[*data_sentinels, e["sentinel.json"]],
         out_model=r["model.keras"], out_sidecar=r["bundle.json"], out_history=r["history.csv"], out_figure=r["deviance.png"],
         sentinel_path=r["sentinel.json"], threads=2,
@@ -119,7 +123,7 @@ def pipeline(tmp_path_factory):
     for method, bundle in (("PtychoPINN", e), ("PtychoPINN_TTR", r)):
         recons[method] = str(d / f"{method}.recon.npz")
         run_reconstruct_network(
-            study, method, DOSE, VIEW, SEED, p["test.npz"], p["view.npz"], bundle["model.keras"], bundle["bundle.json"],
+            study, method, DOSE, VIEW, seed, p["test.npz"], p["view.npz"], bundle["model.keras"], bundle["bundle.json"],
             [*data_sentinels, bundle["sentinel.json"]], p["gt.npz"], recons[method], str(d / f"{method}.sentinel.json"),
         )
 
@@ -136,6 +140,11 @@ def pipeline(tmp_path_factory):
         assert recon.covered[region].all(), f"{method} leaves region pixels uncovered"
         scores[method] = score_reconstruction(gt, recon.obj.astype(np.complex128), region)
     return {"train": train_checks, "refine": refine_checks, "scores": scores, "region": region, "paths": {**p, "e": e, "r": r}}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    return run_case(tmp_path_factory.mktemp("pinn"))
 
 
 @pytest.mark.parametrize("method", ["PtychoPINN", "PtychoPINN_TTR"])
