@@ -131,8 +131,8 @@ def extract_from_spectra(s_re, s_im, sw_re, sw_im, offsets, N: int):
     ramp_re, ramp_im = shift_ramp(-offsets, s_re.shape[-1])
     c_re, c_im = complex_mul(s_re, s_im, ramp_re, ramp_im)
     w_re, w_im = complex_mul(sw_re, sw_im, ramp_re, ramp_im)
-    b_re, _b_im = ops.ifft2((ops.concatenate([c_re, w_re], axis=1), ops.concatenate([c_im, w_im], axis=1)))
-    out_re, out_im, weight = _crop(b_re[:, :C], N), _crop(_b_im[:, :C], N), _crop(b_re[:, C:], N)
+    b_re, b_im = ops.ifft2((ops.concatenate([c_re, w_re], axis=1), ops.concatenate([c_im, w_im], axis=1)))
+    out_re, out_im, weight = _crop(b_re[:, :C], N), _crop(b_im[:, :C], N), _crop(b_re[:, C:], N)
     norm = 1.0 / ops.maximum(weight, MIN_WEIGHT)
     return out_re * norm, out_im * norm
 

@@ -4,7 +4,8 @@ Checks that ptycho_core's Keras code uses no backend-specific call:
 1. far-field intensity of the physics layer equals the NumPy simulator's (float32 tolerance);
 2. the gridsize-2 merge/extract with integer offsets returns the patches on their support;
 3. a PtychoPINN training model trains a few epochs on synthetic data (loss finite, decreasing),
-   with the throughput in groups per second for N = 32 and N = 64;
+   with the throughput in groups per second for N = 32 and N = 64, at float32 and with the
+   bfloat16 body (training.precision: mixed_bfloat16);
 4. the object model saves and reloads in safe mode with identical predictions.
 Run: KERAS_BACKEND=jax python scripts/device_check_keras_jax.py
 """
@@ -57,7 +58,7 @@ ok &= err2 < 1e-4
 
 
 # 3. training throughput
-def train_run(N, n_groups, epochs, batch):
+def train_run(N, n_groups, epochs, batch, precision):
     n = n_groups
     yy, xx = np.mgrid[:N, :N] - N // 2
     probe = (10 * np.exp(-(xx**2 + yy**2) / (2 * (N / 10) ** 2))).astype(np.complex64)
@@ -67,7 +68,7 @@ def train_run(N, n_groups, epochs, batch):
     counts = rng.poisson(forward.expected_counts(probe.astype(np.complex128), pt)).astype(np.float32)
     sq = np.sqrt(counts)
     groups = np.stack([np.arange(n), np.roll(np.arange(n), 1), np.roll(np.arange(n), 2), np.roll(np.arange(n), 3)], 1)
-    arch = models.ArchitectureConfig(filters=(32, 64, 128), amplitude_max=2.0)
+    arch = models.ArchitectureConfig(filters=(32, 64, 128), amplitude_max=2.0, precision=precision)
     om = models.build_object_model(N, 4, training.input_scale(sq, N), arch, "pinn")
     canvas = models.canvas_size_for(training.group_offsets(positions, groups), N)
     tm = models.build_pinn_training_model(om, probe, canvas)
@@ -77,13 +78,14 @@ def train_run(N, n_groups, epochs, batch):
     t = time.perf_counter()
     h = tm.fit(batches, epochs=epochs, verbose=0).history["loss"]
     dt = time.perf_counter() - t
-    print(f"3. N={N}: {n} groups x {epochs} epochs in {dt:.1f} s = {n * epochs / dt:.0f} groups/s; loss {h[0]:.4g} -> {h[-1]:.4g}")
+    print(f"3. N={N}, {precision}: {n} groups x {epochs} epochs in {dt:.1f} s = {n * epochs / dt:.0f} groups/s; loss {h[0]:.4g} -> {h[-1]:.4g}")
     return om, sq, h
 
 
-om, sq, h = train_run(32, 2048, 5, 32)
-ok &= bool(np.all(np.isfinite(h)) and h[-1] < h[0])
-train_run(64, 2048, 3, 32)
+for precision in models.PRECISIONS:
+    om, sq, h = train_run(32, 2048, 5, 32, precision)
+    ok &= bool(np.all(np.isfinite(h)) and h[-1] < h[0])
+    train_run(64, 2048, 3, 32, precision)
 
 # 4. save / reload in safe mode
 with tempfile.TemporaryDirectory() as d:
