@@ -41,7 +41,15 @@ log = logging.getLogger(__name__)
 
 
 def saturated_nll(sqrt_counts: np.ndarray, rows: np.ndarray) -> float:
-    """Mean of k - k log(k + EPS) over the pixels of ``rows``: the loss of the model I = k."""
+    """Mean of k - k log(k + EPS) over the pixels of ``rows``: the loss of the model I = k.
+
+    ``rows`` with repetitions, as the loss sees them: every member of every
+    group (``groups.ravel()``). Keras' epoch loss is the mean over groups
+    (batches weighted by their size) of each group's pixel mean, so a
+    pattern shared by two groups counts twice; the unique rows would give
+    another mean and a deviance off by a constant (negative, for bright
+    patterns counted more than once).
+    """
     total, n = 0.0, 0
     for start in range(0, rows.size, 1024):
         k = np.square(sqrt_counts[rows[start : start + 1024]], dtype=np.float64)
@@ -98,7 +106,7 @@ def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarra
     fit_model = models.build_pinn_training_model(obj_model, probe, canvas)
     fit_model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"), loss=models.poisson_loss)
     batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, rng=rng)
-    saturated = saturated_nll(sqrt_counts, np.unique(groups))
+    saturated = saturated_nll(sqrt_counts, groups.ravel())
     before = float(fit_model.evaluate(batches, verbose=0)) - saturated
     stop = DevianceStop(saturated, cfg.min_improvement, cfg.patience)
     callbacks = [stop, keras.callbacks.ReduceLROnPlateau(monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min")]

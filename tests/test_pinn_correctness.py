@@ -46,6 +46,7 @@ phase MS-SSIM 0.99, amplitude scale 0.995. Run time about 2-3 minutes
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -178,6 +179,17 @@ def test_training_sentinel_records_a_decreasing_finite_loss(pipeline):
     assert checks["final_loss"] < checks["initial_loss"]
     assert checks["reload_max_abs_difference"] <= 1e-5
     assert verify_sentinel(pipeline["paths"]["e"]["sentinel.json"])["checks"]["epochs_run"] == checks["epochs_run"]
+
+
+def test_bundles_record_how_they_were_computed(pipeline):
+    """The trained and the refined bundle record the body's precision, the dtype policies used, XLA and the devices."""
+    for key in ("e", "r"):
+        side = json.loads(open(pipeline["paths"][key]["bundle.json"]).read())
+        assert side["architecture"]["precision"] == "mixed_bfloat16"  # the schema's default
+        compute = side["compute"]
+        assert compute["dtype_policies"] == ["float32", "mixed_bfloat16"]  # the body, and the head and physics
+        assert compute["jit_compile"] is False  # op determinism (and a CPU-only TensorFlow) keep XLA off
+        assert compute["backend"] == "tensorflow" and compute["devices"]
 
 
 def test_refinement_lowered_the_test_deviance(pipeline):
