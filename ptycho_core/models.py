@@ -17,8 +17,9 @@ Nothing is kept at module level: every model is built by a function.
 
 **Precision.** ``ArchitectureConfig.precision`` is the Keras dtype policy of
 the convolutional body (encoder and decoders): ``"mixed_bfloat16"`` computes
-in bfloat16 with float32 weights (about 4-6x faster on CPUs with AMX/AVX512
-bfloat16 and on recent GPUs), ``"float32"`` everywhere else and for checking.
+in bfloat16 with float32 weights (3-4x faster training at N = 64, about 1.5x
+at N = 32, on a CPU with AMX; scripts/bench_throughput.py), ``"float32"``
+everywhere else and for checking.
 The input normalisation, the two output convolutions and their activations,
 the diffraction physics and the losses always compute in float32, so the
 object and the expected counts are never quantised to bfloat16 (8 bits of

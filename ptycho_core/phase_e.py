@@ -101,7 +101,13 @@ def configure_backend(threads: int) -> None:
     except RuntimeError:  # TensorFlow already initialised in this process (tests): keep its threads
         log.warning("TensorFlow already initialised; thread settings left as they are")
     tf.config.experimental.enable_op_determinism()
-    log.info("TensorFlow devices: %s", [d.name for d in tf.config.list_logical_devices()])
+    log.info("TensorFlow devices: %s", _tensorflow_devices())
+
+
+def _tensorflow_devices() -> list[str]:
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_logical_devices()]
 
 
 def compute_record(fit_model) -> dict:
@@ -117,9 +123,7 @@ def compute_record(fit_model) -> dict:
     policies = sorted({layer.dtype_policy.name for layer in fit_model._flatten_layers() if hasattr(layer, "dtype_policy")})
     record = {"backend": keras.backend.backend(), "dtype_policies": policies, "jit_compile": bool(fit_model.jit_compile)}
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        record["devices"] = [d.name for d in tf.config.list_logical_devices()]
+        record["devices"] = _tensorflow_devices()
     return record
 
 

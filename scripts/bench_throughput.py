@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def main() -> None:
             continue
         cmd = [sys.executable, __file__, "--case", f"{size},{method},{channels},{what}", "--precision", args.precision,
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"case {size},{method},{channels},{what} failed (exit {out.returncode})")
