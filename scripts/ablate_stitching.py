@@ -4,7 +4,7 @@ For every cell (dose x view x seed) of a study's results directory, the
 phase E bundles of PtychoPINN and the Baseline reconstruct the view's test
 region four ways: the flat raised-cosine window of the whole support or the
 probe weights |P|^2, each with and without gauge synchronisation
-(ptycho_core.gauge), and each is scored with the study's own scorer on the
+(ptycho_core.recon.gauge), and each is scored with the study's own scorer on the
 study's evaluation region. Nothing is tuned on the ground truth: the four
 variants are fixed in advance; the scorer only reads it.
 
@@ -25,13 +25,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from ptycho_core.bundle import load_bundle  # noqa: E402
+from ptycho_core.nn.bundle import load_bundle  # noqa: E402
 from ptycho_core.config import load_study  # noqa: E402
-from ptycho_core.data_contract import load_diffraction_set, load_ground_truth  # noqa: E402
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth  # noqa: E402
 from ptycho_core.methods import TRAINED_METHODS  # noqa: E402
-from ptycho_core.metrics import score_reconstruction  # noqa: E402
-from ptycho_core.phase_f import evaluation_region, predict_and_stitch  # noqa: E402
-from ptycho_core.view_contract import load_view  # noqa: E402
+from ptycho_core.evaluate.metrics import score_reconstruction  # noqa: E402
+from ptycho_core.steps.score import evaluation_region, predict_and_stitch  # noqa: E402
+from ptycho_core.io.view_index import load_view  # noqa: E402
 
 VARIANTS = (("taper", False), ("taper", True), ("probe", False), ("probe", True))
 

@@ -1,7 +1,7 @@
 """Benchmark: stitch 20,000 patches of 64 x 64 into one object frame.
 
 Prints patterns per second for the vectorised, chunked scatter-add
-(ptycho_core.stitch.stitch_patches) and for a straightforward per-patch loop
+(ptycho_core.recon.stitch.stitch_patches) and for a straightforward per-patch loop
 (stitch_patches_loop) in the same run, on the same data, and checks that both
 give the same object. (The earlier implementation of this study managed
 184 patterns per second with stitching.)
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ptycho_core.stitch import stitch_patches, stitch_patches_loop
+from ptycho_core.recon.stitch import stitch_patches, stitch_patches_loop
 
 
 def main(n: int = 20000, P: int = 64) -> None:

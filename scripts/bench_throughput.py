@@ -80,8 +80,8 @@ def study_for(size: str):
 
 def synthetic_data(study, channels: int, n_patterns: int = 2048):
     """Positions of the study's base scan (tiled to ``n_patterns``), groups of C nearest neighbours, Poisson counts."""
-    from ptycho_core.simulate import make_geometry
-    from ptycho_core.views import oversampled_groups
+    from ptycho_core.physics.simulate import make_geometry
+    from ptycho_core.sampling.views import oversampled_groups
     from ptycho_core.config import GroupingConfig
 
     geo = make_geometry(study, 0)
@@ -101,9 +101,10 @@ def synthetic_data(study, channels: int, n_patterns: int = 2048):
 def run_case(size: str, method: str, channels: int, what: str, precision: str, steps: int, warmup: int, repeats: int, threads: int) -> dict:
     import keras
 
-    from ptycho_core import models, training
-    from ptycho_core.phase_e import configure_backend
-    from ptycho_core.stitch import probe_window
+    from ptycho_core.nn import models
+    from ptycho_core.nn import training
+    from ptycho_core.steps.train import configure_backend
+    from ptycho_core.recon.stitch import probe_window
 
     configure_backend(threads)
     keras.utils.set_random_seed(0)

@@ -19,8 +19,10 @@ import numpy as np
 
 import keras
 
-from ptycho_core import forward, models, training
-from ptycho_core import nn_physics as phys
+from ptycho_core.physics import forward
+from ptycho_core.nn import models
+from ptycho_core.nn import training
+from ptycho_core.nn import physics as phys
 
 print("backend", keras.backend.backend(), "keras", keras.__version__)
 if keras.backend.backend() == "jax":

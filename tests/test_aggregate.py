@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ptycho_core.aggregate import (
+from ptycho_core.evaluate.tables import (
     NO_INTERVAL_NOTE,
     PAPER_ROWS,
     TABLE_COLUMNS,
@@ -37,7 +37,7 @@ from ptycho_core.aggregate import (
     summarise,
     write_report_data,
 )
-from ptycho_core.phase_f import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.steps.score import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
 
 DOSES = (1e3, 1e4)
 VIEWS = ("dense", "sparse")

@@ -17,9 +17,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from ptycho_core import models  # noqa: E402
-from ptycho_core.bundle import BUNDLE_VERSION, BundleError, load_bundle, probe_hash, read_sidecar, save_bundle  # noqa: E402
-from ptycho_core.probe import disk_probe, focused_probe  # noqa: E402
+from ptycho_core.nn import models  # noqa: E402
+from ptycho_core.nn.bundle import BUNDLE_VERSION, BundleError, load_bundle, probe_hash, read_sidecar, save_bundle  # noqa: E402
+from ptycho_core.physics.probe import disk_probe, focused_probe  # noqa: E402
 
 # Keras' TensorFlow backend converts tensors with np.array(x), which NumPy 2 warns about; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")

@@ -22,7 +22,7 @@ from ptycho_core.config import (
     load_study,
     study_from_dict,
 )
-from ptycho_core.objects import make_object
+from ptycho_core.physics.objects import make_object
 
 REPO = Path(__file__).resolve().parents[1]
 

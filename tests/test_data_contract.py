@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from ptycho_core.data_contract import (
+from ptycho_core.io.datasets import (
     SCHEMA_VERSION,
     DataContractError,
     DiffractionSet,
@@ -21,7 +21,7 @@ from ptycho_core.data_contract import (
     standard_pixel_frame,
     validate_diffraction_arrays,
 )
-from ptycho_core.npz_io import atomic_write_text, read_npz, write_npz
+from ptycho_core.io.npz import atomic_write_text, read_npz, write_npz
 
 
 def make_set(n: int = 5, N: int = 16, seed: int = 0) -> DiffractionSet:
@@ -117,7 +117,7 @@ def test_atomic_write_cleans_up_temp_file_on_failure(tmp_path, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr("ptycho_core.npz_io.os.replace", fail)
+    monkeypatch.setattr("ptycho_core.io.npz.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"

@@ -1,7 +1,7 @@
-"""Gauge synchronisation of patches over their overlaps (ptycho_core.gauge).
+"""Gauge synchronisation of patches over their overlaps (ptycho_core.recon.gauge).
 
 Patches are cut from a known smooth object with the simulator's extraction
-(ptycho_core.forward.extract_patches, support N/2 x N/2 of N = 32) on a
+(ptycho_core.physics.forward.extract_patches, support N/2 x N/2 of N = 32) on a
 jittered raster of step 1.6 px (the default study's dense step), each unit
 (a patch, or a group of four) given a random constant phase in (-pi, pi].
 The solver sees the patches, their positions and the probe weight only.
@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 from ptycho_core.config import ProbeConfig
-from ptycho_core.forward import extract_patches
-from ptycho_core.gauge import apply_offsets, synchronise
-from ptycho_core.probe import make_probe
-from ptycho_core.stitch import probe_window, stitch_patches
+from ptycho_core.physics.forward import extract_patches
+from ptycho_core.recon.gauge import apply_offsets, synchronise
+from ptycho_core.physics.probe import make_probe
+from ptycho_core.recon.stitch import probe_window, stitch_patches
 
 N, P = 32, 16
 PROBE = ProbeConfig(kind="focused", pupil_diameter=10.0, central_stop=0.0, defocus_waves=0.3, apodisation=4.0, disk_diameter=16.0)

@@ -3,11 +3,11 @@
 A tiny study (N = 32, filters [8, 16, 32], 3 training epochs, 3 refinement
 epochs, 5 pty-chi epochs) is simulated once (phase C, D) with the true
 object. A doctored copy of ``ground_truth.npz`` is then written through the
-data contract (:func:`ptycho_core.data_contract.save_ground_truth`, same
+data contract (:func:`ptycho_core.io.datasets.save_ground_truth`, same
 metadata, same shape) whose object differs from the true one only in the
 columns beyond every training patch: from ``floor(max training x) + N/2 +
 SHIFT_MARGIN + 1`` on, i.e. outside the padded crop that
-:func:`ptycho_core.forward.extract_patches` reads for any training position
+:func:`ptycho_core.physics.forward.extract_patches` reads for any training position
 (the N x N window plus the Fourier-shift margin; the Baseline's targets come
 from these crops). The test asserts that this set of pixels is disjoint from
 every training crop, lies in the test region (beyond the split boundary +
@@ -75,17 +75,17 @@ import numpy as np
 import pytest
 
 from ptycho_core.config import study_from_dict
-from ptycho_core.data_contract import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
-from ptycho_core.forward import patch_bounds
-from ptycho_core.metrics import score_reconstruction
-from ptycho_core.objects import make_object
-from ptycho_core.phase_c import run_ground_truth, run_simulate
-from ptycho_core.phase_d import run_view
-from ptycho_core.phase_e import run_train
-from ptycho_core.phase_f import evaluation_region, run_reconstruct_network
-from ptycho_core.recon_contract import load_recon
-from ptycho_core.refinement import run_refine
-from ptycho_core.view_contract import load_view
+from ptycho_core.io.datasets import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
+from ptycho_core.physics.forward import patch_bounds
+from ptycho_core.evaluate.metrics import score_reconstruction
+from ptycho_core.physics.objects import make_object
+from ptycho_core.steps.simulate import run_ground_truth, run_simulate
+from ptycho_core.steps.views import run_view
+from ptycho_core.steps.train import run_train
+from ptycho_core.steps.score import evaluation_region, run_reconstruct_network
+from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.nn.refinement import run_refine
+from ptycho_core.io.view_index import load_view
 
 ROOT = Path(__file__).resolve().parents[1]
 PTYCHI_PYTHON = ROOT / ".venv-ptychi" / "bin" / "python"
@@ -290,7 +290,7 @@ def test_trained_and_refined_weights_are_identical(runs, method):
     model.weights.h5; those two entries are set aside, everything else must be identical."""
     import keras
 
-    from ptycho_core import models  # noqa: F401  (registers the custom layers)
+    from ptycho_core.nn import models  # noqa: F401  (registers the custom layers)
 
     a = runs["true"]["bundles"][method]["model.keras"]
     b = runs["doctored_run"]["bundles"][method]["model.keras"]

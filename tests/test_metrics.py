@@ -23,8 +23,8 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from ptycho_core import metrics as metrics_module
-from ptycho_core.metrics import (
+from ptycho_core.evaluate import metrics as metrics_module
+from ptycho_core.evaluate.metrics import (
     MetricError,
     amplitude_scale,
     frc,

@@ -1,6 +1,6 @@
 """Tests of the Keras physics (nn_physics), the models and the training batches (DESIGN sections 3 and 5).
 
-The physics layer must reproduce the phase C simulator (:mod:`ptycho_core.forward`)
+The physics layer must reproduce the phase C simulator (:mod:`ptycho_core.physics.forward`)
 in the same units; the gridsize-2 merge must keep the batch axis and return
 each group's patches where they are supported. Tolerances are stated next to
 each assertion: float32 arithmetic (relative rounding 6e-8, an FFT of size
@@ -24,8 +24,10 @@ import pytest  # noqa: E402
 from keras import ops  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 
-from ptycho_core import forward, models, nn_physics as phys, training  # noqa: E402
-from ptycho_core.probe import focused_probe  # noqa: E402
+from ptycho_core.nn import models, training  # noqa: E402
+from ptycho_core.nn import physics as phys  # noqa: E402
+from ptycho_core.physics import forward  # noqa: E402
+from ptycho_core.physics.probe import focused_probe  # noqa: E402
 
 # Keras' TensorFlow backend converts tensors with np.array(x), which NumPy 2 warns about; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
@@ -728,7 +730,7 @@ def test_support_weighted_mae_weights_the_bright_support_and_normalises_by_the_s
 
 
 def test_phase_std_in_probe_disc_flags_a_saturated_phase_output():
-    from ptycho_core.phase_e import SATURATED_PHASE_STD, phase_std_in_probe_disc
+    from ptycho_core.steps.train import SATURATED_PHASE_STD, phase_std_in_probe_disc
 
     rng = np.random.default_rng(0)
     stuck = np.full((4, 16, 16, 4), math.pi, np.float32)

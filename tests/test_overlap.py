@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from ptycho_core.overlap import (
+from ptycho_core.sampling.overlap import (
     disc_overlap_fraction,
     group_centre_overlap,
     group_overlap,

@@ -20,16 +20,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ptycho_core import phase_c, phase_d, phase_f
+from ptycho_core.steps import simulate as phase_c
+from ptycho_core.steps import views as phase_d
+from ptycho_core.steps import score as phase_f
 from ptycho_core.config import study_from_dict
-from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
-from ptycho_core.forward import extract_patches
-from ptycho_core.metrics import MetricError, shift_image
-from ptycho_core.recon_contract import Reconstruction, save_recon
-from ptycho_core.sentinel import ArtifactCheckError, verify_sentinel
-from ptycho_core.gauge import apply_offsets, synchronise
-from ptycho_core.stitch import probe_window, stitch_patches
-from ptycho_core.view_contract import load_view
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
+from ptycho_core.physics.forward import extract_patches
+from ptycho_core.evaluate.metrics import MetricError, shift_image
+from ptycho_core.io.reconstruction import Reconstruction, save_recon
+from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel
+from ptycho_core.recon.gauge import apply_offsets, synchronise
+from ptycho_core.recon.stitch import probe_window, stitch_patches
+from ptycho_core.io.view_index import load_view
 
 DOSE, VIEW, SEED = 1.0e4, "dense", 0
 STUDY = {

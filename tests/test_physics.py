@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ptycho_core import phase_c
+from ptycho_core.steps import simulate as phase_c
 from ptycho_core.config import study_from_dict
-from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
-from ptycho_core.forward import expected_counts, extract_patches, far_field_intensity, valid_position_range
-from ptycho_core.objects import make_object
-from ptycho_core.probe import disk_probe, focused_probe, make_probe, measure_fwhm_diameter
-from ptycho_core.scan import fermat_scan, make_scan, raster_scan, split_by_region
-from ptycho_core.simulate import simulate_dose
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
+from ptycho_core.physics.forward import expected_counts, extract_patches, far_field_intensity, valid_position_range
+from ptycho_core.physics.objects import make_object
+from ptycho_core.physics.probe import disk_probe, focused_probe, make_probe, measure_fwhm_diameter
+from ptycho_core.physics.scan import fermat_scan, make_scan, raster_scan, split_by_region
+from ptycho_core.physics.simulate import simulate_dose
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM of exp(-r^2 / (2 sigma^2))
 
@@ -310,7 +310,7 @@ def test_fwhm_refuses_non_square_and_zero_probes():
 # 4. Patch extraction: convention and subpixel shift direction
 # --------------------------------------------------------------------------
 #
-# Convention (ptycho_core.forward): the patch at position (x, y) = (column, row)
+# Convention (ptycho_core.physics.forward): the patch at position (x, y) = (column, row)
 # samples the object at X = x - N/2 + j, Y = y - N/2 + i for patch pixel [i, j].
 # So a feature at object point (x0, y0) appears in the patch at
 # column j = x0 - x + N/2, row i = y0 - y + N/2: moving the position by +dx

@@ -8,8 +8,8 @@ ground truth and simulation, phase D view, phase E training of PtychoPINN
 PtychoPINN_TTR bundle, refined on the test counts) and
 ``run_reconstruct_network`` for PtychoPINN_TTR. Each stitched
 reconstruction (gauge synchronisation, probe-weighted stitching) is scored
-with the project's scorer, :func:`ptycho_core.metrics.score_reconstruction`,
-on :func:`ptycho_core.phase_f.evaluation_region` built as ``run_score``
+with the project's scorer, :func:`ptycho_core.evaluate.metrics.score_reconstruction`,
+on :func:`ptycho_core.steps.score.evaluation_region` built as ``run_score``
 builds it (the view's test positions, a border of half a probe FWHM
 diameter). Unlike a per-patch score with each patch's own mean phase
 removed, this sees every gauge error between patches: only one global phase
@@ -66,16 +66,16 @@ import numpy as np
 import pytest
 
 from ptycho_core.config import study_from_dict
-from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
-from ptycho_core.metrics import score_reconstruction
-from ptycho_core.phase_c import run_ground_truth, run_simulate
-from ptycho_core.phase_d import run_view
-from ptycho_core.phase_e import run_train
-from ptycho_core.phase_f import evaluation_region, run_reconstruct_network
-from ptycho_core.recon_contract import load_recon
-from ptycho_core.refinement import run_refine
-from ptycho_core.sentinel import verify_sentinel
-from ptycho_core.view_contract import load_view
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
+from ptycho_core.evaluate.metrics import score_reconstruction
+from ptycho_core.steps.simulate import run_ground_truth, run_simulate
+from ptycho_core.steps.views import run_view
+from ptycho_core.steps.train import run_train
+from ptycho_core.steps.score import evaluation_region, run_reconstruct_network
+from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.nn.refinement import run_refine
+from ptycho_core.io.sentinel import verify_sentinel
+from ptycho_core.io.view_index import load_view
 
 DOSE, VIEW, SEED = 1.0e6, "dense", 0
 STUDY = {

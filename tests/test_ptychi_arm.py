@@ -2,7 +2,7 @@
 
 pty-chi (torch) lives in its own environment, ``.venv-ptychi``; this test
 runs in the main one (no torch). The pure-numpy conventions of
-:mod:`ptycho_core.ptychi_arm` are tested here directly; the reconstruction
+:mod:`ptycho_core.recon.ptychi` are tested here directly; the reconstruction
 runs the workflow's command-line program with ``.venv-ptychi/bin/python`` in
 a subprocess, as the Snakemake rule does, and the result is scored here
 against the ground truth:
@@ -33,16 +33,16 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_erosion
 
-from ptycho_core import ptychi_arm as arm
+from ptycho_core.recon import ptychi as arm
 from ptycho_core.config import study_from_dict
-from ptycho_core.data_contract import GroundTruth, ground_truth_shape, load_diffraction_set, load_ground_truth, save_ground_truth
-from ptycho_core.forward import extract_patches
-from ptycho_core.metrics import register_translation, remove_global_phase
-from ptycho_core.phase_c import run_ground_truth, run_simulate
-from ptycho_core.phase_d import run_view
-from ptycho_core.recon_contract import load_recon
-from ptycho_core.sentinel import verify_sentinel
-from ptycho_core.view_contract import load_view
+from ptycho_core.io.datasets import GroundTruth, ground_truth_shape, load_diffraction_set, load_ground_truth, save_ground_truth
+from ptycho_core.physics.forward import extract_patches
+from ptycho_core.evaluate.metrics import register_translation, remove_global_phase
+from ptycho_core.steps.simulate import run_ground_truth, run_simulate
+from ptycho_core.steps.views import run_view
+from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.io.sentinel import verify_sentinel
+from ptycho_core.io.view_index import load_view
 
 ROOT = Path(__file__).resolve().parents[1]
 PTYCHI_PYTHON = ROOT / ".venv-ptychi" / "bin" / "python"
@@ -69,7 +69,7 @@ STUDY = {
 
 
 def test_module_imports_without_torch():
-    code = "import sys, ptycho_core.ptychi_arm; print(sorted(m for m in ('torch', 'ptychi') if m in sys.modules))"
+    code = "import sys, ptycho_core.recon.ptychi; print(sorted(m for m in ('torch', 'ptychi') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -91,7 +91,7 @@ def test_position_conversion_matches_our_patch_convention():
     # pty-chi's sample coordinates (buffer pixels) -> our object pixels
     rows = arm.ptychi_patch_rows(pos_y, N, buf.height) + buf.row0
     cols = arm.ptychi_patch_rows(pos_x, N, buf.width) + buf.col0
-    # ours (ptycho_core.forward): pixel [i, j] of the patch at (x, y) samples (Y, X) = (y - N/2 + i, x - N/2 + j)
+    # ours (ptycho_core.physics.forward): pixel [i, j] of the patch at (x, y) samples (Y, X) = (y - N/2 + i, x - N/2 + j)
     np.testing.assert_allclose(rows, y[:, None] - N / 2 + np.arange(N)[None, :], atol=1e-12)
     np.testing.assert_allclose(cols, x[:, None] - N / 2 + np.arange(N)[None, :], atol=1e-12)
     # relative to the buffer centre: pos = y - row0 - round(H_buffer / 2)

@@ -1,4 +1,4 @@
-"""Test-time refinement's convergence measure (ptycho_core.refinement).
+"""Test-time refinement's convergence measure (ptycho_core.nn.refinement).
 
 The refinement stops on the Poisson deviance, loss - saturated, where the
 saturated value is the loss of the model I = k. That value must be the one
@@ -16,8 +16,8 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from ptycho_core import models, training  # noqa: E402
-from ptycho_core.refinement import saturated_nll  # noqa: E402
+from ptycho_core.nn import models, training  # noqa: E402
+from ptycho_core.nn.refinement import saturated_nll  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 

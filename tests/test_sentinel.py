@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ptycho_core
-from ptycho_core.sentinel import (
+from ptycho_core.io.sentinel import (
     SentinelError,
     code_version,
     library_versions,

@@ -1,6 +1,6 @@
-"""Stitching of patches into one object (ptycho_core.stitch, DESIGN section 5).
+"""Stitching of patches into one object (ptycho_core.recon.stitch, DESIGN section 5).
 
-Convention under test (shared with ptycho_core.forward): patch pixel [i, j] of
+Convention under test (shared with ptycho_core.physics.forward): patch pixel [i, j] of
 a P x P patch at position (x, y) samples the object at X = x - P/2 + j,
 Y = y - P/2 + i. Stitching is the weighted average sum(w O) / sum(w) with a
 raised-cosine window, each patch moved by its fractional position with a
@@ -35,8 +35,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
-from ptycho_core.forward import extract_patches
-from ptycho_core.stitch import Stitcher, stitch_patches, stitch_patches_loop, taper_1d
+from ptycho_core.physics.forward import extract_patches
+from ptycho_core.recon.stitch import Stitcher, stitch_patches, stitch_patches_loop, taper_1d
 
 H = W = 96
 

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ptycho_core import phase_c, phase_d
+from ptycho_core.steps import simulate as phase_c
+from ptycho_core.steps import views as phase_d
 from ptycho_core.config import ConfigError, GroupingConfig, study_from_dict
-from ptycho_core.data_contract import SCHEMA_VERSION, load_diffraction_set
-from ptycho_core.npz_io import DataContractError, read_npz, write_npz
-from ptycho_core.sentinel import ArtifactCheckError, verify_sentinel
-from ptycho_core.simulate import make_geometry
-from ptycho_core.view_contract import ViewIndex, load_view, save_view
-from ptycho_core.views import (
+from ptycho_core.io.datasets import SCHEMA_VERSION, load_diffraction_set
+from ptycho_core.io.npz import DataContractError, read_npz, write_npz
+from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel
+from ptycho_core.physics.simulate import make_geometry
+from ptycho_core.io.view_index import ViewIndex, load_view, save_view
+from ptycho_core.sampling.views import (
     InfeasibleViewError,
     build_split_view,
     check_views_feasible,

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from ptycho_core.config import load_study
-from ptycho_core.data_contract import load_diffraction_set, load_ground_truth
-from ptycho_core.overlap import METRICS_VERSION
-from ptycho_core.sentinel import verify_sentinel
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
+from ptycho_core.sampling.overlap import METRICS_VERSION
+from ptycho_core.io.sentinel import verify_sentinel
 from ptycho_core.methods import Method
-from ptycho_core.view_contract import load_view
+from ptycho_core.io.view_index import load_view
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

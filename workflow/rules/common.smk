@@ -16,7 +16,7 @@ from ptycho_core.methods import (
     TRAINED_METHODS,
     Method,
 )
-from ptycho_core.views import check_views_feasible
+from ptycho_core.sampling.views import check_views_feasible
 
 validate(config, schema="../schemas/config.schema.yaml")
 STUDY = study_from_dict(config, source="config")

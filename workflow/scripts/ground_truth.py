@@ -1,11 +1,11 @@
-"""Phase C adapter: write the study's ground-truth object, or its separate training object (see ptycho_core.phase_c)."""
+"""Phase C adapter: write the study's ground-truth object, or its separate training object (see ptycho_core.steps.simulate)."""
 
-from ptycho_core.joblog import log_to_file
+from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.phase_c import run_ground_truth  # noqa: E402
+from ptycho_core.steps.simulate import run_ground_truth  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_ground_truth(

@@ -1,11 +1,11 @@
-"""Phase F adapter: test-time refinement of a trained PtychoPINN (see ptycho_core.refinement)."""
+"""Phase F adapter: test-time refinement of a trained PtychoPINN (see ptycho_core.nn.refinement)."""
 
-from ptycho_core.joblog import log_to_file
+from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.refinement import run_refine  # noqa: E402
+from ptycho_core.nn.refinement import run_refine  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_refine(

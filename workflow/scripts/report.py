@@ -1,13 +1,13 @@
-"""Phase G adapter: aggregate the study into tables, highlights and figures (see ptycho_core.phase_g)."""
+"""Phase G adapter: aggregate the study into tables, highlights and figures (see ptycho_core.steps.report)."""
 
 from pathlib import Path
 
-from ptycho_core.joblog import log_to_file
+from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.phase_g import run_report  # noqa: E402
+from ptycho_core.steps.report import run_report  # noqa: E402
 
 sm = snakemake  # noqa: F821
 study = study_from_dict(sm.config, source="config")

@@ -2,10 +2,10 @@
 
 import json
 
-from ptycho_core.joblog import log_to_file
+from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
-from ptycho_core.npz_io import atomic_write_text  # noqa: E402
+from ptycho_core.io.npz import atomic_write_text  # noqa: E402
 
 atomic_write_text(snakemake.output[0], json.dumps(snakemake.params.study, indent=2, sort_keys=True) + "\n")  # noqa: F821

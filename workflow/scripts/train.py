@@ -1,11 +1,11 @@
-"""Phase E adapter: train one model of one dose x view x seed (see ptycho_core.phase_e)."""
+"""Phase E adapter: train one model of one dose x view x seed (see ptycho_core.steps.train)."""
 
-from ptycho_core.joblog import log_to_file
+from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.phase_e import run_train  # noqa: E402
+from ptycho_core.steps.train import run_train  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_train(

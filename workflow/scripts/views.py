@@ -1,11 +1,11 @@
-"""Phase D adapter: build one overlap view of one dose x seed (see ptycho_core.phase_d)."""
+"""Phase D adapter: build one overlap view of one dose x seed (see ptycho_core.steps.views)."""
 
-from ptycho_core.joblog import log_to_file
+from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.phase_d import run_view  # noqa: E402
+from ptycho_core.steps.views import run_view  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_view(

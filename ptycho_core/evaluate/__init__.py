@@ -1,0 +1,1 @@
+"""Scoring against the ground truth and the study tables: metrics, aggregation, statistics, highlights."""

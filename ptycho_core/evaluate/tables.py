@@ -1,0 +1,747 @@
+"""Phase G core: aggregate every phase F table, summarise, compare, report.
+
+Pure functions with explicit arguments (no module state beyond constants).
+The flow of a report is::
+
+    table = collect_metrics(cells)                 # tidy, validated
+    summary = summarise(table)                     # per-cell statistics over seeds
+    records = deltas(table)                        # PtychoPINN minus each other method
+    write_report_data(table, summary, records, "results/phase_g/metrics.csv",
+                      "results/phase_g/summary.json")
+    lines = highlights(json.load(open("results/phase_g/summary.json")))
+
+**The one JSON** (written by :func:`write_report_data`, built by
+:func:`report_document`) is an object with the keys
+
+- ``schema_version`` (1),
+- ``summary``: the value of :func:`summarise` (a *list of records* under
+  ``records``; records sort and diff better than nested dicts and need no
+  stringified float keys),
+- ``deltas``: the list of records of :func:`deltas`,
+- ``conventions``: the direction of every metric and the interval method,
+  in words.
+
+**Every text view is generated from that JSON by one function**,
+:func:`highlights` (DESIGN section 9, lesson 9): no other code formats the
+delta numbers, and each number carries an explicit sign (``f"{x:+.3f}"``).
+
+**Directions.** Higher is better for ``ssim``, ``ms_ssim``, ``psnr`` and for
+the FRC resolutions ``frc50`` and ``frc1_7``: they are the *spatial frequency*
+(cycles/pixel) at which the Fourier ring correlation first drops below the
+threshold (0.5 or 1/7), so a higher frequency means the reconstruction agrees
+with the ground truth down to finer detail (a smaller resolution length
+1/f pixels). They saturate at the Nyquist frequency 0.5 cycles/pixel when the
+curve never drops below the threshold
+(:func:`ptycho_core.evaluate.metrics.frc_resolution`). Lower is better for ``mae`` and
+``rmse``. ``amplitude_scale``, ``ms_ssim_scales`` and ``mean_ratio`` are
+aggregated and summarised but have no "better" direction; :func:`deltas`
+refuses them.
+
+**Primary and secondary rows.** The quantities ``amplitude`` and ``phase``
+hold the strict metrics (the primary results); ``alignment`` what the common
+alignment did. ``amplitude_paper`` and ``phase_paper`` hold the secondary,
+paper-style metrics of :mod:`ptycho_core.evaluate.metrics` (``ssim``, ``ms_ssim``,
+``psnr``, higher is better; ``amplitude_paper`` also ``mean_ratio``, the
+ratio of means applied to that row only), kept so that results can be set
+beside published PtychoPINN figures. They are required, carried by the tidy
+table and the summary, but :func:`deltas` and the highlights use the strict
+quantities only (its default ``quantities`` is :data:`QUANTITIES`).
+
+**Deltas** are paired by seed (the same replicate of the same cell is one
+pair): ``difference = reference - other`` per seed, then the mean, the
+standard deviation (ddof = 1), ``n``, and a two-sided 95 % Student-t
+interval ``mean +- t(0.975, n - 1) * std / sqrt(n)`` for ``n >= 2``. With
+``n = 1`` no interval is invented: ``interval`` is ``null`` and ``note`` says
+``"n = 1: no interval"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ptycho_core.config import dose_label
+from ptycho_core.methods import Method
+from ptycho_core.evaluate.metrics import FRC_THRESHOLDS
+from ptycho_core.io.npz import atomic_write_text
+from ptycho_core.steps.score import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+
+SCHEMA_VERSION = 1
+
+#: Columns of the tidy phase G table, in order.
+TABLE_COLUMNS = ("dose", "view", "seed", "method", "quantity", "metric", "value")
+#: Columns of a phase F ``metrics.csv``.
+METRICS_CSV_COLUMNS = ("method", "quantity", "metric", "value")
+#: Columns of a phase F ``frc.csv``.
+FRC_CSV_COLUMNS = ("method", "quantity", "frequency_cycles_per_pixel", "frc")
+
+#: Metrics where a higher value is better (FRC resolutions are frequencies in cycles/pixel).
+HIGHER_IS_BETTER = frozenset({"ssim", "ms_ssim", "psnr", "frc50", "frc1_7"})
+#: Metrics where a lower value is better (errors).
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+#: Strict metrics compared by :func:`deltas` (never the paper-style rows).
+DELTA_METRICS = ("ms_ssim", "ssim", "psnr", "mae", "frc50", "frc1_7")
+#: (quantity, metric) of the secondary paper-style rows every method must have.
+PAPER_ROWS = tuple((q, m) for q in PAPER_QUANTITIES for m in PAPER_METRICS) + tuple(
+    (PAPER_QUANTITIES[QUANTITIES.index("amplitude")], m) for m in PAPER_AMPLITUDE_METRICS
+)
+REFERENCE = Method.PTYCHOPINN.value
+CONFIDENCE = 0.95
+NO_INTERVAL_NOTE = "n = 1: no interval"
+
+#: Display names of metrics in text and figures (identifiers stay the metric ids).
+METRIC_LABELS = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "ms_ssim": "MS-SSIM",
+    "frc50": "FRC 0.5 resolution (cycles/px)",
+    "frc1_7": "FRC 1/7 resolution (cycles/px)",
+    "amplitude_scale": "amplitude scale",
+    "ms_ssim_scales": "MS-SSIM scales",
+    "mean_ratio": "ratio of means mean|gt| / mean|recon|",
+}
+
+
+class AggregationError(ValueError):
+    """A phase F table is missing, incomplete, inconsistent or not finite."""
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def _cell_name(dose, view, seed=None) -> str:
+    text = f"dose {dose_label(dose)}, view {view}"
+    return text if seed is None else f"{text}, seed {int(seed)}"
+
+
+def _canonical_methods(methods: Iterable[str] | None) -> tuple[str, ...]:
+    if methods is None:
+        return tuple(m.value for m in Method)
+    out = []
+    for m in methods:
+        try:
+            out.append(Method.parse(str(m)).value)
+        except ValueError as exc:
+            raise AggregationError(f"expected methods: {exc}") from None
+    if not out:
+        raise AggregationError("expected methods: none given")
+    return tuple(out)
+
+
+def _direction(metric: str) -> str:
+    if metric in HIGHER_IS_BETTER:
+        return "higher"
+    if metric in LOWER_IS_BETTER:
+        return "lower"
+    raise AggregationError(
+        f"metric '{metric}' has no better direction; expected one of {sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)}"
+    )
+
+
+def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise AggregationError(f"{path}: {what} file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise AggregationError(f"{path}: {what} cannot be read as CSV ({exc})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise AggregationError(f"{path}: {what} lacks column(s) {missing}; found {list(df.columns)}")
+    return df[list(columns)]
+
+
+def _finite_floats(texts: pd.Series, path: Path, where: str, labels: pd.DataFrame) -> np.ndarray:
+    """Parse ``texts`` as floats; the first bad or non-finite one is named with its row."""
+    values = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        row = ", ".join(f"{c}={labels.iloc[i][c]}" for c in labels.columns)
+        raise AggregationError(
+            f"{path}: {where}: {len(bad)} value(s) missing or not finite, first at row {i + 2} ({row}): {texts.iloc[i]!r}"
+        )
+    return values
+
+
+def _float_or_none(x) -> float | None:
+    return None if x is None else float(x)
+
+
+# --------------------------------------------------------------------------
+# aggregation
+# --------------------------------------------------------------------------
+
+
+def collect_metrics(
+    cells: Sequence[Mapping],
+    methods: Iterable[str] | None = None,
+    metrics: Iterable[str] = METRICS,
+    quantities: Iterable[str] = QUANTITIES,
+    paper: Iterable[tuple[str, str]] = PAPER_ROWS,
+) -> pd.DataFrame:
+    """Every phase F ``metrics.csv`` in one tidy, validated table.
+
+    ``cells``: one mapping per phase F cell with ``dose`` (float), ``view``
+    (str), ``seed`` (int) and ``path`` (its ``metrics.csv``).
+
+    Checks, each failing with :class:`AggregationError` naming the file, the
+    cell and what is wrong: the grid is complete (every dose x view x seed
+    combination of the cells given is present exactly once); every row's
+    method is a canonical id among ``methods`` (default: all of
+    :class:`~ptycho_core.methods.Method`) and every expected method is
+    present; every expected ``metric`` x ``quantity`` and every secondary
+    (quantity, metric) pair of ``paper`` (default :data:`PAPER_ROWS`; pass
+    ``()`` to require none) is present for every method; every quantity is
+    known (strict, ``alignment`` or paper-style); no (method, quantity,
+    metric) row appears twice; every value is finite. Rows beyond the
+    expected metrics (``amplitude_scale``, ``ms_ssim_scales``, alignment)
+    are kept.
+
+    Returns columns :data:`TABLE_COLUMNS` (dose float, view str, seed int,
+    value float), sorted by dose, view, seed, method, quantity, metric.
+    """
+    expected_methods = _canonical_methods(methods)
+    metrics, quantities, paper = tuple(metrics), tuple(quantities), tuple(tuple(p) for p in paper)
+    if not cells:
+        raise AggregationError("collect_metrics: no phase F cells given")
+
+    seen: dict[tuple, str] = {}
+    for cell in cells:
+        missing = [k for k in ("dose", "view", "seed", "path") if k not in cell]
+        if missing:
+            raise AggregationError(f"cell {dict(cell)!r}: lacks key(s) {missing}")
+        key = (float(cell["dose"]), str(cell["view"]), int(cell["seed"]))
+        if not (math.isfinite(key[0]) and key[0] > 0):
+            raise AggregationError(f"cell {dict(cell)!r}: dose must be positive and finite")
+        if key in seen:
+            raise AggregationError(f"cell {_cell_name(*key)} listed twice: {seen[key]} and {cell['path']}")
+        seen[key] = str(cell["path"])
+    doses = sorted({k[0] for k in seen})
+    views = sorted({k[1] for k in seen})
+    seeds = sorted({k[2] for k in seen})
+    for d in doses:
+        for v in views:
+            for s in seeds:
+                if (d, v, s) not in seen:
+                    raise AggregationError(
+                        f"cell {_cell_name(d, v, s)} missing: no metrics.csv given for it "
+                        f"(grid: doses {[dose_label(x) for x in doses]}, views {views}, seeds {seeds})"
+                    )
+
+    frames = []
+    for (dose, view, seed), path_text in sorted(seen.items()):
+        path = Path(path_text)
+        where = f"cell {_cell_name(dose, view, seed)}"
+        df = _read_csv(path, METRICS_CSV_COLUMNS, f"{where}: metrics table")
+        if df.empty:
+            raise AggregationError(f"{path}: {where}: metrics table has no rows")
+        unknown = sorted(set(df["method"]) - set(expected_methods))
+        if unknown:
+            raise AggregationError(
+                f"{path}: {where}: unexpected method(s) {unknown}; expected canonical ids {list(expected_methods)}"
+            )
+        known_q = (*QUANTITIES, ALIGNMENT, *PAPER_QUANTITIES)
+        bad_q = sorted(set(df["quantity"]) - set(known_q))
+        if bad_q:
+            raise AggregationError(f"{path}: {where}: unknown quantity(ies) {bad_q}; expected {list(known_q)}")
+        dup = df.duplicated(["method", "quantity", "metric"], keep=False)
+        if dup.any():
+            first = df[dup].iloc[0]
+            raise AggregationError(
+                f"{path}: {where}: duplicate row(s) for method {first['method']}, "
+                f"{first['quantity']} {first['metric']} ({int(dup.sum())} rows)"
+            )
+        present = set(zip(df["method"], df["quantity"], df["metric"]))
+        for m in expected_methods:
+            if not any(p[0] == m for p in present):
+                raise AggregationError(f"{path}: {where}: method {m} missing (no rows)")
+            lacking = [f"{q} {k}" for q in quantities for k in metrics if (m, q, k) not in present]
+            lacking += [f"{q} {k}" for q, k in paper if (m, q, k) not in present]
+            if lacking:
+                raise AggregationError(f"{path}: {where}: method {m} lacks metric(s) {lacking}")
+        values = _finite_floats(df["value"], path, where, df[["method", "quantity", "metric"]])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dose": dose,
+                    "view": view,
+                    "seed": seed,
+                    "method": df["method"].to_numpy(),
+                    "quantity": df["quantity"].to_numpy(),
+                    "metric": df["metric"].to_numpy(),
+                    "value": values,
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    return _sorted_table(table)
+
+
+def _sorted_table(table: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise AggregationError(f"table lacks column(s) {missing}; expected {list(TABLE_COLUMNS)}")
+    t = table[list(TABLE_COLUMNS)].copy()
+    t["dose"] = t["dose"].astype(float)
+    t["view"] = t["view"].astype(str)
+    t["seed"] = t["seed"].astype(np.int64)
+    t["method"] = t["method"].astype(str)
+    t["quantity"] = t["quantity"].astype(str)
+    t["metric"] = t["metric"].astype(str)
+    t["value"] = t["value"].astype(float)
+    return t.sort_values(list(TABLE_COLUMNS[:-1]), kind="mergesort").reset_index(drop=True)
+
+
+def _check_table(table: pd.DataFrame) -> pd.DataFrame:
+    t = _sorted_table(table)
+    if not np.isfinite(t["value"].to_numpy()).all():
+        bad = t[~np.isfinite(t["value"])].iloc[0]
+        raise AggregationError(
+            f"table: value not finite for {_cell_name(bad['dose'], bad['view'], bad['seed'])}, "
+            f"method {bad['method']}, {bad['quantity']} {bad['metric']}"
+        )
+    dup = t.duplicated(list(TABLE_COLUMNS[:-1]), keep=False)
+    if dup.any():
+        bad = t[dup].iloc[0]
+        raise AggregationError(
+            f"table: duplicate row for {_cell_name(bad['dose'], bad['view'], bad['seed'])}, "
+            f"method {bad['method']}, {bad['quantity']} {bad['metric']}"
+        )
+    return t
+
+
+# --------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------
+
+
+def summarise(table: pd.DataFrame) -> dict:
+    """Per (dose, view, method, quantity, metric) statistics across replicate seeds.
+
+    Returns a JSON-serialisable dict::
+
+        {"layout": "records",
+         "group_by": ["dose", "view", "method", "quantity", "metric"],
+         "std_ddof": 1,
+         "records": [{"dose", "dose_label", "view", "method", "quantity", "metric",
+                      "mean", "std", "n", "min", "max", "seeds"}, ...]}
+
+    ``std`` is the sample standard deviation (ddof = 1), ``None`` when
+    ``n = 1``. Records are sorted by the group keys; all numbers are
+    Python floats/ints, never NaN.
+    """
+    t = _check_table(table)
+    keys = ["dose", "view", "method", "quantity", "metric"]
+    records = []
+    for key, g in t.groupby(keys, sort=True):
+        v = g["value"].to_numpy(dtype=float)
+        n = int(v.size)
+        records.append(
+            {
+                "dose": float(key[0]),
+                "dose_label": dose_label(key[0]),
+                "view": str(key[1]),
+                "method": str(key[2]),
+                "quantity": str(key[3]),
+                "metric": str(key[4]),
+                "mean": float(v.mean()),
+                "std": float(v.std(ddof=1)) if n >= 2 else None,
+                "n": n,
+                "min": float(v.min()),
+                "max": float(v.max()),
+                "seeds": sorted(int(s) for s in g["seed"]),
+            }
+        )
+    return {"layout": "records", "group_by": keys, "std_ddof": 1, "records": records}
+
+
+def deltas(
+    table: pd.DataFrame,
+    reference: str = REFERENCE,
+    metrics: Sequence[str] = DELTA_METRICS,
+    quantities: Sequence[str] = QUANTITIES,
+) -> list[dict]:
+    """``reference`` minus each other method, paired by seed, per dose, view, quantity, metric.
+
+    One record per (other method, dose, view, quantity, metric) with:
+    ``reference``, ``other``, ``dose``, ``dose_label``, ``view``,
+    ``quantity``, ``metric``, ``direction`` ("higher" or "lower" is better),
+    ``seeds`` and ``differences`` (per seed, reference - other), ``mean``,
+    ``std`` (ddof = 1, ``None`` for n = 1), ``n``, ``confidence`` (0.95),
+    ``interval`` ([low, high] Student-t, ``None`` for n = 1), ``note``
+    (``"n = 1: no interval"`` for n = 1, else ``None``) and ``better``:
+    True when the mean difference favours the reference (positive for
+    higher-is-better metrics, negative for lower-is-better), False otherwise
+    (a zero mean is not better); ``interval_excludes_zero`` (``None`` for
+    n = 1) says whether that verdict survives the 95 % interval.
+
+    Fails with :class:`AggregationError` when the reference or a metric is
+    missing from a cell, or a seed is present for one method only.
+    """
+    from scipy.stats import t as student_t
+
+    t = _check_table(table)
+    reference = str(reference)
+    directions = {m: _direction(m) for m in metrics}
+    methods = sorted(set(t["method"]))
+    if reference not in methods:
+        raise AggregationError(f"deltas: reference method {reference} missing from the table (methods: {methods})")
+    others = [m for m in methods if m != reference]
+    if not others:
+        raise AggregationError(f"deltas: no method other than {reference} in the table")
+    records = []
+    for (dose, view), cell in t.groupby(["dose", "view"], sort=True):
+        for q in quantities:
+            for k in metrics:
+                sel = cell[(cell["quantity"] == q) & (cell["metric"] == k)]
+                by_method = {m: dict(zip(g["seed"].astype(int), g["value"].astype(float))) for m, g in sel.groupby("method")}
+                for m in [reference, *others]:
+                    if m not in by_method:
+                        raise AggregationError(f"deltas: {_cell_name(dose, view)}: method {m} lacks {q} {k}")
+                ref = by_method[reference]
+                for other in others:
+                    oth = by_method[other]
+                    only_ref, only_oth = sorted(set(ref) - set(oth)), sorted(set(oth) - set(ref))
+                    if only_ref or only_oth:
+                        side = (
+                            f"seed(s) {only_ref} present for {reference} only"
+                            if only_ref
+                            else f"seed(s) {only_oth} present for {other} only"
+                        )
+                        raise AggregationError(f"deltas: {_cell_name(dose, view)}, {q} {k}: unpaired {side}")
+                    seeds = sorted(int(s) for s in ref)
+                    diff = np.array([ref[s] - oth[s] for s in seeds], dtype=float)
+                    n = int(diff.size)
+                    mean = float(diff.mean())
+                    if n >= 2:
+                        std = float(diff.std(ddof=1))
+                        half = float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+                        interval, note = [mean - half, mean + half], None
+                    else:
+                        std, interval, note = None, None, NO_INTERVAL_NOTE
+                    better = mean > 0 if directions[k] == "higher" else mean < 0
+                    records.append(
+                        {
+                            "reference": reference,
+                            "other": other,
+                            "dose": float(dose),
+                            "dose_label": dose_label(dose),
+                            "view": str(view),
+                            "quantity": q,
+                            "metric": k,
+                            "direction": directions[k],
+                            "seeds": seeds,
+                            "differences": [float(x) for x in diff],
+                            "mean": mean,
+                            "std": std,
+                            "n": n,
+                            "confidence": CONFIDENCE,
+                            "interval": interval,
+                            "note": note,
+                            "better": bool(better),
+                            "interval_excludes_zero": None if interval is None else bool(interval[0] > 0 or interval[1] < 0),
+                        }
+                    )
+    return sorted(records, key=_delta_key)
+
+
+def _delta_key(r: Mapping) -> tuple:
+    return (r["dose"], r["view"], r["quantity"], r["metric"], r["other"])
+
+
+# --------------------------------------------------------------------------
+# the one JSON and its text view
+# --------------------------------------------------------------------------
+
+
+def report_document(summary: dict, delta_records: list[dict]) -> dict:
+    """The one phase G JSON document (see the module docs)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "summary": summary,
+        "deltas": sorted(delta_records, key=_delta_key),
+        "conventions": {
+            "difference": "reference - other, paired by seed",
+            "interval": f"two-sided {CONFIDENCE:.0%} Student-t: mean +- t(0.975, n-1) * std / sqrt(n); none when n = 1",
+            "std_ddof": 1,
+            "higher_is_better": sorted(HIGHER_IS_BETTER),
+            "lower_is_better": sorted(LOWER_IS_BETTER),
+            "primary_quantities": list(QUANTITIES),
+            "secondary_paper_quantities": list(PAPER_QUANTITIES),
+            "paper_style": "secondary rows in the literature's conventions (phase: each image's own plane removed, "
+            "mapped to (phi + pi) / (2 pi), data range 1; amplitude: rescaled by mean_ratio = mean|gt| / mean|recon|, "
+            "that row only); not used by the deltas",
+            "frc_resolution": "frequency in cycles/pixel where the FRC first drops below the threshold; "
+            "higher = finer resolution; capped at Nyquist 0.5",
+        },
+    }
+
+
+def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[dict], out_csv, out_json) -> None:
+    """Write the tidy table (CSV) and the one JSON, atomically and deterministically.
+
+    The CSV has columns :data:`TABLE_COLUMNS`, rows sorted, floats written as
+    Python ``repr`` (round-trip exact). The JSON is :func:`report_document`
+    with sorted keys, two-space indent, ``allow_nan=False``.
+    """
+    t = _check_table(table)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TABLE_COLUMNS)
+    for row in t.itertuples(index=False):
+        w.writerow([repr(float(row.dose)), row.view, int(row.seed), row.method, row.quantity, row.metric, repr(float(row.value))])
+    doc = report_document(summary, delta_records)
+    try:
+        text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise AggregationError(f"{out_json}: report data contain NaN or inf ({exc})") from None
+    atomic_write_text(out_csv, buf.getvalue())
+    atomic_write_text(out_json, text + "\n")
+
+
+def highlights(summary_json: dict) -> list[str]:
+    """The text highlights, generated from the ``deltas`` of the one JSON (the only formatter of them).
+
+    One line per delta record, in the JSON's order, e.g.::
+
+        dose 1e4, view dense, phase MS-SSIM: PtychoPINN − PtyChi = +0.052 (n = 3, 95 % CI [+0.010, +0.094]) — PtychoPINN better
+        dose 1e4, view sparse, amplitude MAE: PtychoPINN − Baseline = +0.010 (n = 1: no interval) — PtychoPINN not better
+        dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)
+
+    Every number carries an explicit sign (``f"{x:+.3f}"``). Accepts the
+    whole document or a mapping with a ``deltas`` list.
+    """
+    if "deltas" not in summary_json:
+        raise AggregationError("highlights: the JSON has no 'deltas' list")
+
+    def signed(x: float) -> str:
+        return f"{float(x):+.3f}"
+
+    lines = []
+    for r in summary_json["deltas"]:
+        label = METRIC_LABELS.get(r["metric"], r["metric"])
+        head = (
+            f"dose {r.get('dose_label') or dose_label(r['dose'])}, view {r['view']}, {r['quantity']} {label}: "
+            f"{r['reference']} − {r['other']} = {signed(r['mean'])}"
+        )
+        if r["interval"] is None:
+            stats = f"(n = {int(r['n'])}: no interval)"
+        else:
+            lo, hi = r["interval"]
+            pct = f"{float(r.get('confidence', CONFIDENCE)) * 100:g}"
+            stats = f"(n = {int(r['n'])}, {pct} % CI [{signed(lo)}, {signed(hi)}])"
+        verdict = f"{r['reference']} better" if r["better"] else f"{r['reference']} not better"
+        if r.get("interval_excludes_zero") is False:
+            verdict += " (interval includes 0)"
+        lines.append(f"{head} {stats} — {verdict}")
+    return lines
+
+
+# --------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------
+
+
+def _method_label(method: str) -> str:
+    try:
+        return Method(method).label
+    except ValueError:
+        return method
+
+
+def _method_colours(methods: Sequence[str]) -> dict:
+    extra = iter(["tab:red", "tab:brown", "tab:gray", "tab:olive"])
+    return {m: Method(m).spec.colour if m in Method._value2member_map_ else next(extra) for m in methods}
+
+
+def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str) -> None:
+    """Metric vs dose (log axis): one line per method, one panel per view.
+
+    Points are means across seeds; error bars are +-1 sample std (ddof = 1)
+    across seeds, drawn only where n >= 2 (none for n = 1).
+    """
+    from matplotlib.figure import Figure
+
+    from ptycho_core.figures.preview import save_figure
+
+    t = _check_table(table)
+    sel = t[(t["metric"] == metric) & (t["quantity"] == quantity)]
+    if sel.empty:
+        raise AggregationError(f"dose_response_figure: no rows for {quantity} {metric} in the table")
+    stats = (
+        sel.groupby(["view", "method", "dose"], sort=True)["value"]
+        .agg(mean="mean", std=lambda v: v.std(ddof=1) if v.size >= 2 else np.nan, n="size")
+        .reset_index()
+    )
+    views = sorted(stats["view"].unique())
+    methods = sorted(stats["method"].unique())
+    colours = _method_colours(methods)
+    fig = Figure(figsize=(4.6 * len(views), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(views), squeeze=False, sharey=True)[0]
+    for ax, view in zip(axes, views):
+        for m in methods:
+            s = stats[(stats["view"] == view) & (stats["method"] == m)].sort_values("dose")
+            if s.empty:
+                continue
+            x, y = s["dose"].to_numpy(float), s["mean"].to_numpy(float)
+            ax.plot(x, y, marker="o", color=colours[m], label=_method_label(m))
+            has_bar = s["n"].to_numpy() >= 2
+            if has_bar.any():
+                ax.errorbar(x[has_bar], y[has_bar], yerr=s["std"].to_numpy(float)[has_bar], fmt="none", ecolor=colours[m], capsize=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("dose (photons per pattern)")
+        ax.set_title(f"view {view}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel(f"{quantity} {METRIC_LABELS.get(metric, metric)}")
+    axes[0].legend(fontsize=8)
+    n_text = ", ".join(str(n) for n in sorted(stats["n"].unique()))
+    fig.suptitle(f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose (mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)", fontsize=10)
+    save_figure(fig, path)
+
+
+def read_frc_table(path, where: str = "") -> pd.DataFrame:
+    """A phase F ``frc.csv``, validated: canonical methods, known quantities, finite numbers."""
+    path = Path(path)
+    prefix = f"{where}: " if where else ""
+    df = _read_csv(path, FRC_CSV_COLUMNS, f"{prefix}FRC table")
+    if df.empty:
+        raise AggregationError(f"{path}: {prefix}FRC table has no rows")
+    for m in sorted(set(df["method"])):
+        try:
+            Method.parse(m)
+        except ValueError as exc:
+            raise AggregationError(f"{path}: {prefix}{exc}") from None
+    bad_q = sorted(set(df["quantity"]) - set(QUANTITIES))
+    if bad_q:
+        raise AggregationError(f"{path}: {prefix}unknown quantity(ies) {bad_q}")
+    labels = df[["method", "quantity"]]
+    out = df[["method", "quantity"]].copy()
+    out["frequency_cycles_per_pixel"] = _finite_floats(df["frequency_cycles_per_pixel"], path, f"{prefix}frequency", labels)
+    out["frc"] = _finite_floats(df["frc"], path, f"{prefix}frc", labels)
+    return out
+
+
+def frc_figure(path, frc_tables: Sequence[tuple], dose: float | None = None) -> None:
+    """FRC curves at one dose (default: the highest): rows amplitude/phase, one panel per view.
+
+    ``frc_tables``: (dose, view, seed, path of frc.csv) per cell. Each
+    method has one colour; every seed's curve is drawn (the test regions of
+    different seeds may have different ring grids, so curves are not
+    averaged). The 0.5 and 1/7 thresholds are drawn as dashed lines.
+    """
+    from matplotlib.figure import Figure
+
+    from ptycho_core.figures.preview import save_figure
+
+    if not frc_tables:
+        raise AggregationError("frc_figure: no FRC tables given")
+    doses = sorted({float(d) for d, _, _, _ in frc_tables})
+    chosen = doses[-1] if dose is None else float(dose)
+    if chosen not in doses:
+        raise AggregationError(f"frc_figure: dose {dose_label(chosen)} not among the FRC tables' doses {[dose_label(d) for d in doses]}")
+    entries = sorted((str(v), int(s), Path(p)) for d, v, s, p in frc_tables if float(d) == chosen)
+    views = sorted({v for v, _, _ in entries})
+    loaded = [(v, s, read_frc_table(p, f"cell {_cell_name(chosen, v, s)}")) for v, s, p in entries]
+    methods = sorted({m for _, _, df in loaded for m in df["method"]})
+    colours = _method_colours(methods)
+    fig = Figure(figsize=(4.6 * len(views), 7.0), layout="constrained")
+    axes = fig.subplots(len(QUANTITIES), len(views), squeeze=False, sharex=True, sharey=True)
+    for j, view in enumerate(views):
+        cells = [(s, df) for v, s, df in loaded if v == view]
+        for i, q in enumerate(QUANTITIES):
+            ax = axes[i, j]
+            for m in methods:
+                labelled = False
+                n = sum(1 for _, df in cells if ((df["method"] == m) & (df["quantity"] == q)).any())
+                for s, df in cells:
+                    c = df[(df["method"] == m) & (df["quantity"] == q)].sort_values("frequency_cycles_per_pixel")
+                    if c.empty:
+                        continue
+                    ax.plot(
+                        c["frequency_cycles_per_pixel"],
+                        c["frc"],
+                        color=colours[m],
+                        lw=1.2,
+                        alpha=0.8,
+                        label=None if labelled else f"{_method_label(m)} (n = {n})",
+                    )
+                    labelled = True
+            for name, thr in FRC_THRESHOLDS.items():
+                ax.axhline(thr, color="k", ls="--", lw=0.8)
+                ax.text(0.49, thr, "0.5" if name == "frc50" else "1/7", ha="right", va="bottom", fontsize=7)
+            ax.set_xlim(0, 0.5)
+            ax.set_title(f"view {view}, {q}", fontsize=10)
+            ax.grid(True, alpha=0.3)
+            if i == len(QUANTITIES) - 1:
+                ax.set_xlabel("spatial frequency (cycles/pixel)")
+            if j == 0:
+                ax.set_ylabel("FRC")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Fourier ring correlation at dose {dose_label(chosen)} (one curve per seed)", fontsize=10)
+    save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------
+# run time
+# --------------------------------------------------------------------------
+
+
+def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
+    """Run time per rule from Snakemake benchmark TSVs.
+
+    ``benchmark_paths``: rule name -> its benchmark files (one per job).
+    A file's columns include ``s`` (wall seconds) and ``max_rss`` (MB; "NA"
+    or "-" when Snakemake could not measure it). A file with several rows
+    (``repeat(...)``) counts as one job whose seconds are the mean of its
+    rows. Returns one row per rule, sorted by rule, with columns ``rule``,
+    ``jobs``, ``total_seconds``, ``mean_seconds``, ``max_rss_mb`` (max over
+    jobs; NaN when no job measured it).
+    """
+    rows = []
+    for rule in sorted(benchmark_paths):
+        paths = list(benchmark_paths[rule])
+        if not paths:
+            raise AggregationError(f"runtime_table: rule {rule} has no benchmark files")
+        seconds, rss = [], []
+        for p in paths:
+            p = Path(p)
+            if not p.is_file():
+                raise AggregationError(f"{p}: benchmark file of rule {rule} not found")
+            try:
+                df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+            except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+                raise AggregationError(f"{p}: benchmark of rule {rule} cannot be read ({exc})") from None
+            if "s" not in df.columns or df.empty:
+                raise AggregationError(f"{p}: benchmark of rule {rule} lacks column 's' or rows; found {list(df.columns)}")
+            s = pd.to_numeric(df["s"], errors="coerce").to_numpy(float)
+            if not np.isfinite(s).all() or (s < 0).any():
+                raise AggregationError(f"{p}: benchmark of rule {rule}: seconds missing or invalid ({list(df['s'])})")
+            seconds.append(float(s.mean()))
+            if "max_rss" in df.columns:
+                r = pd.to_numeric(df["max_rss"], errors="coerce").to_numpy(float)
+                r = r[np.isfinite(r)]
+                if r.size:
+                    rss.append(float(r.max()))
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": len(seconds),
+                "total_seconds": float(sum(seconds)),
+                "mean_seconds": float(sum(seconds) / len(seconds)),
+                "max_rss_mb": max(rss) if rss else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["rule", "jobs", "total_seconds", "mean_seconds", "max_rss_mb"])

@@ -1,0 +1,1 @@
+"""Every matplotlib figure of the study."""

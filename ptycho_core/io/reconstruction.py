@@ -1,0 +1,81 @@
+"""Data contract of a reconstruction (phase F): one method's object on the ground-truth frame.
+
+``recon.npz`` holds:
+
+- ``object`` (H, W) complex64: the reconstructed transmission on the pixel
+  frame of the ground-truth object (pixel [r, c] at x = c, y = r), zero
+  where nothing was reconstructed;
+- ``covered`` (H, W) bool: pixels the method reconstructed;
+- ``metadata``: JSON text with at least ``schema_version``, ``method`` (a
+  canonical id), ``dose``, ``view``, ``seed``.
+
+Every method writes this same format, so scoring treats them identically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ptycho_core.io.datasets import SCHEMA_VERSION, _check_dtype, _check_finite, _check_keys, _check_ndim, _metadata_to_array, _parse_metadata
+from ptycho_core.methods import Method
+from ptycho_core.io.npz import DataContractError, read_npz, write_npz
+
+RECON_KEYS = ("object", "covered", "metadata")
+REQUIRED_RECON_METADATA = ("schema_version", "method", "dose", "view", "seed")
+
+
+@dataclass(frozen=True, eq=False)
+class Reconstruction:
+    obj: np.ndarray
+    covered: np.ndarray
+    metadata: dict
+
+    def to_arrays(self, source: str) -> dict[str, np.ndarray]:
+        return {"object": np.asarray(self.obj), "covered": np.asarray(self.covered), "metadata": _metadata_to_array(self.metadata, source)}
+
+
+def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = None) -> dict:
+    """Check a reconstruction's entries (and its frame's shape, if given); return the metadata."""
+    _check_keys(arrays, RECON_KEYS, source)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    meta = _parse_metadata(arrays["metadata"], source)
+    for key in REQUIRED_RECON_METADATA:
+        if key not in meta:
+            raise DataContractError(f"{source}: key 'metadata': missing entry '{key}'")
+    try:
+        Method.parse(meta["method"])
+    except ValueError as exc:
+        raise DataContractError(f"{source}: key 'metadata': {exc}") from None
+    obj, covered = arrays["object"], arrays["covered"]
+    _check_dtype(obj, "object", np.complex64, source)
+    _check_ndim(obj, "object", 2, source)
+    _check_dtype(covered, "covered", np.bool_, source)
+    if covered.shape != obj.shape:
+        raise DataContractError.mismatch(source, "covered", f"shape {obj.shape} (as object)", f"shape {covered.shape}")
+    if shape is not None and obj.shape != tuple(shape):
+        raise DataContractError.mismatch(source, "object", f"the ground-truth frame {tuple(shape)}", f"shape {obj.shape}")
+    _check_finite(obj, "object", source)
+    if not covered.any():
+        raise DataContractError.mismatch(source, "covered", "at least one reconstructed pixel", "none")
+    return meta
+
+
+def save_recon(path: str | os.PathLike, recon: Reconstruction) -> None:
+    """Validate and write a reconstruction (deterministic, atomic); nothing is written if invalid."""
+    source = os.fspath(path)
+    arrays = recon.to_arrays(source)
+    validate_recon_arrays(arrays, source)
+    write_npz(path, arrays)
+
+
+def load_recon(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Reconstruction:
+    source = os.fspath(path)
+    arrays = read_npz(path)
+    meta = validate_recon_arrays(arrays, source, shape)
+    return Reconstruction(arrays["object"], arrays["covered"], meta)
+
+
+__all__ = ["Reconstruction", "SCHEMA_VERSION", "load_recon", "save_recon", "validate_recon_arrays"]

@@ -1,0 +1,1 @@
+"""Everything that imports Keras: the differentiable physics, the two networks, training, test-time refinement, bundles."""

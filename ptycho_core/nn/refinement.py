@@ -1,0 +1,224 @@
+"""Test-time refinement (method PtychoPINN_TTR) and its phase F step.
+
+An unsupervised network can be refined on the very counts it reconstructs:
+a copy of the trained PtychoPINN bundle is fine-tuned on the view's test
+groups with the same physics (:class:`ptycho_core.nn.models.DiffractionPhysics`,
+the known probe) and the same Poisson loss. It sees the test split's
+measured counts and positions only, exactly the data the iterative arm
+gets; never a label, never the ground truth.
+
+**Convergence.** The loss is the mean Poisson NLL, I - k log I, per pixel.
+Its value for the saturated model (I = k, the counts themselves) is a
+constant of the data, so loss - saturated = the mean Poisson deviance per
+pixel (/2), >= 0, the distance of the model from the data in units that do
+not depend on the dose's offset. An epoch improves when the deviance falls
+by more than ``min_improvement`` of the best so far; after ``patience``
+epochs without improvement the refinement stops and the best weights are
+restored. Reaching ``max_epochs`` first is recorded as not converged (the
+result is still used and the sentinel says so).
+
+Plain PtychoPINN stays in the study: the two answer different questions
+(amortised inference vs per-scan refinement); the wall time of this step is
+reported beside PtyChi's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ptycho_core.config import RefinementConfig, StudyConfig
+from ptycho_core.methods import Method
+from ptycho_core.nn.physics import EPS
+
+log = logging.getLogger(__name__)
+
+
+def saturated_nll(sqrt_counts: np.ndarray, rows: np.ndarray) -> float:
+    """Mean of k - k log(k + EPS) over the pixels of ``rows``: the loss of the model I = k.
+
+    ``rows`` with repetitions, as the loss sees them: every member of every
+    group (``groups.ravel()``). Keras' epoch loss is the mean over groups
+    (batches weighted by their size) of each group's pixel mean, so a
+    pattern shared by two groups counts twice; the unique rows would give
+    another mean and a deviance off by a constant (negative, for bright
+    patterns counted more than once).
+    """
+    total, n = 0.0, 0
+    for start in range(0, rows.size, 1024):
+        k = np.square(sqrt_counts[rows[start : start + 1024]], dtype=np.float64)
+        total += float(np.sum(k - k * np.log(k + EPS)))
+        n += k.size
+    return total / n
+
+
+class DevianceStop(keras.callbacks.Callback):
+    """Stop when the Poisson deviance stops improving by a relative margin; keep the best weights.
+
+    Adds ``deviance`` (loss - saturated) to each epoch's logs, before the
+    learning-rate schedule and the history read them.
+    """
+
+    def __init__(self, saturated: float, min_improvement: float, patience: int):
+        super().__init__()
+        self.saturated = float(saturated)
+        self.min_improvement = float(min_improvement)
+        self.patience = int(patience)
+        self.best = math.inf
+        self.best_epoch = -1
+        self.best_weights = None
+        self.wait = 0
+        self.converged = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        deviance = float(logs["loss"]) - self.saturated
+        logs["deviance"] = deviance
+        improved = math.isfinite(deviance) and (self.best_epoch < 0 or deviance < self.best - self.min_improvement * abs(self.best))
+        if improved:
+            self.best, self.best_epoch, self.wait = deviance, epoch, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.converged = True
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarray, groups: np.ndarray, probe: np.ndarray, cfg: RefinementConfig, seed: int, verbose: int = 2) -> dict:
+    """Fine-tune ``obj_model`` in place on ``groups`` of the measured counts; returns history and convergence record."""
+    from ptycho_core.nn import models
+    from ptycho_core.nn import training
+    from ptycho_core.steps.train import compute_record
+
+    keras.utils.set_random_seed(int(seed))
+    rng = np.random.default_rng(int(seed))
+    canvas = models.canvas_size_for(training.group_offsets(positions, groups), probe.shape[-1])
+    fit_model = models.build_pinn_training_model(obj_model, probe, canvas)
+    fit_model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"), loss=models.poisson_loss)
+    batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, rng=rng)
+    saturated = saturated_nll(sqrt_counts, groups.ravel())
+    before = float(fit_model.evaluate(batches, verbose=0)) - saturated
+    stop = DevianceStop(saturated, cfg.min_improvement, cfg.patience)
+    callbacks = [stop, keras.callbacks.ReduceLROnPlateau(monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min")]
+    t0 = time.perf_counter()
+    history = fit_model.fit(batches, epochs=cfg.max_epochs, callbacks=callbacks, verbose=verbose).history
+    seconds = time.perf_counter() - t0
+    return {
+        "history": history,
+        "deviance_before": before,
+        "deviance_best": stop.best,
+        "best_epoch": stop.best_epoch + 1,
+        "epochs_run": len(history["loss"]),
+        "converged": stop.converged,
+        "refine_seconds": seconds,
+        "canvas_size": canvas,
+        "saturated_nll": saturated,
+        "compute": compute_record(fit_model),
+    }
+
+
+def run_refine(
+    study: StudyConfig,
+    *,
+    dose: float,
+    view_name: str,
+    seed: int,
+    test_path: str | Path,
+    view_path: str | Path,
+    model_path: str | Path,
+    sidecar_path: str | Path,
+    input_sentinels: list,
+    out_model: str | Path,
+    out_sidecar: str | Path,
+    out_history: str | Path,
+    out_figure: str | Path,
+    sentinel_path: str | Path,
+    threads: int = 1,
+) -> dict:
+    """Refine the trained PtychoPINN of one cell on the view's test counts; save and verify the bundle."""
+    from ptycho_core.nn.bundle import load_bundle, save_bundle
+    from ptycho_core.io.datasets import load_diffraction_set
+    from ptycho_core.io.npz import atomic_write_text
+    from ptycho_core.steps.simulate import provenance
+    from ptycho_core.steps.train import configure_backend, history_csv, loss_figure, training_seed, verify_reload
+    from ptycho_core.io.sentinel import ArtifactCheckError, sha256_file, verify_sentinel, write_sentinel
+    from ptycho_core.io.view_index import load_view
+
+    t_start = time.perf_counter()
+    method = Method.PTYCHOPINN_TTR
+    source = method.spec.refines
+    for s in input_sentinels:
+        verify_sentinel(s)
+    configure_backend(threads)
+    test = load_diffraction_set(test_path)
+    view = load_view(view_path, n_test=test.n)
+    groups = view.test_groups
+    model, side = load_bundle(model_path, sidecar_path, N=test.N, channels=groups.shape[1], probe=test.probe)
+    if side["method"] != source.value:
+        raise ArtifactCheckError(f"{sidecar_path}: check 'method' failed: bundle of {side['method']}, expected {source.value}")
+    positions = np.column_stack([test.xcoords, test.ycoords])
+    seed_int = training_seed(seed, method, view_name)
+    rec = refine(model, test.diffraction, positions, groups, test.probe, study.refinement, seed_int)
+    history = rec.pop("history")
+    compute = rec.pop("compute")
+    losses = np.asarray(history["loss"], dtype=np.float64)
+    checks = dict(rec)
+    checks["n_test_groups"] = int(groups.shape[0])
+    checks["groups_per_second"] = groups.shape[0] * rec["epochs_run"] / rec["refine_seconds"]
+    if not np.all(np.isfinite(losses)):
+        raise ArtifactCheckError(f"{out_model}: check 'finite loss' failed: loss history {losses.tolist()}")
+    if not rec["deviance_best"] < rec["deviance_before"]:
+        raise ArtifactCheckError(
+            f"{out_model}: check 'refinement lowered the test deviance' failed: {rec['deviance_before']:.6g} before, best {rec['deviance_best']:.6g}"
+        )
+    if not rec["converged"]:
+        log.warning("refinement reached max_epochs = %d before converging", study.refinement.max_epochs)
+
+    sidecar = {
+        **{k: side[k] for k in ("N", "channels", "gridsize", "input_scale", "input", "output", "probe_sha256", "architecture")},
+        "method": method.value,
+        "canvas_size": rec["canvas_size"],
+        "compute": compute,
+        "refined_from": {"method": source.value, "model_sha256": side["model_sha256"], "sidecar": str(sidecar_path), "training": side["training"]},
+        "refinement": {**study.to_dict()["refinement"], "seed": seed_int, "loss": "Poisson NLL of the test counts (log k! dropped)"},
+        "history": {k: rec[k] for k in ("deviance_before", "deviance_best", "best_epoch", "epochs_run", "converged", "refine_seconds")},
+        "data": {
+            "dose": float(dose),
+            "view": view_name,
+            "seed": int(seed),
+            "test": {"path": str(test_path), "sha256": sha256_file(test_path)},
+            "view_file": {"path": str(view_path), "sha256": sha256_file(view_path)},
+            "n_test_groups": int(groups.shape[0]),
+        },
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "provenance": provenance(study),
+    }
+    save_bundle(out_model, out_sidecar, model, sidecar)
+    x = np.moveaxis(test.diffraction[groups[:32]], 1, -1)
+    checks["reload_max_abs_difference"] = verify_reload(model, out_model, out_sidecar, x, N=test.N, channels=groups.shape[1], probe=test.probe)
+    atomic_write_text(out_history, history_csv(history))
+    loss_figure(out_figure, {"loss": history["deviance"]}, f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the test counts")
+    write_sentinel(
+        sentinel_path,
+        step="phase_f.refine",
+        inputs=[str(test_path), str(view_path), str(model_path), str(sidecar_path), *map(str, input_sentinels)],
+        outputs=[str(out_model), str(out_sidecar), str(out_history), str(out_figure)],
+        checks=checks,
+        config_hash=study.config_hash(),
+        wall_time_s=time.perf_counter() - t_start,
+        extra={"method": method.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
+    )
+    log.info("%s refined: %s", method.value, json.dumps(checks))
+    return checks

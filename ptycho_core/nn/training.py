@@ -1,0 +1,167 @@
+"""Training data and training loops for PtychoPINN and the Baseline.
+
+Batches are gathered on the fly from the ungrouped phase C arrays through the
+phase D group indices (:class:`GroupBatches`), so the grouped data set is
+never materialised, whatever the oversampling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from ptycho_core.config import TrainingConfig
+from ptycho_core.physics.forward import extract_patches
+
+log = logging.getLogger(__name__)
+
+TRAIN_STREAM = 4
+
+
+def input_scale(sqrt_counts: np.ndarray, N: int) -> float:
+    """Normalisation of the network input: scale * sqrt(counts) has mean sum of squares (N/2)^2 per pattern."""
+    mean_counts = float(np.mean(np.sum(np.square(sqrt_counts, dtype=np.float64), axis=(-2, -1))))
+    if not mean_counts > 0:
+        raise ValueError("input scale: the training patterns hold no counts")
+    return math.sqrt((N / 2) ** 2 / mean_counts)
+
+
+def group_offsets(positions: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Positions of each group's members relative to the group centre, (G, C, 2) float32."""
+    p = positions[groups]
+    return (p - p.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
+def support_patches(obj: np.ndarray, positions: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth amplitude and phase on the central N/2 x N/2 support at each position."""
+    patches = extract_patches(obj, positions[:, 0], positions[:, 1], N)
+    q = N // 4
+    centre = patches[:, q : q + N // 2, q : q + N // 2]
+    return np.abs(centre).astype(np.float32), np.angle(centre).astype(np.float32)
+
+
+def target_spread(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean absolute deviation of support patches (n, P, P) about their weighted mean.
+
+    The MAE of the best constant prediction (up to the median/mean
+    difference): the natural unit of a quantity's error.
+    """
+    w = np.broadcast_to(weights, values.shape).astype(np.float64)
+    mean = float(np.sum(w * values) / np.sum(w))
+    spread = float(np.sum(w * np.abs(values - mean)) / np.sum(w))
+    if not spread > 0:
+        raise ValueError("target spread: the training targets are constant where the probe is bright")
+    return spread
+
+
+class GroupBatches(keras.utils.PyDataset):
+    """Batches of groups gathered from ungrouped arrays.
+
+    PtychoPINN (``targets`` None): inputs (sqrt counts (b, N, N, C), offsets
+    (b, C, 2)), target counts (b, N, N, C). Baseline (``targets`` = (amplitude,
+    phase) per row, C = 1): input sqrt counts (b, N, N, 1), targets amplitude
+    and phase (b, N/2, N/2, 1).
+    """
+
+    def __init__(self, sqrt_counts, positions, groups, batch_size, rng=None, targets=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sqrt_counts = sqrt_counts
+        self.positions = positions
+        self.groups = groups
+        self.batch_size = int(batch_size)
+        self.rng = rng
+        self.targets = targets
+        self.order = np.arange(len(groups))
+        if rng is not None:
+            rng.shuffle(self.order)
+
+    def __len__(self):
+        return math.ceil(len(self.groups) / self.batch_size)
+
+    def __getitem__(self, i):
+        g = self.groups[self.order[i * self.batch_size : (i + 1) * self.batch_size]]
+        x = np.moveaxis(self.sqrt_counts[g], 1, -1)  # (b, N, N, C)
+        if self.targets is not None:
+            amp, phase = self.targets
+            return x, (np.moveaxis(amp[g], 1, -1), np.moveaxis(phase[g], 1, -1))
+        return (x, group_offsets(self.positions, g)), np.square(x)
+
+    def on_epoch_end(self):
+        if self.rng is not None:
+            self.rng.shuffle(self.order)
+
+
+@dataclass(frozen=True)
+class ValidationStrip:
+    """A spatially held-out validation strip of the training region (indices into the sample list)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    axis: str
+    cut_px: float  # validation samples have their centre below this coordinate
+    validation_reach_px: float  # largest member coordinate of a validation sample
+    guard_px: float
+    n_dropped_in_guard: int
+
+    def record(self) -> dict:
+        return {
+            "policy": "spatial strip at the training region's far end from the test region, guard band between",
+            "axis": self.axis,
+            "cut_px": self.cut_px,
+            "validation_reach_px": self.validation_reach_px,
+            "guard_px": self.guard_px,
+            "n_train": int(self.train.size),
+            "n_validation": int(self.validation.size),
+            "n_dropped_in_guard": int(self.n_dropped_in_guard),
+        }
+
+
+def validation_strip(positions: np.ndarray, groups: np.ndarray, fraction: float, axis: str, guard: float) -> ValidationStrip:
+    """Hold out a strip of the training region for validation, with a guard band.
+
+    The training region lies below the split boundary along ``axis`` (phase
+    C puts the test region above it), so the strip is taken at the low end,
+    farthest from the test region: the samples (groups, or single rows as
+    groups of one) whose centre lies in the lowest ``fraction`` of sample
+    centres. Samples with any member closer than ``guard`` pixels to the
+    strip's farthest member are dropped, so that no training pattern
+    illuminates what a validation pattern illuminates (the split's own
+    guard, one probe FWHM diameter by default). Early stopping then sees
+    over-fitting to the training object instead of its overlapping
+    neighbours. ``fraction`` 0 means no validation (every sample trains).
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"validation strip: axis expected 'x' or 'y', found {axis!r}")
+    n = len(groups)
+    if fraction <= 0:
+        return ValidationStrip(np.arange(n), np.arange(0), axis, -math.inf, -math.inf, float(guard), 0)
+    coord = positions[:, 0 if axis == "x" else 1][groups]  # (n, C)
+    centre = coord.mean(axis=1)
+    order = np.argsort(centre, kind="stable")
+    n_val = max(1, int(round(fraction * n)))
+    if n_val >= n:
+        raise ValueError(f"validation strip: {n} samples leave none for training with fraction {fraction}")
+    cut = float(centre[order[n_val - 1]])
+    validation = np.flatnonzero(centre <= cut)
+    reach = float(coord[validation].max())
+    train = np.flatnonzero(coord.min(axis=1) >= reach + guard)
+    if train.size == 0:
+        raise ValueError(
+            f"validation strip: no training sample lies {guard:.1f} px beyond the validation strip (which reaches "
+            f"{axis} = {reach:.1f} px); lower training.validation_fraction or enlarge the training region"
+        )
+    return ValidationStrip(train, validation, axis, cut, reach, float(guard), n - train.size - validation.size)
+
+
+def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_cfg: TrainingConfig, verbose: int = 2):
+    """Adam with plateau learning-rate decay and early stopping (best weights restored)."""
+    monitor = "val_loss" if val is not None else "loss"
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=fit_cfg.lr_patience, min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=fit_cfg.early_stopping_patience, restore_best_weights=True),
+    ]
+    return model.fit(train, validation_data=val, epochs=fit_cfg.epochs, callbacks=callbacks, verbose=verbose)

@@ -1,0 +1,1 @@
+"""Physics of the simulated experiment, NumPy only: probe, objects, scan, forward model, simulation of a dose."""

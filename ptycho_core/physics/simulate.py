@@ -1,0 +1,236 @@
+"""Phase C physics: dose scaling, Poisson counts, train/test datasets.
+
+**Units.** The probe is stored in sqrt(photons) per pixel. It is scaled so
+that the expected counts per pattern, sum(|P * O_patch|^2) (= sum(I) by
+Parseval), averaged over every kept position of the base scan (train and
+test together), equal the dose exactly. Counts ~ Poisson(I). The stored
+``diffraction`` is sqrt(counts) in float32, from which the integer counts are
+recovered exactly by rounding its square (for counts below about 4e6 per
+pixel).
+
+**Random streams.** Every draw comes from ``numpy.random.default_rng(entropy)``
+with an explicit entropy list recorded in the metadata:
+
+- object maps: ``[object.seed, 101]`` and ``[object.seed, 102]`` (study-wide);
+  a separate training object (``object.train_seed``) uses
+  ``[object.train_seed, 101]`` and ``[object.train_seed, 102]``;
+- scan jitter: ``[seed, 1]`` (same scan for every dose of a replicate);
+- Poisson noise: ``[seed, 2, dose_key(dose), 0]`` for the training split and
+  ``[seed, 2, dose_key(dose), 1]`` for the test split, so that the test data
+  do not depend on how the training data are made (their size, or a
+  separate training object).
+
+The probe's dose scaling averages over the study object's positions of both
+regions (training and test), whichever object the training split is then
+simulated on: it too is independent of the training object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ptycho_core.config import StudyConfig, dose_label
+from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
+from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
+from ptycho_core.physics.objects import AMPLITUDE_STREAM, PHASE_STREAM
+from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter
+from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
+
+SCAN_STREAM = 1
+NOISE_STREAM = 2
+
+
+def dose_key(dose: float) -> int:
+    """Exact integer key of a dose for seeding (the bits of the float64)."""
+    return int(np.array(float(dose), dtype=np.float64).view(np.uint64))
+
+
+def scan_entropy(seed: int) -> list[int]:
+    return [int(seed), SCAN_STREAM]
+
+
+SPLIT_STREAMS = {"train": 0, "test": 1}
+
+
+def noise_entropy(seed: int, dose: float, split: str) -> list[int]:
+    return [int(seed), NOISE_STREAM, dose_key(dose), SPLIT_STREAMS[split]]
+
+
+def scale_probe_to_dose(probe_unit: np.ndarray, patches: np.ndarray, dose: float) -> tuple[np.ndarray, float]:
+    """Scale a probe so that mean_j sum(|P O_j|^2) = dose. Returns (probe, scale)."""
+    per_pattern = np.sum(np.abs(probe_unit[None] * patches) ** 2, axis=(-2, -1))
+    mean = float(per_pattern.mean())
+    if not mean > 0:
+        raise ValueError("dose scaling: the probe transmits no intensity through the object")
+    scale = float(np.sqrt(dose / mean))
+    return probe_unit * scale, scale
+
+
+def photon_stats(counts_per_pattern: np.ndarray, expected_per_pattern: np.ndarray) -> dict[str, float]:
+    """Mean/min/max measured counts per pattern and the expected mean."""
+    return {
+        "n_patterns": int(counts_per_pattern.size),
+        "expected_mean": float(expected_per_pattern.mean()),
+        "measured_mean": float(counts_per_pattern.mean()),
+        "measured_min": float(counts_per_pattern.min()),
+        "measured_max": float(counts_per_pattern.max()),
+    }
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Both splits of one dose x seed, with the geometry they came from."""
+
+    train: DiffractionSet
+    test: DiffractionSet
+    scan: Scan
+    split: Split
+    probe_diameter: float
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Probe, base scan and split of one replicate: everything but the photons.
+
+    Depends only on the configuration and the seed (not on the dose or the
+    object's values), so it can be computed at configuration load to check
+    that views and groups are feasible.
+    """
+
+    probe_unit: np.ndarray
+    probe_diameter: float
+    extent: tuple[float, float]
+    scan: Scan
+    split: Split
+
+
+def make_geometry(study: StudyConfig, seed: int) -> Geometry:
+    """Probe (unit peak), measured diameter, base scan and split for ``seed``."""
+    probe_unit = make_probe(study.N, study.probe)
+    diameter = measure_fwhm_diameter(probe_unit)
+    lo, hi = valid_position_range(study.object.size, study.N)
+    hi = float(np.floor(hi))
+    scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))
+    split = split_by_region(scan, study.split, lo, hi, diameter)
+    if study.object.train_seed is not None:
+        split = train_on_whole_scan(split)
+    return Geometry(probe_unit, diameter, (lo, hi), scan, split)
+
+
+def simulate_dose(
+    study: StudyConfig, obj: np.ndarray, dose: float, seed: int, provenance: dict, train_obj: np.ndarray | None = None
+) -> Simulation:
+    """Simulate the train and test datasets of one dose and replicate seed.
+
+    ``train_obj``: the separate training object, required exactly when the
+    configuration has ``object.train_seed``; the training split is then
+    simulated on it over the whole base scan, the test split on ``obj``.
+    One probe (one instrument) serves both.
+    """
+    N = study.N
+    for name, o in (("object", obj), ("training object", train_obj)):
+        if o is not None and o.shape != (study.object.size, study.object.size):
+            raise ValueError(f"{name}: expected shape {(study.object.size,) * 2} from the configuration, found {o.shape}")
+    if (train_obj is None) != (study.object.train_seed is None):
+        raise ValueError(
+            f"training object: object.train_seed is {study.object.train_seed}, but a training object was "
+            f"{'not ' if train_obj is None else ''}given"
+        )
+    geo = make_geometry(study, seed)
+    probe_unit, diameter, scan, split = geo.probe_unit, geo.probe_diameter, geo.scan, geo.split
+    lo, hi = geo.extent
+
+    keep = np.concatenate([split.train, split.test])
+    reference = np.concatenate([split.region_train, split.test])  # the study object's positions of both regions
+    reference_patches = extract_patches(obj, scan.x[reference], scan.y[reference], N)
+    probe, scale = scale_probe_to_dose(probe_unit, reference_patches, dose)
+    reference_mean = float(expected_counts(probe, reference_patches).sum(axis=(-2, -1)).mean())
+    del reference_patches
+    source = obj if train_obj is None else train_obj
+    intensity, counts = [], []
+    for name, idx, o in (("train", split.train, source), ("test", split.test, obj)):
+        intensity.append(expected_counts(probe, extract_patches(o, scan.x[idx], scan.y[idx], N)))
+        counts.append(np.random.default_rng(noise_entropy(seed, dose, name)).poisson(intensity[-1]).astype(np.float64))
+    intensity, counts = np.concatenate(intensity), np.concatenate(counts)
+
+    expected_pp = intensity.sum(axis=(-2, -1))
+    counts_pp = counts.sum(axis=(-2, -1))
+    n_train = split.train.size
+    parts = {"train": slice(0, n_train), "test": slice(n_train, keep.size)}
+    photons = {name: photon_stats(counts_pp[sl], expected_pp[sl]) for name, sl in parts.items()}
+    photons["all"] = photon_stats(counts_pp, expected_pp)
+
+    common = {
+        "schema_version": SCHEMA_VERSION,
+        "study": study.name,
+        "N": N,
+        "dose": float(dose),
+        "dose_label": dose_label(dose),
+        "seed": int(seed),
+        "units": {
+            "diffraction": "sqrt(photon counts)",
+            "probe": "sqrt(photons) per object pixel",
+            "positions": "object pixels, (x, y) = (column, row) of the patch centre",
+        },
+        "probe": {
+            **study.to_dict()["probe"],
+            "fwhm_diameter_px": diameter,
+            "energy_within_half_N_disc": energy_within(probe_unit, N / 2),
+            "scale_sqrt_photons": scale,
+            "dose_reference": {
+                "positions": "the study object's positions of the training and test regions",
+                "n_patterns": int(reference.size),
+                "expected_mean": reference_mean,
+            },
+        },
+        "scan": {
+            **study.to_dict()["scan"],
+            "step_px": scan.step,
+            "grid_shape": list(scan.grid_shape) if scan.grid_shape else None,
+            "n_base": int(scan.x.size),
+            "extent_px": [lo, hi],
+        },
+        "split": {
+            **study.to_dict()["split"],
+            "boundary_px": split.boundary,
+            "guard_px": split.guard,
+            "n_train": int(split.train.size),
+            "n_test": int(split.test.size),
+            "n_dropped_in_guard": int(split.n_dropped),
+            "training_object": split.training_object,
+        },
+        "photons": photons,
+        "rng": {
+            "object_amplitude": [study.object.seed, AMPLITUDE_STREAM],
+            "object_phase": [study.object.seed, PHASE_STREAM],
+            **(
+                {}
+                if study.object.train_seed is None
+                else {"training_object_amplitude": [study.object.train_seed, AMPLITUDE_STREAM], "training_object_phase": [study.object.train_seed, PHASE_STREAM]}
+            ),
+            "scan": scan_entropy(seed),
+            "noise": {name: noise_entropy(seed, dose, name) for name in SPLIT_STREAMS},
+        },
+        "provenance": provenance,
+    }
+
+    study_object = {**study.to_dict()["object"], "shape": list(obj.shape), "role": "study object"}
+    objects = {
+        "test": study_object,
+        "train": study_object if train_obj is None else {**asdict(study.object.training_object()), "shape": list(obj.shape), "role": "training object"},
+    }
+
+    def make_set(name: str, idx: np.ndarray) -> DiffractionSet:
+        sl = parts[name]
+        return DiffractionSet(
+            diffraction=np.sqrt(counts[sl]).astype(np.float32),
+            xcoords=scan.x[idx].astype(np.float64),
+            ycoords=scan.y[idx].astype(np.float64),
+            probe=probe.astype(np.complex64),
+            scan_index=scan.index[idx].astype(np.int64),
+            metadata={**common, "split_name": name, "object": objects[name]},
+        )
+
+    return Simulation(make_set("train", split.train), make_set("test", split.test), scan, split, diameter)

@@ -1,0 +1,1 @@
+"""From patterns to one object: stitching, gauge synchronisation, network inference, the pty-chi arm."""

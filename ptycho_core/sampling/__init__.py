@@ -1,0 +1,1 @@
+"""Which patterns a method sees: overlap views (nested subsets of the scan, persisted groups) and their measured overlap."""

@@ -1,0 +1,219 @@
+"""Overlap views (subsets of the base scan) and groups of neighbouring positions.
+
+A **view** keeps a deterministic subset of each split's positions:
+
+- raster scans: every ``stride``-th row and column of the scan grid
+  (``scan_index = row * nx + col``); nested views have strides that divide
+  one another, so a sparser view is a subset of a denser one;
+- Fermat spirals: greedy thinning in spiral order to a minimum spacing of
+  ``0.9 * stride * step``, applied view after view along the chain of strides,
+  so nesting holds by construction.
+
+A **group** is a seed position plus C - 1 others among its K nearest positions
+(seed included) within ``max_radius_diameters * D`` of the seed; members are
+ordered seed first, then by distance (a test position too isolated to seed a
+group is covered as the second member of a neighbour's group). Training groups oversample: up to
+``train_groups_per_position`` distinct member sets per seed, drawn from a
+recorded random stream. Test groups never oversample: scanning positions in
+order, each position not yet covered seeds a group with its nearest
+neighbours, so every test position is covered, with at most one group per
+position, and no random draw.
+
+Indices returned here are rows of the phase C split file the positions came
+from, so every later phase reads exactly these rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ptycho_core.config import GroupingConfig, StudyConfig
+from ptycho_core.physics.simulate import make_geometry
+
+GROUP_STREAM = 3
+THINNING_FACTOR = 0.9
+
+
+class InfeasibleViewError(ValueError):
+    """A view or its groups cannot be built from the data; the message says why."""
+
+
+def group_entropy(seed: int, view: str, split: str) -> list[int]:
+    """Entropy of the training-group draw of one view and split (recorded)."""
+    return [int(seed), GROUP_STREAM, *view.encode(), 0, *split.encode()]
+
+
+def _greedy_thin(order: np.ndarray, pos: np.ndarray, min_spacing: float) -> np.ndarray:
+    kept: list[int] = []
+    for i in order:
+        if not kept or np.min(np.hypot(*(pos[kept] - pos[i]).T)) >= min_spacing:
+            kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)
+
+
+def select_view(
+    xcoords: np.ndarray,
+    ycoords: np.ndarray,
+    scan_index: np.ndarray,
+    grid_shape: tuple[int, int] | None,
+    stride_chain: tuple[int, ...],
+    step: float,
+) -> np.ndarray:
+    """Rows (sorted by scan index) of one split kept by the last view of ``stride_chain``.
+
+    ``stride_chain`` lists the strides of the views from the densest up to
+    this one (only the Fermat thinning uses the chain; raster strides nest by
+    divisibility).
+    """
+    order = np.argsort(scan_index, kind="stable")
+    stride = stride_chain[-1]
+    if grid_shape is not None:
+        nx = grid_shape[1]
+        row, col = scan_index // nx, scan_index % nx
+        keep = (row % stride == 0) & (col % stride == 0)
+        return order[keep[order]]
+    pos = np.column_stack([xcoords, ycoords])
+    kept = order
+    for s in stride_chain:
+        if s > 1:
+            kept = _greedy_thin(kept, pos, THINNING_FACTOR * s * step)
+    return kept
+
+
+def _neighbourhoods(pos: np.ndarray, K: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """K nearest positions of each position (itself first) and whether each is within radius."""
+    k = min(K, pos.shape[0])
+    dist, nn = cKDTree(pos).query(pos, k=k)
+    dist, nn = dist.reshape(len(pos), k), nn.reshape(len(pos), k)
+    return nn, dist <= radius
+
+
+def oversampled_groups(pos: np.ndarray, g: GroupingConfig, radius: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Oversampled training groups (local indices) and the number of seeds that formed none."""
+    n = pos.shape[0]
+    if g.C == 1:
+        return np.arange(n, dtype=np.int64)[:, None], 0
+    nn, valid = _neighbourhoods(pos, g.K, radius)
+    groups, lonely = [], 0
+    for i in range(n):
+        others = nn[i, 1:][valid[i, 1:]]
+        if others.size < g.C - 1:
+            lonely += 1
+            continue
+        combos = list(combinations(others.tolist(), g.C - 1))
+        take = min(g.train_groups_per_position, len(combos))
+        for c in rng.choice(len(combos), size=take, replace=False):
+            groups.append((i, *combos[c]))
+    if not groups:
+        raise InfeasibleViewError(
+            f"no training group: no position has {g.C - 1} neighbours within {radius:.2f} px among its K = {g.K} nearest"
+        )
+    return np.asarray(groups, dtype=np.int64), lonely
+
+
+def covering_groups(pos: np.ndarray, g: GroupingConfig, radius: float) -> np.ndarray:
+    """Deterministic groups (local indices) covering every position at least once."""
+    n = pos.shape[0]
+    if g.C == 1:
+        return np.arange(n, dtype=np.int64)[:, None]
+    nn, valid = _neighbourhoods(pos, g.K, radius)
+    covered = np.zeros(n, dtype=bool)
+    groups = []
+    for i in range(n):
+        if covered[i]:
+            continue
+        others = nn[i, 1:][valid[i, 1:]]
+        if others.size >= g.C - 1:
+            group = (i, *others[: g.C - 1].tolist())
+        else:  # cover i as a member of a neighbour's group
+            group = None
+            for j in nn[i, 1:][valid[i, 1:]]:
+                j_others = nn[j, 1:][valid[j, 1:]]
+                if i in j_others and j_others.size >= g.C - 1:
+                    rest = [int(o) for o in j_others if o != i][: g.C - 2]
+                    group = (int(j), i, *rest)
+                    break
+            if group is None:
+                raise InfeasibleViewError(
+                    f"test position {i} at ({pos[i, 0]:.1f}, {pos[i, 1]:.1f}) cannot be grouped: fewer than "
+                    f"{g.C - 1} neighbours within {radius:.2f} px among its K = {g.K} nearest"
+                )
+        groups.append(group)
+        covered[list(group)] = True
+    return np.asarray(groups, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SplitView:
+    """One split of one view: rows of the phase C split file and groups of rows."""
+
+    index: np.ndarray
+    groups: np.ndarray
+    n_before: int
+    n_seeds_without_group: int
+
+
+def build_split_view(
+    xcoords: np.ndarray,
+    ycoords: np.ndarray,
+    scan_index: np.ndarray,
+    grid_shape: tuple[int, int] | None,
+    stride_chain: tuple[int, ...],
+    step: float,
+    probe_diameter: float,
+    g: GroupingConfig,
+    split: str,
+    rng: np.random.Generator | None,
+) -> SplitView:
+    """Select the view's positions of one split and group them (train: oversampled; test: covering)."""
+    if not probe_diameter > 0:
+        raise InfeasibleViewError(f"probe diameter: expected D > 0, found {probe_diameter}")
+    if g.K < g.C:
+        raise InfeasibleViewError(f"grouping: expected K >= C = {g.C}, found K = {g.K}")
+    rows = select_view(xcoords, ycoords, scan_index, grid_shape, stride_chain, step)
+    min_n = max(g.C, 2)
+    if rows.size < min_n:
+        raise InfeasibleViewError(
+            f"{split} split: the view (stride {stride_chain[-1]}) keeps {rows.size} of {scan_index.size} positions; "
+            f"at least {min_n} are needed"
+        )
+    pos = np.column_stack([xcoords[rows], ycoords[rows]])
+    radius = g.max_radius_diameters * probe_diameter
+    if split == "train":
+        local, lonely = oversampled_groups(pos, g, radius, rng)
+    else:
+        local, lonely = covering_groups(pos, g, radius), 0
+    return SplitView(index=rows, groups=rows[local], n_before=int(scan_index.size), n_seeds_without_group=int(lonely))
+
+
+def check_views_feasible(study: StudyConfig) -> None:
+    """Build every view and its groups from the geometry alone; raise with the reason if any fails.
+
+    Run at configuration load so that an infeasible view never reaches a job.
+    """
+    for seed in study.seeds:
+        geo = make_geometry(study, seed)
+        scan = geo.scan
+        chain: tuple[int, ...] = ()
+        for view in study.views:
+            chain = chain + (view.stride,)
+            for split, idx in (("train", geo.split.train), ("test", geo.split.test)):
+                try:
+                    build_split_view(
+                        scan.x[idx],
+                        scan.y[idx],
+                        scan.index[idx],
+                        scan.grid_shape,
+                        chain,
+                        scan.step,
+                        geo.probe_diameter,
+                        study.grouping,
+                        split,
+                        np.random.default_rng(group_entropy(seed, view.name, split)),
+                    )
+                except InfeasibleViewError as exc:
+                    raise InfeasibleViewError(f"view '{view.name}' (stride {view.stride}), seed {seed}: {exc}") from None

@@ -1,0 +1,1 @@
+"""One module per workflow rule: the only code the workflow scripts call."""
