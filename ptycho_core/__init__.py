@@ -1,18 +1,28 @@
-"""Core library of the ptychography dose/overlap study.
+"""Core library of the ptychography dose/overlap study (design: ``docs/DESIGN.md``).
 
 Knows nothing about Snakemake: every function takes explicit arguments
-(configuration dataclasses, arrays, paths) and returns values.
-Modules:
+(configuration dataclasses, arrays, paths) and returns values. Importing
+the package does no work. Where things live:
 
-- ``config``        study configuration: schema validation, frozen dataclasses
-- ``probe``         probe synthesis (focused beam, disk) and FWHM measurement
-- ``objects``       seeded procedural test objects
-- ``scan``          scan trajectories and the train/test split
-- ``forward``       patch extraction and the far-field forward model
-- ``simulate``      dose scaling, Poisson counts, the phase C dataset builder
-- ``data_contract`` NPZ datasets: save, load, validate (never pickle)
-- ``npz_io``        deterministic, atomic NPZ writing and safe reading
-- ``sentinel``      JSON sentinels recording verified artifacts
+- ``config``     the study configuration: schema validation, frozen dataclasses, section hashes
+- ``methods``    the method registry: canonical ids, labels, colours, how each method is produced
+- ``streams``    every random-stream id and the seeding policy
+- ``physics/``   the simulated experiment, NumPy only: ``probe``, ``objects``, ``scan``,
+  ``forward`` (patches, far field), ``simulate`` (dose scaling, Poisson counts)
+- ``sampling/``  which patterns a method sees: ``views`` (nested subsets, groups), ``overlap``
+  (the three overlap metrics)
+- ``io/``        files: ``npz`` (atomic, deterministic, never pickled), the data contracts
+  ``datasets`` (diffraction sets, ground truth), ``view_index``, ``reconstruction``, and
+  ``sentinel`` (sentinels and provenance)
+- ``nn/``        the only package that imports Keras: ``physics`` (differentiable forward
+  model), ``models``, ``training``, ``refinement`` (test-time), ``bundle``, ``backend``
+- ``recon/``     from patterns to one object: ``stitch``, ``gauge`` (synchronisation),
+  ``network`` (inference + stitching), ``ptychi`` (the pty-chi arm)
+- ``evaluate/``  scoring and tables: ``metrics``, ``rows`` (the tidy-row constants),
+  ``tables`` (aggregation, statistics, highlights), ``runtime``
+- ``figures/``   every matplotlib figure
+- ``steps/``     one module per workflow rule, the only code the workflow scripts call;
+  ``skeleton`` is what every step shares (input sentinels verified, checks, own sentinel)
 """
 
 __version__ = "0.1.0"

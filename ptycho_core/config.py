@@ -139,6 +139,15 @@ class StudyConfig:
                 return v
         raise KeyError(f"view {name!r} is not defined; views: {[v.name for v in self.views]}")
 
+    def stride_chain(self, view_name: str) -> tuple[int, ...]:
+        """Strides of the views from the densest up to ``view_name`` (views are sorted by stride)."""
+        chain = []
+        for v in self.views:
+            chain.append(v.stride)
+            if v.name == view_name:
+                return tuple(chain)
+        raise KeyError(f"view {view_name!r} is not defined; views: {[v.name for v in self.views]}")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable mapping in the configuration file's own shape.
 
@@ -163,9 +172,27 @@ class StudyConfig:
         text = json.dumps({k: d[k] for k in sections}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def section_hashes(self, *groups: str) -> dict[str, str]:
+        """``{group: section_hash(*SECTION_GROUPS[group])}`` for the named groups of sections."""
+        unknown = [g for g in groups if g not in SECTION_GROUPS]
+        if unknown:
+            raise KeyError(f"section groups {unknown} are not defined; groups: {list(SECTION_GROUPS)}")
+        return {g: self.section_hash(*SECTION_GROUPS[g]) for g in groups}
+
     def dose_labels(self) -> dict[str, float]:
         """Map of path label (e.g. ``"1e4"``) to dose, in ladder order."""
         return {dose_label(d): d for d in self.doses}
+
+
+#: The configuration's top-level sections, grouped by what depends on them: a step records the
+#: hashes of the groups it reads in its sentinel, and its rule reruns when one of them changes.
+SECTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "physics": ("name", "N", "object", "probe", "scan", "split"),
+    "views": ("views", "grouping"),
+    "training": ("training",),
+    "refinement": ("refinement",),
+    "ptychi": ("ptychi",),
+}
 
 
 def dose_label(dose: float) -> str:

@@ -13,10 +13,13 @@ methods:
   the view's test counts with the same physics and Poisson loss (no labels:
   the data an iterative method gets);
 - ``iterative``: an iterative reconstruction of the view's test counts in
-  its own process.
+  its own process, by the workflow rule (and step) ``reconstruct_step``.
 
 Every ``trained`` or ``refined`` method is reconstructed by network
-inference, gauge synchronisation and probe-weighted stitching.
+inference, gauge synchronisation and probe-weighted stitching (rule
+``reconstruct_network``). Adding a trained network touches this registry and
+its model (:mod:`ptycho_core.nn.models`); an iterative method this registry,
+its engine (``recon/``), its step (``steps/``) and its rule.
 """
 
 from __future__ import annotations
@@ -57,11 +60,17 @@ class MethodSpec:
     grouped: bool = False  # networks: input is a group of C patterns (else one pattern)
     supervised: bool = False  # trained against the ground truth of the training region
     refines: Method | None = None  # refined: the trained method whose bundle is fine-tuned
+    iterative_step: str | None = None  # iterative: the workflow rule and step that reconstruct with it
 
     @property
     def network(self) -> bool:
         """Reconstructed by network inference and stitching."""
         return self.produced_by in ("trained", "refined")
+
+    @property
+    def reconstruct_step(self) -> str:
+        """The workflow rule (and ``ptycho_core.steps`` module) that writes this method's reconstruction."""
+        return "reconstruct_network" if self.network else self.iterative_step
 
 
 REGISTRY: dict[Method, MethodSpec] = {
@@ -70,7 +79,7 @@ REGISTRY: dict[Method, MethodSpec] = {
         "PtychoPINN + test-time refinement", "tab:purple", "refined", grouped=True, refines=Method.PTYCHOPINN
     ),
     Method.BASELINE: MethodSpec("Baseline (supervised CNN)", "tab:orange", "trained", supervised=True),
-    Method.PTYCHI: MethodSpec("pty-chi LSQML", "tab:green", "iterative"),
+    Method.PTYCHI: MethodSpec("pty-chi LSQML", "tab:green", "iterative", iterative_step="reconstruct_ptychi"),
 }
 
 TRAINED_METHODS = tuple(m for m in Method if m.spec.produced_by == "trained")

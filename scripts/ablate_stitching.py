@@ -30,7 +30,8 @@ from ptycho_core.config import load_study  # noqa: E402
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth  # noqa: E402
 from ptycho_core.methods import TRAINED_METHODS  # noqa: E402
 from ptycho_core.evaluate.metrics import score_reconstruction  # noqa: E402
-from ptycho_core.steps.score import evaluation_region, predict_and_stitch  # noqa: E402
+from ptycho_core.evaluate.region import evaluation_region  # noqa: E402
+from ptycho_core.recon.network import predict_and_stitch  # noqa: E402
 from ptycho_core.io.view_index import load_view  # noqa: E402
 
 VARIANTS = (("taper", False), ("taper", True), ("probe", False), ("probe", True))

@@ -103,7 +103,7 @@ def run_case(size: str, method: str, channels: int, what: str, precision: str, s
 
     from ptycho_core.nn import models
     from ptycho_core.nn import training
-    from ptycho_core.steps.train import configure_backend
+    from ptycho_core.nn.backend import configure_backend
     from ptycho_core.recon.stitch import probe_window
 
     configure_backend(threads)

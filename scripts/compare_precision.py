@@ -20,6 +20,7 @@ import argparse
 import copy
 import importlib.util
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ FIGURES = (("phase", "ms_ssim"), ("phase", "mae"), ("amplitude", "ms_ssim"), ("a
 
 
 def load_case():
+    # the test module imports its sibling helper (tests/cells.py) as pytest would find it
+    sys.path.insert(0, str(ROOT / "tests"))
     spec = importlib.util.spec_from_file_location("pinn_correctness", ROOT / "tests/test_pinn_correctness.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

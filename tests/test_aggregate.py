@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ptycho_core.evaluate.rows import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.evaluate.runtime import runtime_table
 from ptycho_core.evaluate.tables import (
     NO_INTERVAL_NOTE,
     PAPER_ROWS,
@@ -29,15 +31,12 @@ from ptycho_core.evaluate.tables import (
     AggregationError,
     collect_metrics,
     deltas,
-    dose_response_figure,
-    frc_figure,
     highlights,
     report_document,
-    runtime_table,
     summarise,
     write_report_data,
 )
-from ptycho_core.steps.score import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.figures.study import dose_response_figure, frc_figure
 
 DOSES = (1e3, 1e4)
 VIEWS = ("dense", "sparse")

@@ -1,4 +1,4 @@
-"""Model bundles (DESIGN section 5): Keras format plus JSON sidecar, safe-mode load, checked against the data.
+"""Model bundles (docs/DESIGN.md section 5): Keras format plus JSON sidecar, safe-mode load, checked against the data.
 
 A bundle must reload and reproduce its own predictions; a bundle that is
 incomplete, tampered with, or made for other data must be refused with a

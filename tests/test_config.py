@@ -1,4 +1,4 @@
-"""Tests of the study configuration (DESIGN section 3 and lesson 9.1).
+"""Tests of the study configuration (docs/DESIGN.md section 3 and lesson 1).
 
 One YAML file, validated once against the schema plus cross-field checks,
 frozen dataclasses, a stable config hash, and errors that name the file and

@@ -1,4 +1,4 @@
-"""Tests of the NPZ data contract (DESIGN section 4) and the NPZ reader/writer."""
+"""Tests of the NPZ data contract (docs/DESIGN.md section 4) and the NPZ reader/writer."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ Asserted:
   metrics.
 
 Training and refinement are deterministic for a fixed seed
-(``phase_e.configure_backend`` enables TensorFlow's op determinism; every
+(``ptycho_core.nn.backend.configure_backend`` enables TensorFlow's op determinism; every
 step seeds Keras and NumPy from the replicate seed), so any difference is a
 ground-truth leak, not noise.
 
@@ -79,12 +79,12 @@ from ptycho_core.io.datasets import GroundTruth, load_diffraction_set, load_grou
 from ptycho_core.physics.forward import patch_bounds
 from ptycho_core.evaluate.metrics import score_reconstruction
 from ptycho_core.physics.objects import make_object
-from ptycho_core.steps.simulate import run_ground_truth, run_simulate
-from ptycho_core.steps.views import run_view
+from cells import simulate_cell
 from ptycho_core.steps.train import run_train
-from ptycho_core.steps.score import evaluation_region, run_reconstruct_network
+from ptycho_core.evaluate.region import evaluation_region
+from ptycho_core.steps.reconstruct_network import run_reconstruct_network
 from ptycho_core.io.reconstruction import load_recon
-from ptycho_core.nn.refinement import run_refine
+from ptycho_core.steps.refine import run_refine
 from ptycho_core.io.view_index import load_view
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,8 +148,10 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
         b = {k: str(out / method / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
         (out / method).mkdir()
         run_train(
-            study, method, DOSE, VIEW, SEED, p["train.npz"], p["test.npz"], p["view.npz"], data, gt_path,
-            b["model.keras"], b["bundle.json"], b["history.csv"], b["loss.png"], b["sentinel.json"], threads=2,
+            study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, train_path=p["train.npz"], test_path=p["test.npz"],
+            view_path=p["view.npz"], input_sentinels=data, ground_truth=gt_path, out_model=b["model.keras"],
+            out_sidecar=b["bundle.json"], out_history=b["history.csv"], out_figure=b["loss.png"],
+            sentinel_path=b["sentinel.json"], threads=2,
         )
         paths["bundles"][method] = b
     e = paths["bundles"]["PtychoPINN"]
@@ -166,8 +168,9 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
         b = paths["bundles"][method]
         paths["recons"][method] = str(out / method / "recon.npz")
         run_reconstruct_network(
-            study, method, DOSE, VIEW, SEED, p["test.npz"], p["view.npz"], b["model.keras"], b["bundle.json"],
-            [*data, b["sentinel.json"]], gt_path, paths["recons"][method], str(out / method / "recon.sentinel.json"),
+            study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, test_path=p["test.npz"], view_path=p["view.npz"],
+            model_path=b["model.keras"], sidecar_path=b["bundle.json"], input_sentinels=[*data, b["sentinel.json"]],
+            ground_truth=gt_path, out_recon=paths["recons"][method], sentinel_path=str(out / method / "recon.sentinel.json"),
         )
     (out / "PtyChi").mkdir()
     recon, log = out / "PtyChi" / "recon.npz", out / "PtyChi" / "recon.log"
@@ -192,10 +195,7 @@ def runs(tmp_path_factory):
     study = study_from_dict(STUDY)
     study_json = str(d / "study.json")
     Path(study_json).write_text(json.dumps(study.to_dict()))
-    p = {k: str(d / k) for k in ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")}
-    run_ground_truth(study, p["gt.npz"], p["gt.json"])
-    run_simulate(study, DOSE, SEED, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
-    run_view(study, VIEW, DOSE, SEED, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
+    p = simulate_cell(study, d, dose=DOSE, seed=SEED, view=VIEW)
 
     # the doctored ground truth: true object, except beyond every training crop
     truth = load_ground_truth(p["gt.npz"])

@@ -1,4 +1,4 @@
-"""Tests of the Keras physics (nn_physics), the models and the training batches (DESIGN sections 3 and 5).
+"""Tests of the Keras physics (ptycho_core.nn.physics), the models and the training batches (docs/DESIGN.md sections 3 and 5).
 
 The physics layer must reproduce the phase C simulator (:mod:`ptycho_core.physics.forward`)
 in the same units; the gridsize-2 merge must keep the batch axis and return
@@ -730,7 +730,7 @@ def test_support_weighted_mae_weights_the_bright_support_and_normalises_by_the_s
 
 
 def test_phase_std_in_probe_disc_flags_a_saturated_phase_output():
-    from ptycho_core.steps.train import SATURATED_PHASE_STD, phase_std_in_probe_disc
+    from ptycho_core.nn.training import SATURATED_PHASE_STD, phase_std_in_probe_disc
 
     rng = np.random.default_rng(0)
     stuck = np.full((4, 16, 16, 4), math.pi, np.float32)

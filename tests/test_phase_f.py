@@ -20,10 +20,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ptycho_core.steps import simulate as phase_c
-from ptycho_core.steps import views as phase_d
-from ptycho_core.steps import score as phase_f
+from cells import simulate_cell
 from ptycho_core.config import study_from_dict
+from ptycho_core.evaluate.rows import ALIGNMENT, ALIGNMENT_METRICS, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.evaluate.region import evaluation_region
+from ptycho_core.recon.network import predict_and_stitch
+from ptycho_core.steps.score import run_score
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.physics.forward import extract_patches
 from ptycho_core.evaluate.metrics import MetricError, shift_image
@@ -52,15 +54,12 @@ STUDY = {
 def case(tmp_path_factory):
     d = tmp_path_factory.mktemp("phase_f")
     study = study_from_dict(STUDY)
-    p = {k: d / k for k in ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")}
-    phase_c.run_ground_truth(study, p["gt.npz"], p["gt.json"])
-    phase_c.run_simulate(study, DOSE, SEED, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
-    phase_d.run_view(study, VIEW, DOSE, SEED, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
+    p = simulate_cell(study, d, dose=DOSE, seed=SEED, view=VIEW, as_str=False)
     test = load_diffraction_set(p["test.npz"])
     view = load_view(p["view.npz"], n_test=test.n)
     gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
     D = float(test.metadata["probe"]["fwhm_diameter_px"])
-    region = phase_f.evaluation_region(test, view.test_index, gt.shape, D / 2)
+    region = evaluation_region(test, view.test_index, gt.shape, D / 2)
     return SimpleNamespace(dir=d, study=study, p=p, test=test, view=view, gt=gt, D=D, region=region)
 
 
@@ -102,7 +101,7 @@ def groups_of(view, channels):
 def test_predict_and_stitch_reproduces_the_object_on_the_region(case, channels):
     test, view, gt = case.test, case.view, case.gt
     model = FakeModel(gt, test)
-    st, n_patches, gauge = phase_f.predict_and_stitch(model, channels, encoded(test), view, gt.shape, chunk=40)
+    st, n_patches, gauge = predict_and_stitch(model, channels, encoded(test), view, gt.shape, chunk=40)
     groups = groups_of(view, channels)
     assert n_patches == groups.size
 
@@ -146,7 +145,7 @@ def test_predict_and_stitch_chunk_size_is_irrelevant_and_bounds_each_prediction(
     results = {}
     for chunk in (7, 512):
         model = FakeModel(gt, test)
-        results[chunk] = phase_f.predict_and_stitch(model, channels, enc, view, gt.shape, chunk=chunk)
+        results[chunk] = predict_and_stitch(model, channels, enc, view, gt.shape, chunk=chunk)
         sizes = [c["shape"][0] for c in model.calls]
         # memory: never more than `chunk` groups handed to predict at once
         assert max(sizes) <= chunk
@@ -162,7 +161,7 @@ def test_predict_and_stitch_chunk_size_is_irrelevant_and_bounds_each_prediction(
 
 def test_predict_and_stitch_refuses_a_channel_count_the_groups_do_not_have(case):
     with pytest.raises(ValueError, match="channel"):
-        phase_f.predict_and_stitch(FakeModel(case.gt, case.test), 2, encoded(case.test), case.view, case.gt.shape)
+        predict_and_stitch(FakeModel(case.gt, case.test), 2, encoded(case.test), case.view, case.gt.shape)
 
 
 # --------------------------------------------------------------------------
@@ -178,7 +177,7 @@ def test_evaluation_region_is_the_bounding_box_shrunk_by_the_border():
     # rows 0-3 are the view; row 4 lies far outside and must not count
     test = _positions([10.3, 50.7, 30.0, 22.2, 90.0], [20.2, 25.0, 60.9, 40.0, 90.0])
     rows = np.array([0, 1, 2, 3])
-    rs, cs = phase_f.evaluation_region(test, rows, (100, 100), border=3.5)
+    rs, cs = evaluation_region(test, rows, (100, 100), border=3.5)
     # rows: y in [20.2 + 3.5, 60.9 - 3.5] = [23.7, 57.4]; cols: x in [13.8, 47.2]
     assert (rs.start, rs.stop) == (24, 58)
     assert (cs.start, cs.stop) == (14, 48)
@@ -187,9 +186,9 @@ def test_evaluation_region_is_the_bounding_box_shrunk_by_the_border():
     assert rs.start >= 20.2 + 3.5 and rs.stop - 1 <= 60.9 - 3.5 and rs.start - 1 < 23.7 and rs.stop > 57.4
     assert cs.start >= 10.3 + 3.5 and cs.stop - 1 <= 50.7 - 3.5 and cs.start - 1 < 13.8 and cs.stop > 47.2
     # integer bounds are included; the frame clips the region
-    rs, cs = phase_f.evaluation_region(_positions([10, 30], [10, 30]), np.array([0, 1]), (100, 100), border=2.0)
+    rs, cs = evaluation_region(_positions([10, 30], [10, 30]), np.array([0, 1]), (100, 100), border=2.0)
     assert (rs.start, rs.stop, cs.start, cs.stop) == (12, 29, 12, 29)
-    rs, cs = phase_f.evaluation_region(_positions([-5, 30], [10, 40]), np.array([0, 1]), (35, 25), border=1.0)
+    rs, cs = evaluation_region(_positions([-5, 30], [10, 40]), np.array([0, 1]), (35, 25), border=1.0)
     assert (rs.start, rs.stop) == (11, 35) and (cs.start, cs.stop) == (0, 25)
 
 
@@ -212,11 +211,11 @@ def test_evaluation_region_of_the_simulated_view(case):
 )
 def test_evaluation_region_too_small_raises(x, y, border):
     with pytest.raises(ArtifactCheckError, match="evaluation region"):
-        phase_f.evaluation_region(_positions(x, y), np.array([0, 1]), (100, 100), border)
+        evaluation_region(_positions(x, y), np.array([0, 1]), (100, 100), border)
 
 
 def test_evaluation_region_of_eight_pixels_is_accepted():
-    rs, cs = phase_f.evaluation_region(_positions([10.0, 17.0], [10.0, 17.0]), np.array([0, 1]), (100, 100), 0.0)
+    rs, cs = evaluation_region(_positions([10.0, 17.0], [10.0, 17.0]), np.array([0, 1]), (100, 100), 0.0)
     assert rs.stop - rs.start == 8 and cs.stop - cs.start == 8
 
 
@@ -238,9 +237,11 @@ def write_recon(path, obj, method, covered=None, **meta):
 
 def score(case, recon_paths, tag):
     out = {k: case.dir / f"{tag}.{k}" for k in ("metrics.csv", "frc.csv", "alignment.json", "figure.png", "sentinel.json")}
-    result = phase_f.run_score(
-        case.study, DOSE, VIEW, SEED, case.p["gt.npz"], case.p["test.npz"], case.p["view.npz"], recon_paths,
-        [case.p["c.json"], case.p["d.json"]], *out.values(),
+    result = run_score(
+        case.study, dose=DOSE, view_name=VIEW, seed=SEED, ground_truth=case.p["gt.npz"], test_path=case.p["test.npz"],
+        view_path=case.p["view.npz"], recon_paths=recon_paths, input_sentinels=[case.p["c.json"], case.p["d.json"]],
+        out_metrics=out["metrics.csv"], out_frc=out["frc.csv"], out_alignment=out["alignment.json"],
+        out_figure=out["figure.png"], sentinel_path=out["sentinel.json"],
     )
     return result, out
 
@@ -276,14 +277,14 @@ def scored(case):
 def test_metrics_table_has_exactly_the_expected_rows(scored):
     assert scored.header == ["method", "quantity", "metric", "value"]
     methods = list(scored.methods)
-    expected = {(m, q, k) for m in methods for q in phase_f.QUANTITIES for k in phase_f.METRICS}
+    expected = {(m, q, k) for m in methods for q in QUANTITIES for k in METRICS}
     expected |= {(m, "amplitude", "amplitude_scale") for m in methods}
-    expected |= {(m, q, "ms_ssim_scales") for m in methods for q in phase_f.QUANTITIES}
-    expected |= {(m, phase_f.ALIGNMENT, k) for m in methods for k in phase_f.ALIGNMENT_METRICS}
+    expected |= {(m, q, "ms_ssim_scales") for m in methods for q in QUANTITIES}
+    expected |= {(m, ALIGNMENT, k) for m in methods for k in ALIGNMENT_METRICS}
     # the secondary paper-style rows, under their own quantity names
-    expected |= {(m, q, k) for m in methods for q in phase_f.PAPER_QUANTITIES for k in phase_f.PAPER_METRICS}
-    expected |= {(m, "amplitude_paper", k) for m in methods for k in phase_f.PAPER_AMPLITUDE_METRICS}
-    assert not set(phase_f.PAPER_QUANTITIES) & {*phase_f.QUANTITIES, phase_f.ALIGNMENT}
+    expected |= {(m, q, k) for m in methods for q in PAPER_QUANTITIES for k in PAPER_METRICS}
+    expected |= {(m, "amplitude_paper", k) for m in methods for k in PAPER_AMPLITUDE_METRICS}
+    assert not set(PAPER_QUANTITIES) & {*QUANTITIES, ALIGNMENT}
     keys = [tuple(r[:3]) for r in scored.rows]
     assert len(keys) == len(set(keys)), "repeated rows"
     assert set(keys) == expected
@@ -291,7 +292,7 @@ def test_metrics_table_has_exactly_the_expected_rows(scored):
     for r in scored.rows:
         assert len(r) == 4 and math.isfinite(float(r[3])), r
     for m in methods:
-        for q in phase_f.QUANTITIES:
+        for q in QUANTITIES:
             n = scored.values[(m, q, "ms_ssim_scales")]
             assert n == int(n) and 1 <= n <= 5
     assert len(scored.result["rows"]) == len(expected)
@@ -309,8 +310,8 @@ def test_alignment_record_reports_the_known_shift(scored):
     shift = scored.alignment["methods"]["PtychoPINN"]["shift_dy_dx_px"]
     assert shift == pytest.approx([-SHIFT[0], -SHIFT[1]], abs=0.05)
     # the same shift is in the tidy metrics table
-    assert scored.values[("PtychoPINN", phase_f.ALIGNMENT, "shift_dy_px")] == pytest.approx(shift[0])
-    assert scored.values[("PtychoPINN", phase_f.ALIGNMENT, "shift_px")] == pytest.approx(math.hypot(*shift))
+    assert scored.values[("PtychoPINN", ALIGNMENT, "shift_dy_px")] == pytest.approx(shift[0])
+    assert scored.values[("PtychoPINN", ALIGNMENT, "shift_px")] == pytest.approx(math.hypot(*shift))
     for m in ("Baseline", "PtyChi"):
         assert scored.alignment["methods"][m]["shift_dy_dx_px"] == pytest.approx([0.0, 0.0], abs=0.05)
 
@@ -347,7 +348,7 @@ def test_a_global_phase_offset_does_not_change_the_metrics(scored):
     assert v[("PtyChi", "phase", "mae")] < 1e-6
     assert v[("PtyChi", "phase", "rmse")] < 1e-6
     assert v[("PtyChi", "amplitude", "mae")] < 1e-6
-    for q in phase_f.QUANTITIES:
+    for q in QUANTITIES:
         assert v[("PtyChi", q, "ssim")] > 1 - 1e-9
         assert v[("PtyChi", q, "ms_ssim")] > 1 - 1e-9
         assert v[("PtyChi", q, "psnr")] > 100
@@ -371,7 +372,7 @@ def test_the_same_image_with_a_phase_offset_scores_identically(case):
         by.setdefault(m, {})[(q, k)] = v
     assert by["Baseline"].keys() == by["PtyChi"].keys()
     for key, value in by["Baseline"].items():
-        if key == (phase_f.ALIGNMENT, "phase_offset_rad"):
+        if key == (ALIGNMENT, "phase_offset_rad"):
             continue  # the one number that differs (checked below)
         assert by["PtyChi"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
     a = result["alignment"]
@@ -383,7 +384,7 @@ def test_the_same_image_with_a_phase_offset_scores_identically(case):
 def test_frc_table_figure_and_sentinel(case, scored):
     assert scored.frc_header == ["method", "quantity", "frequency_cycles_per_pixel", "frc"]
     pairs = {(r[0], r[1]) for r in scored.frc_rows}
-    assert pairs == {(m, q) for m in scored.methods for q in phase_f.QUANTITIES}
+    assert pairs == {(m, q) for m in scored.methods for q in QUANTITIES}
     for m, q, f, c in scored.frc_rows:
         assert 0 < float(f) <= 0.5 and math.isfinite(float(c))
     # one curve per method and quantity, of equal length

@@ -1,4 +1,4 @@
-"""Physics tests of ptycho_core (DESIGN sections 3 and 9).
+"""Physics tests of ptycho_core (docs/DESIGN.md sections 3 and 9).
 
 Every tolerance below is derived from the physics or the arithmetic it tests
 (floating-point precision, Poisson standard errors, pixel quantisation), and
@@ -409,10 +409,11 @@ def test_positions_outside_the_object_are_refused(obj):
 def _run_phase_c(study, directory, seed, dose=1000.0):
     directory.mkdir(parents=True, exist_ok=True)
     gt, gt_s = directory / "object.npz", directory / "object.json"
-    phase_c.run_ground_truth(study, gt, gt_s)
+    phase_c.run_ground_truth(study, out_path=gt, sentinel_path=gt_s)
     paths = {name: directory / f"{name}.npz" for name in ("train", "test")}
     phase_c.run_simulate(
-        study, dose, seed, gt, gt_s, paths["train"], paths["test"], directory / "preview.png", directory / "sim.json"
+        study, dose=dose, seed=seed, ground_truth=gt, ground_truth_sentinel=gt_s, out_train=paths["train"],
+        out_test=paths["test"], out_preview=directory / "preview.png", sentinel_path=directory / "sim.json",
     )
     return {"object": gt, **paths}
 
@@ -443,14 +444,15 @@ def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_regi
     d = tmp_path / "separate"
     d.mkdir()
     gt, gt_s, tr_obj, tr_s = d / "object.npz", d / "object.json", d / "train_object.npz", d / "train_object.json"
-    phase_c.run_ground_truth(separate, gt, gt_s)
-    phase_c.run_ground_truth(separate, tr_obj, tr_s, training=True)
-    with pytest.raises(ValueError, match="train_seed"):  # the training object is required when configured
-        phase_c.run_simulate(separate, 1000.0, 0, gt, gt_s, d / "train.npz", d / "test.npz", d / "preview.png", d / "sim.json")
-    phase_c.run_simulate(
-        separate, 1000.0, 0, gt, gt_s, d / "train.npz", d / "test.npz", d / "preview.png", d / "sim.json",
-        training_object=tr_obj, training_object_sentinel=tr_s,
+    phase_c.run_ground_truth(separate, out_path=gt, sentinel_path=gt_s)
+    phase_c.run_ground_truth(separate, out_path=tr_obj, sentinel_path=tr_s, training=True)
+    files = dict(
+        ground_truth=gt, ground_truth_sentinel=gt_s, out_train=d / "train.npz", out_test=d / "test.npz",
+        out_preview=d / "preview.png", sentinel_path=d / "sim.json",
     )
+    with pytest.raises(ValueError, match="train_seed"):  # the training object is required when configured
+        phase_c.run_simulate(separate, dose=1000.0, seed=0, **files)
+    phase_c.run_simulate(separate, dose=1000.0, seed=0, **files, training_object=tr_obj, training_object_sentinel=tr_s)
     study_obj, train_obj = load_ground_truth(gt), load_ground_truth(tr_obj)
     # the study object is the same draw; the training object is another draw of the same family
     np.testing.assert_array_equal(study_obj.obj, load_ground_truth(a["object"]).obj)

@@ -9,7 +9,7 @@ PtychoPINN_TTR bundle, refined on the test counts) and
 ``run_reconstruct_network`` for PtychoPINN_TTR. Each stitched
 reconstruction (gauge synchronisation, probe-weighted stitching) is scored
 with the project's scorer, :func:`ptycho_core.evaluate.metrics.score_reconstruction`,
-on :func:`ptycho_core.steps.score.evaluation_region` built as ``run_score``
+on :func:`ptycho_core.evaluate.region.evaluation_region` built as ``run_score``
 builds it (the view's test positions, a border of half a probe FWHM
 diameter). Unlike a per-patch score with each patch's own mean phase
 removed, this sees every gauge error between patches: only one global phase
@@ -68,12 +68,12 @@ import pytest
 from ptycho_core.config import study_from_dict
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.evaluate.metrics import score_reconstruction
-from ptycho_core.steps.simulate import run_ground_truth, run_simulate
-from ptycho_core.steps.views import run_view
+from cells import simulate_cell
 from ptycho_core.steps.train import run_train
-from ptycho_core.steps.score import evaluation_region, run_reconstruct_network
+from ptycho_core.evaluate.region import evaluation_region
+from ptycho_core.steps.reconstruct_network import run_reconstruct_network
 from ptycho_core.io.reconstruction import load_recon
-from ptycho_core.nn.refinement import run_refine
+from ptycho_core.steps.refine import run_refine
 from ptycho_core.io.sentinel import verify_sentinel
 from ptycho_core.io.view_index import load_view
 
@@ -108,18 +108,17 @@ def run_case(d, raw: dict = STUDY) -> dict:
     """
     study = study_from_dict(raw)
     seed = study.seeds[0]
-    p = {k: str(d / k) for k in ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")}
-    run_ground_truth(study, p["gt.npz"], p["gt.json"])
-    run_simulate(study, DOSE, seed, p["gt.npz"], p["gt.json"], p["train.npz"], p["test.npz"], p["preview.png"], p["c.json"])
-    run_view(study, VIEW, DOSE, seed, p["train.npz"], p["test.npz"], p["c.json"], p["view.npz"], p["m.json"], p["v.png"], p["d.json"])
+    p = simulate_cell(study, d, dose=DOSE, seed=seed, view=VIEW)
     data_sentinels = [p["c.json"], p["d.json"]]
 
     # phase E: PtychoPINN
     e = {k: str(d / "e" / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
     (d / "e").mkdir()
     train_checks = run_train(
-        study, "PtychoPINN", DOSE, VIEW, seed, p["train.npz"], p["test.npz"], p["view.npz"], data_sentinels, p["gt.npz"],
-        e["model.keras"], e["bundle.json"], e["history.csv"], e["loss.png"], e["sentinel.json"], threads=2,
+        study, method="PtychoPINN", dose=DOSE, view_name=VIEW, seed=seed, train_path=p["train.npz"], test_path=p["test.npz"],
+        view_path=p["view.npz"], input_sentinels=data_sentinels, ground_truth=p["gt.npz"], out_model=e["model.keras"],
+        out_sidecar=e["bundle.json"], out_history=e["history.csv"], out_figure=e["loss.png"], sentinel_path=e["sentinel.json"],
+        threads=2,
     )
     # phase F: the refined bundle (PtychoPINN_TTR) from the trained one
     r = {k: str(d / "r" / k) for k in ("model.keras", "bundle.json", "history.csv", "deviance.png", "sentinel.json")}
@@ -135,11 +134,13 @@ def run_case(d, raw: dict = STUDY) -> dict:
     for method, bundle in (("PtychoPINN", e), ("PtychoPINN_TTR", r)):
         recons[method] = str(d / f"{method}.recon.npz")
         run_reconstruct_network(
-            study, method, DOSE, VIEW, seed, p["test.npz"], p["view.npz"], bundle["model.keras"], bundle["bundle.json"],
-            [*data_sentinels, bundle["sentinel.json"]], p["gt.npz"], recons[method], str(d / f"{method}.sentinel.json"),
+            study, method=method, dose=DOSE, view_name=VIEW, seed=seed, test_path=p["test.npz"], view_path=p["view.npz"],
+            model_path=bundle["model.keras"], sidecar_path=bundle["bundle.json"],
+            input_sentinels=[*data_sentinels, bundle["sentinel.json"]], ground_truth=p["gt.npz"], out_recon=recons[method],
+            sentinel_path=str(d / f"{method}.sentinel.json"),
         )
 
-    # score as phase_f.run_score does: one region, one alignment policy, amplitude raw
+    # score as steps.score.run_score does: one region, one alignment policy, amplitude raw
     gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
     test = load_diffraction_set(p["test.npz"])
     view = load_view(p["view.npz"], n_test=test.n)

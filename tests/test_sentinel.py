@@ -56,7 +56,7 @@ def test_sentinel_records_files_checks_and_provenance(workdir):
     record = json.loads((workdir / "results" / "done.json").read_text())
     assert record == written
     assert set(record) == {
-        "step", "inputs", "outputs", "checks", "config_hash", "code_version",
+        "step", "inputs", "outputs", "checks", "config_hash", "section_hashes", "code_version",
         "library_versions", "python", "wall_time_s", "extra",
     }
     assert [o["path"] for o in record["outputs"]] == ["results/a.npz", "results/b.csv"]
@@ -138,3 +138,67 @@ def test_code_version_and_library_versions():
     versions = library_versions(("numpy", "surely-not-installed-package"))
     assert versions == {"numpy": np.__version__, "python": platform.python_version()}
     assert ptycho_core.__version__
+
+
+# --------------------------------------------------------------------------
+# The step skeleton (ptycho_core.steps.skeleton.Step)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def study():
+    from pathlib import Path
+
+    from ptycho_core.config import load_study
+
+    return load_study(Path(__file__).resolve().parents[1] / "config" / "test.yaml")
+
+
+def test_step_writes_its_sentinel_with_the_hashes_of_its_sections(workdir, study):
+    from ptycho_core.config import SECTION_GROUPS
+    from ptycho_core.steps.skeleton import Step
+
+    write_default(path="results/upstream.json")
+    with Step("views", study, sentinel="results/step.json", depends_on=("physics", "views"),
+              input_sentinels=["results/upstream.json"], extra={"dose": 1e4}) as step:
+        step.inputs.append("config.yaml")
+        step.outputs.append("results/b.csv")
+        step.checks["n"] = 3
+    record = json.loads((workdir / "results" / "step.json").read_text())
+    assert record == step.record
+    assert record["step"] == "views" and record["checks"] == {"n": 3} and record["extra"] == {"dose": 1e4}
+    assert [r["path"] for r in record["inputs"]] == ["config.yaml", "results/upstream.json"]
+    assert record["config_hash"] == study.config_hash()
+    # each group's hash is the hash of exactly its sections, computed independently here
+    d = study.to_dict()
+    for group in ("physics", "views"):
+        text = json.dumps({k: d[k] for k in SECTION_GROUPS[group]}, sort_keys=True, separators=(",", ":"))
+        assert record["section_hashes"][group] == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert set(record["section_hashes"]) == {"physics", "views"}
+    # a change to a section outside the groups leaves their hashes alone; one inside changes them
+    raw = study.to_dict()
+    raw["training"]["epochs"] += 1
+    from ptycho_core.config import study_from_dict
+
+    other = study_from_dict(raw)
+    assert other.section_hashes("physics", "views") == record["section_hashes"]
+    assert other.section_hashes("training") != study.section_hashes("training")
+
+
+def test_step_refuses_a_changed_input_and_writes_nothing_on_failure(workdir, study):
+    from ptycho_core.io.sentinel import ArtifactCheckError
+    from ptycho_core.steps.skeleton import Step, require
+
+    write_default(path="results/upstream.json")
+    (workdir / "results" / "a.npz").write_bytes(b"changed")
+    with pytest.raises(SentinelError, match="changed"):
+        with Step("views", study, sentinel="results/step.json", input_sentinels=["results/upstream.json"]):
+            raise AssertionError("the body must not run when an input sentinel fails")
+    assert not (workdir / "results" / "step.json").exists()
+    with pytest.raises(ArtifactCheckError, match=r"results/b.csv: check 'rows' failed: 1 row"):
+        with Step("score", study, sentinel="results/step.json") as step:
+            step.outputs.append("results/b.csv")
+            require("results/b.csv", "rows", False, "1 row")
+    assert not (workdir / "results" / "step.json").exists()
+    with pytest.raises(KeyError, match="section groups"):
+        study.section_hashes("nope")

@@ -1,4 +1,4 @@
-"""Stitching of patches into one object (ptycho_core.recon.stitch, DESIGN section 5).
+"""Stitching of patches into one object (ptycho_core.recon.stitch, docs/DESIGN.md section 5).
 
 Convention under test (shared with ptycho_core.physics.forward): patch pixel [i, j] of
 a P x P patch at position (x, y) samples the object at X = x - P/2 + j,

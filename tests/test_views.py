@@ -1,4 +1,4 @@
-"""Phase D views and groups (DESIGN sections 2 and 9): nesting, counts, determinism,
+"""Phase D views and groups (docs/DESIGN.md sections 2 and 9): nesting, counts, determinism,
 coverage, neighbour radius, refusals at configuration load, the view data contract.
 
 Studies are small (N = 32, objects of 96-128 pixels, focused probe of pupil 12,
@@ -27,9 +27,9 @@ from ptycho_core.sampling.views import (
     InfeasibleViewError,
     build_split_view,
     check_views_feasible,
-    group_entropy,
     select_view,
 )
+from ptycho_core.streams import group_entropy
 
 BASE = {
     "name": "views-test",
@@ -72,7 +72,7 @@ def build(study, seed: int, view: str, split: str, rng=None):
     if rng is None:
         rng = np.random.default_rng(group_entropy(seed, view, split))
     sv = build_split_view(
-        x, y, index, geo.scan.grid_shape, phase_d.stride_chain(study, view), geo.scan.step, geo.probe_diameter, study.grouping, split, rng
+        x, y, index, geo.scan.grid_shape, study.stride_chain(view), geo.scan.step, geo.probe_diameter, study.grouping, split, rng
     )
     return geo, np.column_stack([x, y]), sv
 
@@ -97,7 +97,7 @@ def test_sparser_views_are_subsets_of_denser_views(pattern, strides, size, seed)
     for split in ("train", "test"):
         x, y, index = split_arrays(geo, split)
         rows = [
-            select_view(x, y, index, geo.scan.grid_shape, phase_d.stride_chain(study, f"s{s}"), geo.scan.step) for s in strides
+            select_view(x, y, index, geo.scan.grid_shape, study.stride_chain(f"s{s}"), geo.scan.step) for s in strides
         ]
         assert rows[0].size == index.size  # stride 1 keeps the whole split
         for dense, sparse in zip(rows, rows[1:]):
@@ -113,7 +113,7 @@ def test_raster_stride_2_keeps_exactly_the_even_rows_and_columns(seed):
     nx = geo.scan.grid_shape[1]
     for split in ("train", "test"):
         x, y, index = split_arrays(geo, split)
-        rows = select_view(x, y, index, geo.scan.grid_shape, phase_d.stride_chain(study, "sparse"), geo.scan.step)
+        rows = select_view(x, y, index, geo.scan.grid_shape, study.stride_chain("sparse"), geo.scan.step)
         r, c = index // nx, index % nx
         expected = np.flatnonzero((r % 2 == 0) & (c % 2 == 0))
         assert sorted(rows.tolist()) == expected.tolist()
@@ -128,7 +128,7 @@ def test_fermat_thinning_keeps_the_stated_minimum_spacing():
     for split in ("train", "test"):
         x, y, index = split_arrays(geo, split)
         for name, stride in (("b", 2), ("c", 3)):
-            rows = select_view(x, y, index, None, phase_d.stride_chain(study, name), geo.scan.step)
+            rows = select_view(x, y, index, None, study.stride_chain(name), geo.scan.step)
             pos = np.column_stack([x[rows], y[rows]])
             d, _ = cKDTree(pos).query(pos, k=2)
             assert d[:, 1].min() >= 0.9 * stride * geo.scan.step - 1e-9
@@ -176,7 +176,7 @@ def test_test_groups_draw_no_random_numbers(pattern, view):
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     c = build_split_view(
-        x, y, index, geo.scan.grid_shape, phase_d.stride_chain(study, view), geo.scan.step, geo.probe_diameter, study.grouping, "test", None
+        x, y, index, geo.scan.grid_shape, study.stride_chain(view), geo.scan.step, geo.probe_diameter, study.grouping, "test", None
     )
     np.testing.assert_array_equal(a.groups, b.groups)
     np.testing.assert_array_equal(a.groups, c.groups)
@@ -382,24 +382,33 @@ def test_a_stride_that_empties_a_split_is_refused():
 DOSES = (1000.0, 100000.0)
 
 
+def _inputs(c: Path) -> dict:
+    """The phase C inputs of run_view in cell directory ``c``."""
+    return dict(train_path=c / "train.npz", test_path=c / "test.npz", phase_c_sentinel=c / "sentinel.json")
+
+
 @pytest.fixture(scope="module")
 def phase_d_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("phase_d").resolve()
     study = make_study(doses=list(DOSES), seeds=[0])
     gt, gt_sentinel = root / "ground_truth.npz", root / "ground_truth.sentinel.json"
-    phase_c.run_ground_truth(study, gt, gt_sentinel)
+    phase_c.run_ground_truth(study, out_path=gt, sentinel_path=gt_sentinel)
     cells = {}
     for dose in DOSES:
         c = root / f"dose_{dose:g}"
         c.mkdir()
-        phase_c.run_simulate(study, dose, 0, gt, gt_sentinel, c / "train.npz", c / "test.npz", c / "preview.png", c / "sentinel.json")
+        phase_c.run_simulate(
+            study, dose=dose, seed=0, ground_truth=gt, ground_truth_sentinel=gt_sentinel, out_train=c / "train.npz",
+            out_test=c / "test.npz", out_preview=c / "preview.png", sentinel_path=c / "sentinel.json",
+        )
         cells[dose] = c
 
     def run(dose, view, tag=""):
         c = cells[dose]
         out = {k: c / f"{view}{tag}.{k}" for k in ("npz", "json", "png", "sentinel.json")}
         metrics = phase_d.run_view(
-            study, view, dose, 0, c / "train.npz", c / "test.npz", c / "sentinel.json", out["npz"], out["json"], out["png"], out["sentinel.json"]
+            study, view_name=view, dose=dose, seed=0, **_inputs(c), out_view=out["npz"], out_metrics=out["json"],
+            out_figure=out["png"], sentinel_path=out["sentinel.json"],
         )
         return metrics, out
 
@@ -521,14 +530,14 @@ def test_dense_view_overlaps_more_than_sparse(phase_d_run):
 def test_phase_d_refuses_a_dose_or_seed_that_is_not_the_files(phase_d_run, tmp_path):
     study, cells, _, _ = phase_d_run
     c = cells[DOSES[0]]
-    out = [tmp_path / n for n in ("v.npz", "m.json", "f.png", "s.json")]
+    out = dict(zip(("out_view", "out_metrics", "out_figure", "sentinel_path"), (tmp_path / n for n in ("v.npz", "m.json", "f.png", "s.json"))))
     with pytest.raises(ArtifactCheckError, match="dose and seed"):
-        phase_d.run_view(study, "sparse", DOSES[1], 0, c / "train.npz", c / "test.npz", c / "sentinel.json", *out)
+        phase_d.run_view(study, view_name="sparse", dose=DOSES[1], seed=0, **_inputs(c), **out)
     with pytest.raises(ArtifactCheckError, match="dose and seed"):
-        phase_d.run_view(study, "sparse", DOSES[0], 1, c / "train.npz", c / "test.npz", c / "sentinel.json", *out)
+        phase_d.run_view(study, view_name="sparse", dose=DOSES[0], seed=1, **_inputs(c), **out)
     with pytest.raises(KeyError, match="nope"):
-        phase_d.run_view(study, "nope", DOSES[0], 0, c / "train.npz", c / "test.npz", c / "sentinel.json", *out)
-    assert not any(p.exists() for p in out)
+        phase_d.run_view(study, view_name="nope", dose=DOSES[0], seed=0, **_inputs(c), **out)
+    assert not any(p.exists() for p in out.values())
 
 
 # --------------------------------------------------------------------------

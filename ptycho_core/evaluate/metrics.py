@@ -1,4 +1,4 @@
-"""Evaluation metrics of phase F (DESIGN section 7 and lessons 8, 12, 13, 15).
+"""Evaluation metrics of phase F (docs/DESIGN.md section 7 and lessons 8, 12, 13, 15).
 
 A reconstruction is scored against the ground-truth object, identically for
 every method, in three steps:

@@ -1,5 +1,13 @@
 """Phase G core: aggregate every phase F table, summarise, compare, report.
 
+Holds the ingestion of the phase F tables (``metrics.csv``, ``frc.csv``),
+the statistics over seeds, the deltas, the one JSON and the highlights
+generated from it. The tidy-row names are those of
+:mod:`ptycho_core.evaluate.rows`; the study figures drawn from the table are in
+:mod:`ptycho_core.figures.study`, the run-time table in
+:mod:`ptycho_core.evaluate.runtime`, the overlap table in
+:mod:`ptycho_core.evaluate.overlap_table`.
+
 Pure functions with explicit arguments (no module state beyond constants).
 The flow of a report is::
 
@@ -22,7 +30,7 @@ The flow of a report is::
   in words.
 
 **Every text view is generated from that JSON by one function**,
-:func:`highlights` (DESIGN section 9, lesson 9): no other code formats the
+:func:`highlights` (docs/DESIGN.md section 9, lesson 9): no other code formats the
 delta numbers, and each number carries an explicit sign (``f"{x:+.3f}"``).
 
 **Directions.** Higher is better for ``ssim``, ``ms_ssim``, ``psnr`` and for
@@ -69,9 +77,8 @@ import pandas as pd
 
 from ptycho_core.config import dose_label
 from ptycho_core.methods import Method
-from ptycho_core.evaluate.metrics import FRC_THRESHOLDS
 from ptycho_core.io.npz import atomic_write_text
-from ptycho_core.steps.score import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.evaluate.rows import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
 
 SCHEMA_VERSION = 1
 
@@ -121,7 +128,8 @@ class AggregationError(ValueError):
 # --------------------------------------------------------------------------
 
 
-def _cell_name(dose, view, seed=None) -> str:
+def cell_name(dose, view, seed=None) -> str:
+    """How messages name a cell: ``"dose 1e4, view dense, seed 0"`` (seed optional)."""
     text = f"dose {dose_label(dose)}, view {view}"
     return text if seed is None else f"{text}, seed {int(seed)}"
 
@@ -176,10 +184,6 @@ def _finite_floats(texts: pd.Series, path: Path, where: str, labels: pd.DataFram
     return values
 
 
-def _float_or_none(x) -> float | None:
-    return None if x is None else float(x)
-
-
 # --------------------------------------------------------------------------
 # aggregation
 # --------------------------------------------------------------------------
@@ -227,7 +231,7 @@ def collect_metrics(
         if not (math.isfinite(key[0]) and key[0] > 0):
             raise AggregationError(f"cell {dict(cell)!r}: dose must be positive and finite")
         if key in seen:
-            raise AggregationError(f"cell {_cell_name(*key)} listed twice: {seen[key]} and {cell['path']}")
+            raise AggregationError(f"cell {cell_name(*key)} listed twice: {seen[key]} and {cell['path']}")
         seen[key] = str(cell["path"])
     doses = sorted({k[0] for k in seen})
     views = sorted({k[1] for k in seen})
@@ -237,14 +241,14 @@ def collect_metrics(
             for s in seeds:
                 if (d, v, s) not in seen:
                     raise AggregationError(
-                        f"cell {_cell_name(d, v, s)} missing: no metrics.csv given for it "
+                        f"cell {cell_name(d, v, s)} missing: no metrics.csv given for it "
                         f"(grid: doses {[dose_label(x) for x in doses]}, views {views}, seeds {seeds})"
                     )
 
     frames = []
     for (dose, view, seed), path_text in sorted(seen.items()):
         path = Path(path_text)
-        where = f"cell {_cell_name(dose, view, seed)}"
+        where = f"cell {cell_name(dose, view, seed)}"
         df = _read_csv(path, METRICS_CSV_COLUMNS, f"{where}: metrics table")
         if df.empty:
             raise AggregationError(f"{path}: {where}: metrics table has no rows")
@@ -305,19 +309,20 @@ def _sorted_table(table: pd.DataFrame) -> pd.DataFrame:
     return t.sort_values(list(TABLE_COLUMNS[:-1]), kind="mergesort").reset_index(drop=True)
 
 
-def _check_table(table: pd.DataFrame) -> pd.DataFrame:
+def check_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table with its columns typed and sorted; a non-finite value or a duplicate row raises :class:`AggregationError`."""
     t = _sorted_table(table)
     if not np.isfinite(t["value"].to_numpy()).all():
         bad = t[~np.isfinite(t["value"])].iloc[0]
         raise AggregationError(
-            f"table: value not finite for {_cell_name(bad['dose'], bad['view'], bad['seed'])}, "
+            f"table: value not finite for {cell_name(bad['dose'], bad['view'], bad['seed'])}, "
             f"method {bad['method']}, {bad['quantity']} {bad['metric']}"
         )
     dup = t.duplicated(list(TABLE_COLUMNS[:-1]), keep=False)
     if dup.any():
         bad = t[dup].iloc[0]
         raise AggregationError(
-            f"table: duplicate row for {_cell_name(bad['dose'], bad['view'], bad['seed'])}, "
+            f"table: duplicate row for {cell_name(bad['dose'], bad['view'], bad['seed'])}, "
             f"method {bad['method']}, {bad['quantity']} {bad['metric']}"
         )
     return t
@@ -343,7 +348,7 @@ def summarise(table: pd.DataFrame) -> dict:
     ``n = 1``. Records are sorted by the group keys; all numbers are
     Python floats/ints, never NaN.
     """
-    t = _check_table(table)
+    t = check_table(table)
     keys = ["dose", "view", "method", "quantity", "metric"]
     records = []
     for key, g in t.groupby(keys, sort=True):
@@ -393,7 +398,7 @@ def deltas(
     """
     from scipy.stats import t as student_t
 
-    t = _check_table(table)
+    t = check_table(table)
     reference = str(reference)
     directions = {m: _direction(m) for m in metrics}
     methods = sorted(set(t["method"]))
@@ -410,7 +415,7 @@ def deltas(
                 by_method = {m: dict(zip(g["seed"].astype(int), g["value"].astype(float))) for m, g in sel.groupby("method")}
                 for m in [reference, *others]:
                     if m not in by_method:
-                        raise AggregationError(f"deltas: {_cell_name(dose, view)}: method {m} lacks {q} {k}")
+                        raise AggregationError(f"deltas: {cell_name(dose, view)}: method {m} lacks {q} {k}")
                 ref = by_method[reference]
                 for other in others:
                     oth = by_method[other]
@@ -421,7 +426,7 @@ def deltas(
                             if only_ref
                             else f"seed(s) {only_oth} present for {other} only"
                         )
-                        raise AggregationError(f"deltas: {_cell_name(dose, view)}, {q} {k}: unpaired {side}")
+                        raise AggregationError(f"deltas: {cell_name(dose, view)}, {q} {k}: unpaired {side}")
                     seeds = sorted(int(s) for s in ref)
                     diff = np.array([ref[s] - oth[s] for s in seeds], dtype=float)
                     n = int(diff.size)
@@ -497,7 +502,7 @@ def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[di
     Python ``repr`` (round-trip exact). The JSON is :func:`report_document`
     with sorted keys, two-space indent, ``allow_nan=False``.
     """
-    t = _check_table(table)
+    t = check_table(table)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(TABLE_COLUMNS)
@@ -551,65 +556,8 @@ def highlights(summary_json: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# figures
+# FRC curves
 # --------------------------------------------------------------------------
-
-
-def _method_label(method: str) -> str:
-    try:
-        return Method(method).label
-    except ValueError:
-        return method
-
-
-def _method_colours(methods: Sequence[str]) -> dict:
-    extra = iter(["tab:red", "tab:brown", "tab:gray", "tab:olive"])
-    return {m: Method(m).spec.colour if m in Method._value2member_map_ else next(extra) for m in methods}
-
-
-def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str) -> None:
-    """Metric vs dose (log axis): one line per method, one panel per view.
-
-    Points are means across seeds; error bars are +-1 sample std (ddof = 1)
-    across seeds, drawn only where n >= 2 (none for n = 1).
-    """
-    from matplotlib.figure import Figure
-
-    from ptycho_core.figures.preview import save_figure
-
-    t = _check_table(table)
-    sel = t[(t["metric"] == metric) & (t["quantity"] == quantity)]
-    if sel.empty:
-        raise AggregationError(f"dose_response_figure: no rows for {quantity} {metric} in the table")
-    stats = (
-        sel.groupby(["view", "method", "dose"], sort=True)["value"]
-        .agg(mean="mean", std=lambda v: v.std(ddof=1) if v.size >= 2 else np.nan, n="size")
-        .reset_index()
-    )
-    views = sorted(stats["view"].unique())
-    methods = sorted(stats["method"].unique())
-    colours = _method_colours(methods)
-    fig = Figure(figsize=(4.6 * len(views), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(views), squeeze=False, sharey=True)[0]
-    for ax, view in zip(axes, views):
-        for m in methods:
-            s = stats[(stats["view"] == view) & (stats["method"] == m)].sort_values("dose")
-            if s.empty:
-                continue
-            x, y = s["dose"].to_numpy(float), s["mean"].to_numpy(float)
-            ax.plot(x, y, marker="o", color=colours[m], label=_method_label(m))
-            has_bar = s["n"].to_numpy() >= 2
-            if has_bar.any():
-                ax.errorbar(x[has_bar], y[has_bar], yerr=s["std"].to_numpy(float)[has_bar], fmt="none", ecolor=colours[m], capsize=3)
-        ax.set_xscale("log")
-        ax.set_xlabel("dose (photons per pattern)")
-        ax.set_title(f"view {view}", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel(f"{quantity} {METRIC_LABELS.get(metric, metric)}")
-    axes[0].legend(fontsize=8)
-    n_text = ", ".join(str(n) for n in sorted(stats["n"].unique()))
-    fig.suptitle(f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose (mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)", fontsize=10)
-    save_figure(fig, path)
 
 
 def read_frc_table(path, where: str = "") -> pd.DataFrame:
@@ -632,116 +580,3 @@ def read_frc_table(path, where: str = "") -> pd.DataFrame:
     out["frequency_cycles_per_pixel"] = _finite_floats(df["frequency_cycles_per_pixel"], path, f"{prefix}frequency", labels)
     out["frc"] = _finite_floats(df["frc"], path, f"{prefix}frc", labels)
     return out
-
-
-def frc_figure(path, frc_tables: Sequence[tuple], dose: float | None = None) -> None:
-    """FRC curves at one dose (default: the highest): rows amplitude/phase, one panel per view.
-
-    ``frc_tables``: (dose, view, seed, path of frc.csv) per cell. Each
-    method has one colour; every seed's curve is drawn (the test regions of
-    different seeds may have different ring grids, so curves are not
-    averaged). The 0.5 and 1/7 thresholds are drawn as dashed lines.
-    """
-    from matplotlib.figure import Figure
-
-    from ptycho_core.figures.preview import save_figure
-
-    if not frc_tables:
-        raise AggregationError("frc_figure: no FRC tables given")
-    doses = sorted({float(d) for d, _, _, _ in frc_tables})
-    chosen = doses[-1] if dose is None else float(dose)
-    if chosen not in doses:
-        raise AggregationError(f"frc_figure: dose {dose_label(chosen)} not among the FRC tables' doses {[dose_label(d) for d in doses]}")
-    entries = sorted((str(v), int(s), Path(p)) for d, v, s, p in frc_tables if float(d) == chosen)
-    views = sorted({v for v, _, _ in entries})
-    loaded = [(v, s, read_frc_table(p, f"cell {_cell_name(chosen, v, s)}")) for v, s, p in entries]
-    methods = sorted({m for _, _, df in loaded for m in df["method"]})
-    colours = _method_colours(methods)
-    fig = Figure(figsize=(4.6 * len(views), 7.0), layout="constrained")
-    axes = fig.subplots(len(QUANTITIES), len(views), squeeze=False, sharex=True, sharey=True)
-    for j, view in enumerate(views):
-        cells = [(s, df) for v, s, df in loaded if v == view]
-        for i, q in enumerate(QUANTITIES):
-            ax = axes[i, j]
-            for m in methods:
-                labelled = False
-                n = sum(1 for _, df in cells if ((df["method"] == m) & (df["quantity"] == q)).any())
-                for s, df in cells:
-                    c = df[(df["method"] == m) & (df["quantity"] == q)].sort_values("frequency_cycles_per_pixel")
-                    if c.empty:
-                        continue
-                    ax.plot(
-                        c["frequency_cycles_per_pixel"],
-                        c["frc"],
-                        color=colours[m],
-                        lw=1.2,
-                        alpha=0.8,
-                        label=None if labelled else f"{_method_label(m)} (n = {n})",
-                    )
-                    labelled = True
-            for name, thr in FRC_THRESHOLDS.items():
-                ax.axhline(thr, color="k", ls="--", lw=0.8)
-                ax.text(0.49, thr, "0.5" if name == "frc50" else "1/7", ha="right", va="bottom", fontsize=7)
-            ax.set_xlim(0, 0.5)
-            ax.set_title(f"view {view}, {q}", fontsize=10)
-            ax.grid(True, alpha=0.3)
-            if i == len(QUANTITIES) - 1:
-                ax.set_xlabel("spatial frequency (cycles/pixel)")
-            if j == 0:
-                ax.set_ylabel("FRC")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"Fourier ring correlation at dose {dose_label(chosen)} (one curve per seed)", fontsize=10)
-    save_figure(fig, path)
-
-
-# --------------------------------------------------------------------------
-# run time
-# --------------------------------------------------------------------------
-
-
-def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
-    """Run time per rule from Snakemake benchmark TSVs.
-
-    ``benchmark_paths``: rule name -> its benchmark files (one per job).
-    A file's columns include ``s`` (wall seconds) and ``max_rss`` (MB; "NA"
-    or "-" when Snakemake could not measure it). A file with several rows
-    (``repeat(...)``) counts as one job whose seconds are the mean of its
-    rows. Returns one row per rule, sorted by rule, with columns ``rule``,
-    ``jobs``, ``total_seconds``, ``mean_seconds``, ``max_rss_mb`` (max over
-    jobs; NaN when no job measured it).
-    """
-    rows = []
-    for rule in sorted(benchmark_paths):
-        paths = list(benchmark_paths[rule])
-        if not paths:
-            raise AggregationError(f"runtime_table: rule {rule} has no benchmark files")
-        seconds, rss = [], []
-        for p in paths:
-            p = Path(p)
-            if not p.is_file():
-                raise AggregationError(f"{p}: benchmark file of rule {rule} not found")
-            try:
-                df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
-            except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-                raise AggregationError(f"{p}: benchmark of rule {rule} cannot be read ({exc})") from None
-            if "s" not in df.columns or df.empty:
-                raise AggregationError(f"{p}: benchmark of rule {rule} lacks column 's' or rows; found {list(df.columns)}")
-            s = pd.to_numeric(df["s"], errors="coerce").to_numpy(float)
-            if not np.isfinite(s).all() or (s < 0).any():
-                raise AggregationError(f"{p}: benchmark of rule {rule}: seconds missing or invalid ({list(df['s'])})")
-            seconds.append(float(s.mean()))
-            if "max_rss" in df.columns:
-                r = pd.to_numeric(df["max_rss"], errors="coerce").to_numpy(float)
-                r = r[np.isfinite(r)]
-                if r.size:
-                    rss.append(float(r.max()))
-        rows.append(
-            {
-                "rule": rule,
-                "jobs": len(seconds),
-                "total_seconds": float(sum(seconds)),
-                "mean_seconds": float(sum(seconds) / len(seconds)),
-                "max_rss_mb": max(rss) if rss else float("nan"),
-            }
-        )
-    return pd.DataFrame(rows, columns=["rule", "jobs", "total_seconds", "mean_seconds", "max_rss_mb"])

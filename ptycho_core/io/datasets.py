@@ -1,4 +1,4 @@
-"""The dataset contract (DESIGN section 4): NPZ files, validated, never pickled.
+"""The dataset contract (docs/DESIGN.md section 4): NPZ files, validated, never pickled.
 
 A **diffraction set** (one split of one simulated dataset) is an NPZ file with
 exactly these keys:
@@ -28,14 +28,14 @@ byte-identical files (see :mod:`ptycho_core.io.npz`).
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from ptycho_core.io.envelope import SCHEMA_VERSION, check_dtype, check_finite, check_ndim, metadata_to_array, open_envelope
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "load_ground_truth",
 ]
 
-SCHEMA_VERSION = 1
 
 #: Keys of a diffraction-set NPZ file (no more, no fewer).
 DIFFRACTION_KEYS = ("diffraction", "xcoords", "ycoords", "probe", "scan_index", "metadata")
@@ -111,7 +110,7 @@ class DiffractionSet:
             "ycoords": np.asarray(self.ycoords),
             "probe": np.asarray(self.probe),
             "scan_index": np.asarray(self.scan_index),
-            "metadata": _metadata_to_array(self.metadata, source),
+            "metadata": metadata_to_array(self.metadata, source),
         }
 
     def validate(self, source: str = _IN_MEMORY) -> dict:
@@ -133,7 +132,7 @@ class GroundTruth:
 
     def to_arrays(self, source: str = _IN_MEMORY) -> dict[str, np.ndarray]:
         """The NPZ entries of this object (metadata as sorted-key JSON); no dtype conversion."""
-        return {"object": np.asarray(self.obj), "metadata": _metadata_to_array(self.metadata, source)}
+        return {"object": np.asarray(self.obj), "metadata": metadata_to_array(self.metadata, source)}
 
     def validate(self, source: str = _IN_MEMORY) -> dict:
         """Check this object against the contract; return its metadata as parsed from JSON."""
@@ -156,67 +155,6 @@ def standard_pixel_frame() -> dict:
 # --------------------------------------------------------------------------
 
 
-def _describe(arr: np.ndarray) -> str:
-    return f"{arr.dtype} array of shape {arr.shape}"
-
-
-def _check_keys(arrays: Mapping[str, Any], expected: tuple[str, ...], source: str) -> None:
-    for key in expected:
-        if key not in arrays:
-            raise DataContractError(f"{source}: missing key '{key}' (expected keys: {', '.join(expected)})")
-    for key in arrays:
-        if key not in expected:
-            raise DataContractError(f"{source}: unexpected key '{key}' (expected keys: {', '.join(expected)})")
-
-
-def _check_dtype(arr: np.ndarray, key: str, dtype: type, source: str) -> None:
-    if arr.dtype != np.dtype(dtype):
-        raise DataContractError.mismatch(source, key, f"dtype {np.dtype(dtype)}", f"dtype {arr.dtype}")
-
-
-def _check_ndim(arr: np.ndarray, key: str, ndim: int, source: str) -> None:
-    if arr.ndim != ndim:
-        raise DataContractError.mismatch(source, key, f"a {ndim}-d array", _describe(arr))
-
-
-def _check_finite(arr: np.ndarray, key: str, source: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataContractError.mismatch(
-            source, key, "finite values", f"{int(bad.sum())} non-finite value(s), first at index {first}"
-        )
-
-
-def _metadata_to_array(metadata: Mapping, source: str) -> np.ndarray:
-    """Metadata dict -> 0-d unicode array of sorted-key JSON (NaN refused)."""
-    if not isinstance(metadata, Mapping):
-        raise DataContractError.mismatch(source, "metadata", "a dict", type(metadata).__name__)
-    try:
-        text = json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise DataContractError(f"{source}: key 'metadata': not JSON-serialisable ({exc})") from exc
-    return np.array(text)
-
-
-def _parse_metadata(arr: np.ndarray, source: str) -> dict:
-    """0-d unicode JSON array -> dict with the current schema version."""
-    if arr.dtype.kind != "U" or arr.ndim != 0:
-        raise DataContractError.mismatch(source, "metadata", "a 0-d unicode string holding JSON", _describe(arr))
-    try:
-        meta = json.loads(str(arr[()]))
-    except json.JSONDecodeError as exc:
-        raise DataContractError(f"{source}: key 'metadata': not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise DataContractError.mismatch(source, "metadata", "a JSON object", type(meta).__name__)
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise DataContractError.mismatch(
-            source, "metadata", f"schema_version {SCHEMA_VERSION}", f"schema_version {version!r}"
-        )
-    return meta
-
-
 def validate_diffraction_arrays(arrays: Mapping[str, np.ndarray], source: str) -> dict:
     """Check the NPZ entries of a diffraction set; return the parsed metadata dict.
 
@@ -226,18 +164,13 @@ def validate_diffraction_arrays(arrays: Mapping[str, np.ndarray], source: str) -
         DataContractError: the first violation found (keys, metadata, layout,
             dtypes, shapes, n and N consistency, finiteness, negative counts).
     """
-    _check_keys(arrays, DIFFRACTION_KEYS, source)
-    arrays = {key: np.asarray(value) for key, value in arrays.items()}
-    meta = _parse_metadata(arrays["metadata"], source)
-    for key in REQUIRED_METADATA:
-        if key not in meta:
-            raise DataContractError(f"{source}: key 'metadata': missing entry '{key}'")
+    arrays, meta = open_envelope(arrays, DIFFRACTION_KEYS, REQUIRED_METADATA, source)
 
     diff, xs, ys = arrays["diffraction"], arrays["xcoords"], arrays["ycoords"]
     probe, index = arrays["probe"], arrays["scan_index"]
 
-    _check_ndim(diff, "diffraction", 3, source)
-    _check_ndim(xs, "xcoords", 1, source)
+    check_ndim(diff, "diffraction", 3, source)
+    check_ndim(xs, "xcoords", 1, source)
     n_coords = xs.shape[0]
     h, w, last = diff.shape
     if h == w and last == n_coords and h != n_coords:
@@ -245,7 +178,7 @@ def validate_diffraction_arrays(arrays: Mapping[str, np.ndarray], source: str) -
             f"{source}: key 'diffraction': legacy (H, W, n) layout; expected (n, N, N); "
             f"transpose explicitly at the source (found shape {diff.shape} with {n_coords} positions)"
         )
-    _check_dtype(diff, "diffraction", np.float32, source)
+    check_dtype(diff, "diffraction", np.float32, source)
     n, N = diff.shape[0], diff.shape[1]
     if diff.shape[1] != diff.shape[2]:
         raise DataContractError.mismatch(source, "diffraction", "shape (n, N, N) with square patterns", diff.shape)
@@ -253,18 +186,18 @@ def validate_diffraction_arrays(arrays: Mapping[str, np.ndarray], source: str) -
         raise DataContractError.mismatch(source, "diffraction", "n >= 1 patterns of size N >= 1", diff.shape)
 
     for key, arr, dtype in (("xcoords", xs, np.float64), ("ycoords", ys, np.float64), ("scan_index", index, np.int64)):
-        _check_dtype(arr, key, dtype, source)
+        check_dtype(arr, key, dtype, source)
         if arr.shape != (n,):
             raise DataContractError.mismatch(source, key, f"shape ({n},) (one per pattern)", f"shape {arr.shape}")
 
-    _check_dtype(probe, "probe", np.complex64, source)
+    check_dtype(probe, "probe", np.complex64, source)
     if probe.shape != (N, N):
         raise DataContractError.mismatch(
             source, "probe", f"shape ({N}, {N}) matching the pattern size N={N}", f"shape {probe.shape}"
         )
 
     for key in ("diffraction", "xcoords", "ycoords", "probe"):
-        _check_finite(arrays[key], key, source)
+        check_finite(arrays[key], key, source)
     negative = diff < 0
     if negative.any():
         raise DataContractError.mismatch(
@@ -286,17 +219,15 @@ def validate_ground_truth_arrays(arrays: Mapping[str, np.ndarray], source: str) 
         DataContractError: keys, metadata (schema version, ``pixel_frame``),
             dtype complex64, 2-d non-empty shape, finiteness.
     """
-    _check_keys(arrays, GROUND_TRUTH_KEYS, source)
-    arrays = {key: np.asarray(value) for key, value in arrays.items()}
-    meta = _parse_metadata(arrays["metadata"], source)
+    arrays, meta = open_envelope(arrays, GROUND_TRUTH_KEYS, (), source)
     if not meta.get("pixel_frame"):
         raise DataContractError(f"{source}: key 'metadata': missing entry 'pixel_frame'")
     obj = arrays["object"]
-    _check_dtype(obj, "object", np.complex64, source)
-    _check_ndim(obj, "object", 2, source)
+    check_dtype(obj, "object", np.complex64, source)
+    check_ndim(obj, "object", 2, source)
     if obj.size == 0:
         raise DataContractError.mismatch(source, "object", "a non-empty (H, W) array", f"shape {obj.shape}")
-    _check_finite(obj, "object", source)
+    check_finite(obj, "object", source)
     return meta
 
 

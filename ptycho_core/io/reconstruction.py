@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptycho_core.io.datasets import SCHEMA_VERSION, _check_dtype, _check_finite, _check_keys, _check_ndim, _metadata_to_array, _parse_metadata
+from ptycho_core.io.envelope import SCHEMA_VERSION, check_dtype, check_finite, check_ndim, metadata_to_array, open_envelope
 from ptycho_core.methods import Method
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 
@@ -34,30 +34,25 @@ class Reconstruction:
     metadata: dict
 
     def to_arrays(self, source: str) -> dict[str, np.ndarray]:
-        return {"object": np.asarray(self.obj), "covered": np.asarray(self.covered), "metadata": _metadata_to_array(self.metadata, source)}
+        return {"object": np.asarray(self.obj), "covered": np.asarray(self.covered), "metadata": metadata_to_array(self.metadata, source)}
 
 
 def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = None) -> dict:
     """Check a reconstruction's entries (and its frame's shape, if given); return the metadata."""
-    _check_keys(arrays, RECON_KEYS, source)
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    meta = _parse_metadata(arrays["metadata"], source)
-    for key in REQUIRED_RECON_METADATA:
-        if key not in meta:
-            raise DataContractError(f"{source}: key 'metadata': missing entry '{key}'")
+    arrays, meta = open_envelope(arrays, RECON_KEYS, REQUIRED_RECON_METADATA, source)
     try:
         Method.parse(meta["method"])
     except ValueError as exc:
         raise DataContractError(f"{source}: key 'metadata': {exc}") from None
     obj, covered = arrays["object"], arrays["covered"]
-    _check_dtype(obj, "object", np.complex64, source)
-    _check_ndim(obj, "object", 2, source)
-    _check_dtype(covered, "covered", np.bool_, source)
+    check_dtype(obj, "object", np.complex64, source)
+    check_ndim(obj, "object", 2, source)
+    check_dtype(covered, "covered", np.bool_, source)
     if covered.shape != obj.shape:
         raise DataContractError.mismatch(source, "covered", f"shape {obj.shape} (as object)", f"shape {covered.shape}")
     if shape is not None and obj.shape != tuple(shape):
         raise DataContractError.mismatch(source, "object", f"the ground-truth frame {tuple(shape)}", f"shape {obj.shape}")
-    _check_finite(obj, "object", source)
+    check_finite(obj, "object", source)
     if not covered.any():
         raise DataContractError.mismatch(source, "covered", "at least one reconstructed pixel", "none")
     return meta

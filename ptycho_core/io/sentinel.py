@@ -1,4 +1,4 @@
-"""JSON sentinels: the record that a rule validated what it wrote (DESIGN section 2).
+"""JSON sentinels: the record that a rule validated what it wrote (docs/DESIGN.md section 2).
 
 A rule writes its outputs, checks them, and only then calls
 :func:`write_sentinel`, which records every input and output with its sha256
@@ -32,6 +32,7 @@ __all__ = [
     "SentinelError",
     "code_version",
     "library_versions",
+    "provenance",
     "sha256_file",
     "verify_sentinel",
     "write_sentinel",
@@ -101,6 +102,11 @@ def code_version() -> str:
     return str(__version__)
 
 
+def provenance(study) -> dict:
+    """What every data artifact records of its origin: the whole study's config hash and the code version."""
+    return {"config_hash": study.config_hash(), "code_version": code_version()}
+
+
 def library_versions(names: Iterable[str] = DEFAULT_LIBRARIES) -> dict[str, str]:
     """Installed versions of ``names`` (missing ones skipped), plus ``"python"``."""
     versions = {}
@@ -142,11 +148,13 @@ def write_sentinel(
     config_hash: str,
     wall_time_s: float,
     extra: dict | None = None,
+    section_hashes: dict[str, str] | None = None,
 ) -> dict:
     """Write the sentinel JSON at ``path`` (atomically) and return what was written.
 
     Every input and output must exist; each is recorded as
-    ``{path, sha256, bytes}``. ``checks`` (and ``extra``) must be
+    ``{path, sha256, bytes}``. ``section_hashes``: the hashes of the
+    configuration sections the step depends on (by group name). ``checks`` (and ``extra``) must be
     JSON-serialisable; numpy scalars and arrays are converted, NaN and
     infinity are refused.
 
@@ -165,6 +173,7 @@ def write_sentinel(
         "outputs": _file_records(outputs, "output", where),
         "checks": checks,
         "config_hash": str(config_hash),
+        "section_hashes": dict(section_hashes or {}),
         "code_version": code_version(),
         "library_versions": library_versions(),
         "python": platform.python_version(),

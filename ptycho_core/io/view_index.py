@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ptycho_core.io.datasets import SCHEMA_VERSION, _check_dtype, _check_keys, _check_ndim, _metadata_to_array, _parse_metadata
+from ptycho_core.io.envelope import SCHEMA_VERSION, check_dtype, check_ndim, metadata_to_array, open_envelope
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 
 VIEW_KEYS = ("train_index", "test_index", "train_groups", "test_groups", "metadata")
@@ -41,7 +41,7 @@ class ViewIndex:
             "test_index": np.asarray(self.test_index),
             "train_groups": np.asarray(self.train_groups),
             "test_groups": np.asarray(self.test_groups),
-            "metadata": _metadata_to_array(self.metadata, source),
+            "metadata": metadata_to_array(self.metadata, source),
         }
 
 
@@ -49,19 +49,14 @@ def validate_view_arrays(
     arrays: Mapping[str, np.ndarray], source: str, n_train: int | None = None, n_test: int | None = None
 ) -> dict:
     """Check a view's entries (and, given the split sizes, that every row exists); return the metadata."""
-    _check_keys(arrays, VIEW_KEYS, source)
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    meta = _parse_metadata(arrays["metadata"], source)
-    for key in REQUIRED_VIEW_METADATA:
-        if key not in meta:
-            raise DataContractError(f"{source}: key 'metadata': missing entry '{key}'")
+    arrays, meta = open_envelope(arrays, VIEW_KEYS, REQUIRED_VIEW_METADATA, source)
     C = meta["C"]
     for split, n_rows in (("train", n_train), ("test", n_test)):
         index, groups = arrays[f"{split}_index"], arrays[f"{split}_groups"]
-        _check_dtype(index, f"{split}_index", np.int64, source)
-        _check_ndim(index, f"{split}_index", 1, source)
-        _check_dtype(groups, f"{split}_groups", np.int64, source)
-        _check_ndim(groups, f"{split}_groups", 2, source)
+        check_dtype(index, f"{split}_index", np.int64, source)
+        check_ndim(index, f"{split}_index", 1, source)
+        check_dtype(groups, f"{split}_groups", np.int64, source)
+        check_ndim(groups, f"{split}_groups", 2, source)
         if index.size == 0 or groups.shape[0] == 0:
             raise DataContractError.mismatch(source, f"{split}_index", "a non-empty view with groups", f"{index.size} rows, {groups.shape[0]} groups")
         if groups.shape[1] != C:

@@ -19,9 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ptycho_core.io.npz import atomic_write_text
-from ptycho_core.io.sentinel import sha256_file
+from ptycho_core.io.sentinel import ArtifactCheckError, sha256_file
 
 BUNDLE_VERSION = 1
+
+#: Reloaded-bundle predictions must match the in-memory model to this (absolute) tolerance.
+RELOAD_TOLERANCE = 1e-5
 
 
 class BundleError(ValueError):
@@ -80,3 +83,14 @@ def load_bundle(model_path: str | os.PathLike, sidecar_path: str | os.PathLike, 
     if shape != (N, N, channels):
         raise BundleError(f"{model_path}: model input shape {shape} does not match N={N}, channels={channels}")
     return model, side
+
+
+def verify_reload(model, model_path, sidecar_path, x: np.ndarray, *, N: int, channels: int, probe: np.ndarray) -> float:
+    """Reload a saved bundle in safe mode; its predictions on ``x`` must equal the in-memory model's."""
+    amp, phase = (np.asarray(a) for a in model.predict(x, verbose=0))
+    reloaded, _ = load_bundle(model_path, sidecar_path, N=N, channels=channels, probe=probe)
+    amp_re, phase_re = (np.asarray(a) for a in reloaded.predict(x, verbose=0))
+    diff = float(max(np.abs(amp_re - amp).max(), np.abs(phase_re - phase).max()))
+    if not diff <= RELOAD_TOLERANCE:
+        raise ArtifactCheckError(f"{model_path}: check 'reload reproduces predictions' failed: max difference {diff:.3g}")
+    return diff

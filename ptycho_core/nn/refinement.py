@@ -1,4 +1,4 @@
-"""Test-time refinement (method PtychoPINN_TTR) and its phase F step.
+"""Test-time refinement (method PtychoPINN_TTR); its workflow step is :mod:`ptycho_core.steps.refine`.
 
 An unsupervised network can be refined on the very counts it reconstructs:
 a copy of the trained PtychoPINN bundle is fine-tuned on the view's test
@@ -24,17 +24,14 @@ reported beside PtyChi's.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from ptycho_core.config import RefinementConfig, StudyConfig
-from ptycho_core.methods import Method
+from ptycho_core.config import RefinementConfig
 from ptycho_core.nn.physics import EPS
 
 log = logging.getLogger(__name__)
@@ -97,9 +94,8 @@ class DevianceStop(keras.callbacks.Callback):
 
 def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarray, groups: np.ndarray, probe: np.ndarray, cfg: RefinementConfig, seed: int, verbose: int = 2) -> dict:
     """Fine-tune ``obj_model`` in place on ``groups`` of the measured counts; returns history and convergence record."""
-    from ptycho_core.nn import models
-    from ptycho_core.nn import training
-    from ptycho_core.steps.train import compute_record
+    from ptycho_core.nn import models, training
+    from ptycho_core.nn.backend import compute_record
 
     keras.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(int(seed))
@@ -126,99 +122,3 @@ def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarra
         "saturated_nll": saturated,
         "compute": compute_record(fit_model),
     }
-
-
-def run_refine(
-    study: StudyConfig,
-    *,
-    dose: float,
-    view_name: str,
-    seed: int,
-    test_path: str | Path,
-    view_path: str | Path,
-    model_path: str | Path,
-    sidecar_path: str | Path,
-    input_sentinels: list,
-    out_model: str | Path,
-    out_sidecar: str | Path,
-    out_history: str | Path,
-    out_figure: str | Path,
-    sentinel_path: str | Path,
-    threads: int = 1,
-) -> dict:
-    """Refine the trained PtychoPINN of one cell on the view's test counts; save and verify the bundle."""
-    from ptycho_core.nn.bundle import load_bundle, save_bundle
-    from ptycho_core.io.datasets import load_diffraction_set
-    from ptycho_core.io.npz import atomic_write_text
-    from ptycho_core.steps.simulate import provenance
-    from ptycho_core.steps.train import configure_backend, history_csv, loss_figure, training_seed, verify_reload
-    from ptycho_core.io.sentinel import ArtifactCheckError, sha256_file, verify_sentinel, write_sentinel
-    from ptycho_core.io.view_index import load_view
-
-    t_start = time.perf_counter()
-    method = Method.PTYCHOPINN_TTR
-    source = method.spec.refines
-    for s in input_sentinels:
-        verify_sentinel(s)
-    configure_backend(threads)
-    test = load_diffraction_set(test_path)
-    view = load_view(view_path, n_test=test.n)
-    groups = view.test_groups
-    model, side = load_bundle(model_path, sidecar_path, N=test.N, channels=groups.shape[1], probe=test.probe)
-    if side["method"] != source.value:
-        raise ArtifactCheckError(f"{sidecar_path}: check 'method' failed: bundle of {side['method']}, expected {source.value}")
-    positions = np.column_stack([test.xcoords, test.ycoords])
-    seed_int = training_seed(seed, method, view_name)
-    rec = refine(model, test.diffraction, positions, groups, test.probe, study.refinement, seed_int)
-    history = rec.pop("history")
-    compute = rec.pop("compute")
-    losses = np.asarray(history["loss"], dtype=np.float64)
-    checks = dict(rec)
-    checks["n_test_groups"] = int(groups.shape[0])
-    checks["groups_per_second"] = groups.shape[0] * rec["epochs_run"] / rec["refine_seconds"]
-    if not np.all(np.isfinite(losses)):
-        raise ArtifactCheckError(f"{out_model}: check 'finite loss' failed: loss history {losses.tolist()}")
-    if not rec["deviance_best"] < rec["deviance_before"]:
-        raise ArtifactCheckError(
-            f"{out_model}: check 'refinement lowered the test deviance' failed: {rec['deviance_before']:.6g} before, best {rec['deviance_best']:.6g}"
-        )
-    if not rec["converged"]:
-        log.warning("refinement reached max_epochs = %d before converging", study.refinement.max_epochs)
-
-    sidecar = {
-        **{k: side[k] for k in ("N", "channels", "gridsize", "input_scale", "input", "output", "probe_sha256", "architecture")},
-        "method": method.value,
-        "canvas_size": rec["canvas_size"],
-        "compute": compute,
-        "refined_from": {"method": source.value, "model_sha256": side["model_sha256"], "sidecar": str(sidecar_path), "training": side["training"]},
-        "refinement": {**study.to_dict()["refinement"], "seed": seed_int, "loss": "Poisson NLL of the test counts (log k! dropped)"},
-        "history": {k: rec[k] for k in ("deviance_before", "deviance_best", "best_epoch", "epochs_run", "converged", "refine_seconds")},
-        "data": {
-            "dose": float(dose),
-            "view": view_name,
-            "seed": int(seed),
-            "test": {"path": str(test_path), "sha256": sha256_file(test_path)},
-            "view_file": {"path": str(view_path), "sha256": sha256_file(view_path)},
-            "n_test_groups": int(groups.shape[0]),
-        },
-        "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
-        "provenance": provenance(study),
-    }
-    save_bundle(out_model, out_sidecar, model, sidecar)
-    x = np.moveaxis(test.diffraction[groups[:32]], 1, -1)
-    checks["reload_max_abs_difference"] = verify_reload(model, out_model, out_sidecar, x, N=test.N, channels=groups.shape[1], probe=test.probe)
-    atomic_write_text(out_history, history_csv(history))
-    loss_figure(out_figure, {"loss": history["deviance"]}, f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the test counts")
-    write_sentinel(
-        sentinel_path,
-        step="phase_f.refine",
-        inputs=[str(test_path), str(view_path), str(model_path), str(sidecar_path), *map(str, input_sentinels)],
-        outputs=[str(out_model), str(out_sidecar), str(out_history), str(out_figure)],
-        checks=checks,
-        config_hash=study.config_hash(),
-        wall_time_s=time.perf_counter() - t_start,
-        extra={"method": method.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
-    )
-    log.info("%s refined: %s", method.value, json.dumps(checks))
-    return checks

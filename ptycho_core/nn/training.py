@@ -7,6 +7,8 @@ never materialised, whatever the oversampling.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import math
 from dataclasses import dataclass
@@ -18,9 +20,6 @@ from ptycho_core.config import TrainingConfig
 from ptycho_core.physics.forward import extract_patches
 
 log = logging.getLogger(__name__)
-
-TRAIN_STREAM = 4
-
 
 def input_scale(sqrt_counts: np.ndarray, N: int) -> float:
     """Normalisation of the network input: scale * sqrt(counts) has mean sum of squares (N/2)^2 per pattern."""
@@ -165,3 +164,28 @@ def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_c
         keras.callbacks.EarlyStopping(monitor=monitor, patience=fit_cfg.early_stopping_patience, restore_best_weights=True),
     ]
     return model.fit(train, validation_data=val, epochs=fit_cfg.epochs, callbacks=callbacks, verbose=verbose)
+
+
+def history_csv(history: dict) -> str:
+    keys = list(history)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["epoch", *keys])
+    for i in range(len(history[keys[0]])):
+        w.writerow([i + 1, *(repr(float(history[k][i])) for k in keys)])
+    return buf.getvalue()
+
+
+#: Median phase std (rad) inside the probe's FWHM disc below which a network's phase output is
+#: stuck at a constant (pi * tanh saturated, no gradient left). Far below any real contrast:
+#: Poisson noise alone leaves more than this in a reconstruction at any dose of the study.
+SATURATED_PHASE_STD = 1e-3
+
+
+def phase_std_in_probe_disc(phase: np.ndarray, fwhm_diameter: float) -> float:
+    """Median over patches of the predicted phase's std inside the probe FWHM disc (support centre N/4)."""
+    patches = np.moveaxis(np.asarray(phase), -1, 1).reshape(-1, phase.shape[1], phase.shape[2])
+    n2 = patches.shape[-1]
+    yy, xx = np.mgrid[:n2, :n2]
+    disc = np.hypot(yy - n2 // 2, xx - n2 // 2) <= fwhm_diameter / 2
+    return float(np.median(patches[:, disc].std(axis=1)))

@@ -1,4 +1,4 @@
-"""Patch extraction and the far-field forward model (DESIGN section 3).
+"""Patch extraction and the far-field forward model (docs/DESIGN.md section 3).
 
 Coordinates are object pixels, positions ``(x, y)`` = (column, row): object
 pixel ``[r, c]`` sits at x = c, y = r.

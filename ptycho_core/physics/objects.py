@@ -13,10 +13,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ptycho_core.config import ObjectConfig
+from ptycho_core.streams import object_entropy
 
 #: Stream identifiers of the object generator's random draws (see rng policy
 #: in :mod:`ptycho_core.physics.simulate`): amplitude map, phase map.
-AMPLITUDE_STREAM, PHASE_STREAM = 101, 102
 
 
 def _normalise(img: np.ndarray, upper_percentile: float = 100.0) -> np.ndarray:
@@ -70,8 +70,8 @@ def make_object(cfg: ObjectConfig) -> np.ndarray:
     Deterministic in ``cfg.seed``: the amplitude and phase maps come from two
     independent streams of ``SeedSequence([cfg.seed, stream])``.
     """
-    f = _family_map(cfg, np.random.default_rng([cfg.seed, AMPLITUDE_STREAM]))
-    g = _family_map(cfg, np.random.default_rng([cfg.seed, PHASE_STREAM]))
+    f = _family_map(cfg, np.random.default_rng(object_entropy(cfg.seed, "amplitude")))
+    g = _family_map(cfg, np.random.default_rng(object_entropy(cfg.seed, "phase")))
     amplitude = 1.0 - cfg.amplitude_contrast * f
     phase = cfg.phase_max * g
     return amplitude * np.exp(1j * phase)

@@ -8,17 +8,10 @@ test together), equal the dose exactly. Counts ~ Poisson(I). The stored
 recovered exactly by rounding its square (for counts below about 4e6 per
 pixel).
 
-**Random streams.** Every draw comes from ``numpy.random.default_rng(entropy)``
-with an explicit entropy list recorded in the metadata:
-
-- object maps: ``[object.seed, 101]`` and ``[object.seed, 102]`` (study-wide);
-  a separate training object (``object.train_seed``) uses
-  ``[object.train_seed, 101]`` and ``[object.train_seed, 102]``;
-- scan jitter: ``[seed, 1]`` (same scan for every dose of a replicate);
-- Poisson noise: ``[seed, 2, dose_key(dose), 0]`` for the training split and
-  ``[seed, 2, dose_key(dose), 1]`` for the test split, so that the test data
-  do not depend on how the training data are made (their size, or a
-  separate training object).
+**Random streams** (:mod:`ptycho_core.streams`, recorded in the metadata):
+object maps, scan jitter, and the Poisson noise of each split from its own
+stream, so that the test data do not depend on how the training data are
+made (their size, or a separate training object).
 
 The probe's dose scaling averages over the study object's positions of both
 regions (training and test), whichever object the training split is then
@@ -34,28 +27,10 @@ import numpy as np
 from ptycho_core.config import StudyConfig, dose_label
 from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
 from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
-from ptycho_core.physics.objects import AMPLITUDE_STREAM, PHASE_STREAM
 from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter
+from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
 from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
 
-SCAN_STREAM = 1
-NOISE_STREAM = 2
-
-
-def dose_key(dose: float) -> int:
-    """Exact integer key of a dose for seeding (the bits of the float64)."""
-    return int(np.array(float(dose), dtype=np.float64).view(np.uint64))
-
-
-def scan_entropy(seed: int) -> list[int]:
-    return [int(seed), SCAN_STREAM]
-
-
-SPLIT_STREAMS = {"train": 0, "test": 1}
-
-
-def noise_entropy(seed: int, dose: float, split: str) -> list[int]:
-    return [int(seed), NOISE_STREAM, dose_key(dose), SPLIT_STREAMS[split]]
 
 
 def scale_probe_to_dose(probe_unit: np.ndarray, patches: np.ndarray, dose: float) -> tuple[np.ndarray, float]:
@@ -203,15 +178,15 @@ def simulate_dose(
         },
         "photons": photons,
         "rng": {
-            "object_amplitude": [study.object.seed, AMPLITUDE_STREAM],
-            "object_phase": [study.object.seed, PHASE_STREAM],
+            "object_amplitude": object_entropy(study.object.seed, "amplitude"),
+            "object_phase": object_entropy(study.object.seed, "phase"),
             **(
                 {}
                 if study.object.train_seed is None
-                else {"training_object_amplitude": [study.object.train_seed, AMPLITUDE_STREAM], "training_object_phase": [study.object.train_seed, PHASE_STREAM]}
+                else {"training_object_amplitude": object_entropy(study.object.train_seed, "amplitude"), "training_object_phase": object_entropy(study.object.train_seed, "phase")}
             ),
             "scan": scan_entropy(seed),
-            "noise": {name: noise_entropy(seed, dose, name) for name in SPLIT_STREAMS},
+            "noise": {name: noise_entropy(seed, dose, name) for name in SPLITS},
         },
         "provenance": provenance,
     }

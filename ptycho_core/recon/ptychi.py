@@ -1,4 +1,4 @@
-"""The PtyChi arm: pty-chi LSQML on the test split of a view (DESIGN section 6).
+"""The PtyChi arm: pty-chi LSQML on the test split of a view (docs/DESIGN.md section 6); its step is :mod:`ptycho_core.steps.reconstruct_ptychi`.
 
 Runs in its own environment (``.venv-ptychi``, torch + pty-chi, no
 TensorFlow) and its own process: pty-chi calls ``torch.set_default_device``
@@ -72,18 +72,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ptycho_core.config import PtyChiConfig, StudyConfig
-from ptycho_core.io.datasets import DiffractionSet, ground_truth_shape, load_diffraction_set
+from ptycho_core.config import PtyChiConfig
+from ptycho_core.io.datasets import DiffractionSet
 from ptycho_core.physics.forward import SHIFT_MARGIN, expected_counts, extract_patches
-from ptycho_core.methods import Method
-from ptycho_core.steps.simulate import provenance
-from ptycho_core.io.reconstruction import Reconstruction, load_recon, save_recon
-from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel, write_sentinel
-from ptycho_core.io.view_index import load_view
+from ptycho_core.streams import forward_check_entropy
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +95,6 @@ __all__ = [
     "ptychi_patch_rows",
     "ptychi_probe",
     "reconstruct_ptychi",
-    "run_reconstruct_ptychi",
     "scanned_footprint",
     "to_ptychi_positions",
 ]
@@ -321,7 +315,7 @@ def forward_model_check(xcoords: np.ndarray, ycoords: np.ndarray, probe: np.ndar
         if rounded:
             xs, ys = np.round(xs), np.round(ys)
         buffer = object_buffer(xs, ys, N)
-        rng = np.random.default_rng([int(seed), 77])
+        rng = np.random.default_rng(forward_check_entropy(seed))
         phase = gaussian_filter(rng.normal(size=buffer.shape), 3.0)
         amp = gaussian_filter(rng.random(buffer.shape), 3.0)
         test_obj = (0.5 + 0.5 * (amp - amp.min()) / np.ptp(amp)) * np.exp(1j * phase / phase.std())
@@ -469,140 +463,3 @@ def reconstruct_ptychi(
         raise RuntimeError(f"the probe changed ({probe_change:.3g} relative) although it is fixed")
     del task
     return obj, covered, info
-
-
-# --------------------------------------------------------------------------
-# Workflow step
-# --------------------------------------------------------------------------
-
-
-def run_reconstruct_ptychi(
-    study: StudyConfig,
-    dose: float,
-    view_name: str,
-    seed: int,
-    test_path: str | Path,
-    view_path: str | Path,
-    input_sentinels: list,
-    ground_truth_path: str | Path,
-    out_recon: str | Path,
-    sentinel_path: str | Path,
-    threads: int | None = None,
-) -> dict:
-    """Reconstruct one dose x view x seed with pty-chi, save, verify, write the sentinel.
-
-    ``ground_truth_path`` is read for the frame shape only (the array header,
-    never its values).
-    """
-    t_start = time.perf_counter()
-    for s in input_sentinels:
-        verify_sentinel(s)
-    test = load_diffraction_set(test_path)
-    view = load_view(view_path, n_test=test.n)
-    if test.metadata["dose"] != dose or test.metadata["seed"] != seed:
-        raise ArtifactCheckError(
-            f"{test_path}: check 'dose and seed' failed: expected dose {dose}, seed {seed}; "
-            f"found dose {test.metadata['dose']}, seed {test.metadata['seed']}"
-        )
-    if view.metadata["view"] != view_name:
-        raise ArtifactCheckError(f"{view_path}: check 'view name' failed: expected {view_name!r}, found {view.metadata['view']!r}")
-    frame_shape = ground_truth_shape(ground_truth_path)
-    rows = view.test_index
-    cfg = study.ptychi
-
-    obj, covered, info = reconstruct_ptychi(test, rows, frame_shape, cfg, seed, threads=threads)
-
-    meta = {
-        "schema_version": 1,
-        "method": Method.PTYCHI.value,
-        "dose": float(dose),
-        "view": view_name,
-        "seed": int(seed),
-        "epochs": int(cfg.epochs),
-        "batch_size": int(cfg.batch_size),
-        "noise_model": cfg.noise_model,
-        "probe_refinement": bool(cfg.probe_refinement),
-        "n_patterns": int(rows.size),
-        "reconstruction_seconds": info["reconstruction_seconds"],
-        "seconds_per_epoch": info["seconds_per_epoch"],
-        "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
-        "final_loss": info["final_loss"],
-        "device": info["device"],
-        "torch_threads": info["torch_threads"],
-        "ptychi_options": info["ptychi_options"],
-        "ptychi_version": info["ptychi_version"],
-        "probe_scale": info["probe_scale"],
-        "buffer": info["buffer"],
-        "covered": f"pixels within D/2 = {info['covered_radius_px']:.3f} px (probe FWHM radius) of a used position",
-        "object_initialisation": "ones",
-        "sources": {"test": str(test_path), "view": str(view_path)},
-        "provenance": provenance(study),
-    }
-    save_recon(out_recon, Reconstruction(obj.astype(np.complex64), covered, meta))
-    recon = load_recon(out_recon, shape=frame_shape)
-
-    from ptycho_core.evaluate.metrics import is_degenerate
-
-    vals = recon.obj[recon.covered]
-    amp = np.abs(vals)
-    checks: dict = {
-        "n_patterns": int(rows.size),
-        "all_view_rows_used": bool(info["n_patterns"] == rows.size),
-        "frame_shape": list(frame_shape),
-        "covered_pixels": int(recon.covered.sum()),
-        "covered_fraction": float(recon.covered.mean()),
-        "amplitude_mean": float(amp.mean()),
-        "amplitude_std": float(amp.std()),
-        "phase_std": float(np.angle(vals * np.exp(-1j * np.angle(vals.mean()))).std()),
-        "finite": bool(np.all(np.isfinite(recon.obj))),
-        "zero_outside_covered": bool(np.all(recon.obj[~recon.covered] == 0)),
-        "reconstruction_seconds": info["reconstruction_seconds"],
-        "seconds_per_epoch": info["seconds_per_epoch"],
-        "first_epoch_seconds": info["first_epoch_seconds"],
-        "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
-        "epochs_run": info["epochs_run"],
-        "initial_loss": info["initial_loss"],
-        "final_loss": info["final_loss"],
-        "probe_max_relative_change": info["probe_max_relative_change"],
-        "forward_model_max_relative_difference_integer_positions": info["forward_model_check"]["integer_max_relative_difference"],
-        "forward_model_max_relative_difference_subpixel_positions": info["forward_model_check"]["subpixel_max_relative_difference"],
-        "positions_round_trip_max_px": info["positions_round_trip_max_px"],
-        "device": info["device"],
-    }
-    if not checks["finite"]:
-        raise ArtifactCheckError(f"{out_recon}: check 'finite object' failed")
-    if is_degenerate(recon.obj, recon.covered):
-        raise ArtifactCheckError(
-            f"{out_recon}: check 'non-degenerate reconstruction' failed: amplitude std {checks['amplitude_std']:.3g}, phase std {checks['phase_std']:.3g}"
-        )
-    if not checks["zero_outside_covered"]:
-        raise ArtifactCheckError(f"{out_recon}: check 'zero outside covered' failed")
-    losses = info["loss_history"]
-    if not losses or not np.all(np.isfinite(losses)):
-        raise ArtifactCheckError(f"{out_recon}: check 'finite loss' failed: {losses}")
-    if len(losses) > 1 and not min(losses) < losses[0]:
-        raise ArtifactCheckError(f"{out_recon}: check 'loss decreased' failed: initial {losses[0]:.6g}, best {min(losses):.6g}")
-    if info["positions_round_trip_max_px"] > POSITION_TOLERANCE_PX:
-        raise ArtifactCheckError(f"{out_recon}: check 'positions unchanged' failed: {info['positions_round_trip_max_px']:.3g} px")
-
-    write_sentinel(
-        sentinel_path,
-        step="phase_f.reconstruct_ptychi",
-        inputs=[str(test_path), str(view_path), str(ground_truth_path), *map(str, input_sentinels)],
-        outputs=[str(out_recon)],
-        checks=checks,
-        config_hash=study.config_hash(),
-        wall_time_s=time.perf_counter() - t_start,
-        extra={
-            "method": Method.PTYCHI.value,
-            "dose": float(dose),
-            "view": view_name,
-            "seed": int(seed),
-            # the distribution is "ptychi"; sentinel.DEFAULT_LIBRARIES names it "pty-chi"
-            "ptychi_version": info["ptychi_version"],
-            "torch_version": info["torch_version"],
-            "loss_history": losses,
-        },
-    )
-    log.info("PtyChi dose %g view %s seed %d: %s", dose, view_name, seed, json.dumps(checks))
-    return checks

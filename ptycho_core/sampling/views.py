@@ -33,18 +33,13 @@ from scipy.spatial import cKDTree
 
 from ptycho_core.config import GroupingConfig, StudyConfig
 from ptycho_core.physics.simulate import make_geometry
+from ptycho_core.streams import group_entropy
 
-GROUP_STREAM = 3
 THINNING_FACTOR = 0.9
 
 
 class InfeasibleViewError(ValueError):
     """A view or its groups cannot be built from the data; the message says why."""
-
-
-def group_entropy(seed: int, view: str, split: str) -> list[int]:
-    """Entropy of the training-group draw of one view and split (recorded)."""
-    return [int(seed), GROUP_STREAM, *view.encode(), 0, *split.encode()]
 
 
 def _greedy_thin(order: np.ndarray, pos: np.ndarray, min_spacing: float) -> np.ndarray:

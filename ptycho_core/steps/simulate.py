@@ -1,4 +1,4 @@
-"""Phase C steps: ground-truth object and per-dose simulation, with verification.
+"""Workflow steps ``ground_truth``, ``training_object`` and ``simulate`` (phase C), with verification.
 
 Each step writes its artifacts, reloads them through the data contract,
 runs its checks and only then writes the JSON sentinel. A failed check
@@ -8,7 +8,6 @@ raises :class:`ArtifactCheckError` naming the artifact and the check.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import numpy as np
 from ptycho_core.config import StudyConfig
 from ptycho_core.io.datasets import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
 from ptycho_core.physics.objects import make_object
-from ptycho_core.figures.preview import simulation_preview
-from ptycho_core.io.sentinel import ArtifactCheckError, code_version, verify_sentinel, write_sentinel
+from ptycho_core.figures.simulation import simulation_preview
+from ptycho_core.io.sentinel import provenance
+from ptycho_core.steps.skeleton import Step, require
 from ptycho_core.physics.simulate import simulate_dose
 
 log = logging.getLogger(__name__)
@@ -28,59 +28,42 @@ log = logging.getLogger(__name__)
 POISSON_SIGMAS = 5.0
 
 
-def _check(artifact: str | Path, name: str, ok: bool, detail: str) -> None:
-    if not ok:
-        raise ArtifactCheckError(f"{artifact}: check '{name}' failed: {detail}")
-
-
-def provenance(study: StudyConfig) -> dict:
-    return {"config_hash": study.config_hash(), "code_version": code_version()}
-
-
-def run_ground_truth(study: StudyConfig, out_path: str | Path, sentinel_path: str | Path, training: bool = False) -> dict:
+def run_ground_truth(study: StudyConfig, *, out_path: str | Path, sentinel_path: str | Path, training: bool = False) -> dict:
     """Generate the study's object (or, ``training``, its separate training object), save, verify, write the sentinel."""
-    t0 = time.perf_counter()
     if training and study.object.train_seed is None:
         raise ValueError("training object: the configuration has no object.train_seed")
-    cfg = study.object.training_object() if training else study.object
-    obj = make_object(cfg).astype(np.complex64)
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "study": study.name,
-        "object": asdict(cfg),
-        "role": "training object" if training else "study object",
-        "pixel_frame": "pixel [r, c] has coordinates x = c, y = r in object pixels",
-        "provenance": provenance(study),
-    }
-    save_ground_truth(out_path, GroundTruth(obj=obj, metadata=meta))
-    gt = load_ground_truth(out_path)
-    amp, phase = np.abs(gt.obj), np.angle(gt.obj)
-    checks = {
-        "shape": list(gt.obj.shape),
-        "amplitude_min": float(amp.min()),
-        "amplitude_max": float(amp.max()),
-        "amplitude_std": float(amp.std()),
-        "phase_std": float(phase.std()),
-    }
-    _check(out_path, "amplitude in (0, 1]", amp.min() > 0 and amp.max() <= 1 + 1e-6, f"range [{amp.min()}, {amp.max()}]")
-    _check(out_path, "phase has contrast", phase.std() > 1e-3, f"phase std {phase.std():.3g} rad")
-    _check(out_path, "amplitude has contrast", study.object.amplitude_contrast == 0 or amp.std() > 1e-3, f"amplitude std {amp.std():.3g}")
-    wall = time.perf_counter() - t0
-    write_sentinel(
-        sentinel_path,
-        step="phase_c.training_object" if training else "phase_c.ground_truth",
-        inputs=[],
-        outputs=[str(out_path)],
-        checks=checks,
-        config_hash=study.config_hash(),
-        wall_time_s=wall,
-    )
-    log.info("ground truth %s written: %s", out_path, checks)
-    return checks
+    with Step("training_object" if training else "ground_truth", study, sentinel=sentinel_path, depends_on=("physics",)) as step:
+        step.outputs.append(out_path)
+        cfg = study.object.training_object() if training else study.object
+        obj = make_object(cfg).astype(np.complex64)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "study": study.name,
+            "object": asdict(cfg),
+            "role": "training object" if training else "study object",
+            "pixel_frame": "pixel [r, c] has coordinates x = c, y = r in object pixels",
+            "provenance": provenance(study),
+        }
+        save_ground_truth(out_path, GroundTruth(obj=obj, metadata=meta))
+        gt = load_ground_truth(out_path)
+        amp, phase = np.abs(gt.obj), np.angle(gt.obj)
+        step.checks.update(
+            shape=list(gt.obj.shape),
+            amplitude_min=float(amp.min()),
+            amplitude_max=float(amp.max()),
+            amplitude_std=float(amp.std()),
+            phase_std=float(phase.std()),
+        )
+        require(out_path, "amplitude in (0, 1]", amp.min() > 0 and amp.max() <= 1 + 1e-6, f"range [{amp.min()}, {amp.max()}]")
+        require(out_path, "phase has contrast", phase.std() > 1e-3, f"phase std {phase.std():.3g} rad")
+        require(out_path, "amplitude has contrast", study.object.amplitude_contrast == 0 or amp.std() > 1e-3, f"amplitude std {amp.std():.3g}")
+    log.info("ground truth %s written: %s", out_path, step.checks)
+    return step.checks
 
 
 def run_simulate(
     study: StudyConfig,
+    *,
     dose: float,
     seed: int,
     ground_truth: str | Path,
@@ -97,17 +80,31 @@ def run_simulate(
     ``training_object`` (and its sentinel): the separate training object,
     required exactly when the configuration sets ``object.train_seed``.
     """
-    t0 = time.perf_counter()
-    verify_sentinel(ground_truth_sentinel)
-    gt = load_ground_truth(ground_truth)
-    train_gt = None
     if (training_object is None) != (study.object.train_seed is None):
         raise ValueError(f"training object: object.train_seed is {study.object.train_seed}, training object file {training_object}")
+    separate = training_object is not None
+    with Step(
+        "simulate",
+        study,
+        sentinel=sentinel_path,
+        depends_on=("physics",),
+        input_sentinels=[ground_truth_sentinel] + ([training_object_sentinel] if separate else []),
+        extra={"dose": float(dose), "seed": int(seed)},
+    ) as step:
+        step.inputs += [ground_truth] + ([training_object] if separate else [])
+        step.outputs += [out_train, out_test, out_preview]
+        _simulate(study, dose, seed, ground_truth, training_object, out_train, out_test, out_preview, step.checks)
+    log.info("dose %g seed %d: %s", dose, seed, step.checks)
+    return step.checks
+
+
+def _simulate(study, dose, seed, ground_truth, training_object, out_train, out_test, out_preview, checks: dict) -> None:
+    gt = load_ground_truth(ground_truth)
+    train_gt = None
     if training_object is not None:
-        verify_sentinel(training_object_sentinel)
         train_gt = load_ground_truth(training_object)
-        _check(training_object, "training object seed", train_gt.metadata["object"]["seed"] == study.object.train_seed,
-               f"object seed {train_gt.metadata['object']['seed']}, expected object.train_seed {study.object.train_seed}")
+        require(training_object, "training object seed", train_gt.metadata["object"]["seed"] == study.object.train_seed,
+                f"object seed {train_gt.metadata['object']['seed']}, expected object.train_seed {study.object.train_seed}")
     log.info("simulating dose %g seed %d on a %s object%s", dose, seed, gt.obj.shape, "" if train_gt is None else " (training split on the training object)")
     sim = simulate_dose(study, gt.obj, dose, seed, provenance(study), None if train_gt is None else train_gt.obj)
     save_diffraction_set(out_train, sim.train)
@@ -115,38 +112,38 @@ def run_simulate(
     train = load_diffraction_set(out_train)
     test = load_diffraction_set(out_test)
 
-    checks: dict = {
-        "probe_fwhm_diameter_px": sim.probe_diameter,
-        "scan_step_px": sim.scan.step,
-        "n_base": int(sim.split.n_base),
-        "n_train": train.n,
-        "n_test": test.n,
-        "n_dropped_in_guard": int(sim.split.n_dropped),
-    }
+    checks.update(
+        probe_fwhm_diameter_px=sim.probe_diameter,
+        scan_step_px=sim.scan.step,
+        n_base=int(sim.split.n_base),
+        n_train=train.n,
+        n_test=test.n,
+        n_dropped_in_guard=int(sim.split.n_dropped),
+    )
     axis = study.split.axis
     tr = train.xcoords if axis == "x" else train.ycoords
     te = test.xcoords if axis == "x" else test.ycoords
     if train_gt is None:
-        _check(out_train, "positions kept", train.n + test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
+        require(out_train, "positions kept", train.n + test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
         gap = float(te.min() - tr.max())
         checks["guard_gap_px"] = gap
-        _check(out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px")
+        require(out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px")
     else:  # the training split covers the other object's whole scan; the test split keeps its region
-        _check(out_train, "whole base scan on the training object", train.n == sim.split.n_base, f"{train.n} of {sim.split.n_base} positions")
-        _check(out_test, "positions kept", test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
+        require(out_train, "whole base scan on the training object", train.n == sim.split.n_base, f"{train.n} of {sim.split.n_base} positions")
+        require(out_test, "positions kept", test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
         low = float(te.min() - sim.split.boundary)
         checks["test_region_margin_px"] = low
-        _check(out_test, "test region", low >= sim.split.guard / 2 - 1e-9, f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px")
+        require(out_test, "test region", low >= sim.split.guard / 2 - 1e-9, f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px")
 
     # the dose is the mean expected counts per pattern over the study object's positions of both regions:
     # without a training object these are exactly the two splits' patterns
     all_expected = train.metadata["photons"]["all"]["expected_mean"] if train_gt is None else train.metadata["probe"]["dose_reference"]["expected_mean"]
     checks["expected_counts_per_pattern"] = all_expected
-    _check(out_train, "dose scaling", abs(all_expected - dose) <= 1e-6 * dose, f"expected mean {all_expected} != dose {dose}")
+    require(out_train, "dose scaling", abs(all_expected - dose) <= 1e-6 * dose, f"expected mean {all_expected} != dose {dose}")
     for name, ds, path in (("train", train, out_train), ("test", test, out_test)):
         counts = ds.counts()
         residual = float(np.abs(ds.diffraction.astype(np.float64) ** 2 - counts).max())
-        _check(path, "integer counts", residual < 0.25 or counts.max() > 2**20, f"max |d^2 - round(d^2)| = {residual}")
+        require(path, "integer counts", residual < 0.25 or counts.max() > 2**20, f"max |d^2 - round(d^2)| = {residual}")
         stats = ds.metadata["photons"][name]
         per_pattern = counts.sum(axis=(1, 2))
         sigma = float(np.sqrt(stats["expected_mean"] / ds.n))
@@ -154,19 +151,6 @@ def run_simulate(
         checks[f"{name}_mean_counts_per_pattern"] = float(per_pattern.mean())
         checks[f"{name}_expected_counts_per_pattern"] = stats["expected_mean"]
         checks[f"{name}_mean_counts_z"] = z
-        _check(path, "Poisson mean counts", abs(z) <= POISSON_SIGMAS, f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}")
+        require(path, "Poisson mean counts", abs(z) <= POISSON_SIGMAS, f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}")
 
     simulation_preview(out_preview, gt.obj, train, test, sim.probe_diameter, None if train_gt is None else train_gt.obj)
-    wall = time.perf_counter() - t0
-    write_sentinel(
-        sentinel_path,
-        step="phase_c.simulate",
-        inputs=[str(ground_truth), str(ground_truth_sentinel)] + ([] if train_gt is None else [str(training_object), str(training_object_sentinel)]),
-        outputs=[str(out_train), str(out_test), str(out_preview)],
-        checks=checks,
-        config_hash=study.config_hash(),
-        wall_time_s=wall,
-        extra={"dose": float(dose), "seed": int(seed)},
-    )
-    log.info("dose %g seed %d: %s", dose, seed, checks)
-    return checks

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from ptycho_core.config import study_from_dict
+from ptycho_core.config import SECTION_GROUPS, study_from_dict
 from ptycho_core.methods import (
+    ITERATIVE_METHODS,
     NETWORK_METHODS,
     REFINED_METHODS,
     TRAINED_METHODS,
@@ -25,11 +26,13 @@ DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
 VIEWS = [v.name for v in STUDY.views]
 # What each phase depends on: a change reruns exactly the jobs concerned.
-PHYSICS_HASH = STUDY.section_hash("name", "N", "object", "probe", "scan", "split")
-VIEWS_HASH = STUDY.section_hash("views", "grouping")
-TRAINING_HASH = STUDY.section_hash("training")
-PTYCHI_HASH = STUDY.section_hash("ptychi")
-REFINEMENT_HASH = STUDY.section_hash("refinement")
+# (ptycho_core.config.SECTION_GROUPS; each step's sentinel records the same hashes.)
+SECTION_HASHES = STUDY.section_hashes(*SECTION_GROUPS)
+PHYSICS_HASH = SECTION_HASHES["physics"]
+VIEWS_HASH = SECTION_HASHES["views"]
+TRAINING_HASH = SECTION_HASHES["training"]
+PTYCHI_HASH = SECTION_HASHES["ptychi"]
+REFINEMENT_HASH = SECTION_HASHES["refinement"]
 TRAINED = [m.value for m in TRAINED_METHODS]
 REFINED = [m.value for m in REFINED_METHODS]
 NETWORK = [m.value for m in NETWORK_METHODS]
@@ -179,10 +182,13 @@ def benchmark_files():
             for m in NETWORK
             for d, v, s in cells
         ],
-        "reconstruct_ptychi": [
-            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/PtyChi/reconstruct.tsv"
-            for d, v, s in cells
-        ],
+        **{
+            m.spec.reconstruct_step: [
+                f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m.value}/reconstruct.tsv"
+                for d, v, s in cells
+            ]
+            for m in ITERATIVE_METHODS
+        },
         "score": [
             f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/score.tsv"
             for d, v, s in cells

@@ -1,11 +1,11 @@
-"""Phase F adapter: reconstruct the view's test region with a trained network (see ptycho_core.steps.score)."""
+"""Phase F adapter: reconstruct the view's test region with a trained network (see ptycho_core.steps.reconstruct_network)."""
 
 from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.steps.score import run_reconstruct_network  # noqa: E402
+from ptycho_core.steps.reconstruct_network import run_reconstruct_network  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_reconstruct_network(

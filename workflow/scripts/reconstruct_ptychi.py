@@ -11,7 +11,7 @@ environment that holds torch and pty-chi (``.venv-ptychi``), started by a
         --out recon.npz --sentinel recon.json --log job.log [--threads T]
 
 The study configuration is validated as in every other step
-(``ptycho_core.config``); the work is ``ptycho_core.recon.ptychi.run_reconstruct_ptychi``.
+(``ptycho_core.config``); the work is ``ptycho_core.steps.reconstruct_ptychi.run_reconstruct_ptychi``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     log_to_file(args.log)
 
     from ptycho_core.config import load_study, study_from_dict
-    from ptycho_core.recon.ptychi import run_reconstruct_ptychi
+    from ptycho_core.steps.reconstruct_ptychi import run_reconstruct_ptychi
 
     if args.configfile:
         study = load_study(args.configfile)

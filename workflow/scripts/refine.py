@@ -5,7 +5,7 @@ from ptycho_core.steps.joblog import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 from ptycho_core.config import study_from_dict  # noqa: E402
-from ptycho_core.nn.refinement import run_refine  # noqa: E402
+from ptycho_core.steps.refine import run_refine  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_refine(

@@ -1,11 +1,9 @@
 """Write the validated study configuration as JSON (input of the pty-chi rule's own process)."""
 
-import json
-
 from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
-from ptycho_core.io.npz import atomic_write_text  # noqa: E402
+from ptycho_core.steps.study_config import run_study_config  # noqa: E402
 
-atomic_write_text(snakemake.output[0], json.dumps(snakemake.params.study, indent=2, sort_keys=True) + "\n")  # noqa: F821
+run_study_config(snakemake.params.study, out_path=snakemake.output[0])  # noqa: F821

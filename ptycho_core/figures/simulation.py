@@ -1,29 +1,16 @@
-"""Preview figures of simulated data (matplotlib, object-oriented API only).
-
-Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas,
-never through pyplot's global state, and written atomically.
-"""
+"""Preview figure of one simulated dose x seed: object, probe, scan positions of both splits, patterns."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from ptycho_core.io.datasets import DiffractionSet
-from ptycho_core.io.npz import atomic_write_bytes
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> None:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
+from ptycho_core.figures.common import save_figure
 
 
 def _image(ax, data, title, cmap="gray", **kw):

@@ -1,0 +1,77 @@
+"""The tidy rows of a phase F ``metrics.csv``: their names, how one method's scores become rows, how many there are.
+
+Every method of a cell has, per quantity (``amplitude``, ``phase``), the
+strict :data:`METRICS`, plus ``amplitude_scale`` and ``ms_ssim_scales``
+(reported, no better direction), the :data:`ALIGNMENT` rows (what the common
+alignment policy did to it) and the secondary, paper-style rows
+(docs/DESIGN.md section 7). :func:`tidy_rows` builds them from the scores of
+:func:`ptycho_core.evaluate.metrics.score_reconstruction`;
+:func:`expected_row_count` is the count the score step checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ptycho_core.evaluate.metrics import MetricError
+
+__all__ = [
+    "ALIGNMENT",
+    "ALIGNMENT_METRICS",
+    "METRICS",
+    "PAPER_AMPLITUDE_METRICS",
+    "PAPER_METRICS",
+    "PAPER_QUANTITIES",
+    "QUANTITIES",
+    "expected_row_count",
+    "tidy_rows",
+]
+
+#: Metrics every method must have, per quantity (amplitude, phase).
+METRICS = ("mae", "rmse", "psnr", "ssim", "ms_ssim", "frc50", "frc1_7")
+QUANTITIES = ("amplitude", "phase")
+#: Quantity of the registration rows: what the common alignment policy had to do to each method.
+ALIGNMENT = "alignment"
+ALIGNMENT_METRICS = ("shift_px", "shift_dy_px", "shift_dx_px", "phase_offset_rad")
+#: Secondary, paper-style rows (metrics.paper_phase_metrics / paper_amplitude_metrics): the
+#: PtychoPINN literature's conventions (phase: each image's own plane removed, mapped to
+#: (phi + pi) / (2 pi), data range 1; amplitude: rescaled by the ratio of means), under their
+#: own quantity names so that they cannot be read as the strict amplitude/phase rows.
+#: PAPER_QUANTITIES[i] is the paper-style counterpart of QUANTITIES[i].
+PAPER_QUANTITIES = ("amplitude_paper", "phase_paper")
+PAPER_METRICS = ("ssim", "ms_ssim", "psnr")
+#: Extra amplitude_paper row: the ratio of means applied to that row only (no better direction).
+PAPER_AMPLITUDE_METRICS = ("mean_ratio",)
+
+
+def tidy_rows(method: str, scores: dict) -> list[tuple]:
+    """``(method, quantity, metric, value)`` rows of one method's scores; a missing or non-finite metric raises :class:`MetricError`."""
+    rows = []
+    for q in QUANTITIES:
+        for m in METRICS:
+            v = scores[q].get(m)
+            if v is None or not np.isfinite(v):
+                raise MetricError(f"{method}: metric '{m}' of {q} is missing or not finite ({v!r})")
+            rows.append((method, q, m, float(v)))
+    rows.append((method, "amplitude", "amplitude_scale", float(scores["amplitude_scale"])))
+    for q in QUANTITIES:
+        rows.append((method, q, "ms_ssim_scales", float(scores[q]["ms_ssim_scales"])))
+    dy, dx = (float(v) for v in scores["shift"])
+    values = {"shift_px": math.hypot(dy, dx), "shift_dy_px": dy, "shift_dx_px": dx, "phase_offset_rad": float(scores["phase_offset"])}
+    rows += [(method, ALIGNMENT, k, values[k]) for k in ALIGNMENT_METRICS]
+    for q, pq in zip(QUANTITIES, PAPER_QUANTITIES):
+        extra = PAPER_AMPLITUDE_METRICS if q == "amplitude" else ()
+        for m in PAPER_METRICS + extra:
+            v = scores["paper"][q].get(m)
+            if v is None or not np.isfinite(v):
+                raise MetricError(f"{method}: metric '{m}' of {pq} is missing or not finite ({v!r})")
+            rows.append((method, pq, m, float(v)))
+    return rows
+
+
+def expected_row_count(n_methods: int) -> int:
+    """Rows of a ``metrics.csv`` scoring ``n_methods`` methods (what :func:`tidy_rows` yields for each)."""
+    paper_rows = len(PAPER_QUANTITIES) * len(PAPER_METRICS) + len(PAPER_AMPLITUDE_METRICS)
+    return n_methods * (len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(ALIGNMENT_METRICS) + paper_rows)

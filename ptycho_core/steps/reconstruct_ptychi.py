@@ -1,0 +1,151 @@
+"""Workflow step ``reconstruct_ptychi``: pty-chi LSQML on the test rows of one view (:mod:`ptycho_core.recon.ptychi`).
+
+Runs in the PtyChi environment (torch + pty-chi, no TensorFlow) and imports
+no plotting library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ptycho_core.config import StudyConfig
+from ptycho_core.evaluate.metrics import is_degenerate
+from ptycho_core.io.datasets import ground_truth_shape, load_diffraction_set
+from ptycho_core.io.reconstruction import Reconstruction, load_recon, save_recon
+from ptycho_core.io.sentinel import provenance
+from ptycho_core.io.view_index import load_view
+from ptycho_core.methods import Method
+from ptycho_core.recon.ptychi import POSITION_TOLERANCE_PX, reconstruct_ptychi
+from ptycho_core.steps.skeleton import Step, require
+from ptycho_core.streams import ptychi_seed
+
+log = logging.getLogger(__name__)
+
+
+def run_reconstruct_ptychi(
+    study: StudyConfig,
+    *,
+    dose: float,
+    view_name: str,
+    seed: int,
+    test_path: str | Path,
+    view_path: str | Path,
+    input_sentinels: list,
+    ground_truth_path: str | Path,
+    out_recon: str | Path,
+    sentinel_path: str | Path,
+    threads: int | None = None,
+) -> dict:
+    """Reconstruct one dose x view x seed with pty-chi, save, verify, write the sentinel.
+
+    ``ground_truth_path`` is read for the frame shape only (the array header,
+    never its values).
+    """
+    with Step(
+        "reconstruct_ptychi",
+        study,
+        sentinel=sentinel_path,
+        depends_on=("physics", "views", "ptychi"),
+        input_sentinels=input_sentinels,
+        extra={"method": Method.PTYCHI.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
+    ) as step:
+        step.inputs += [test_path, view_path, ground_truth_path]
+        step.outputs.append(out_recon)
+        _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_truth_path, out_recon, threads, step)
+    log.info("PtyChi dose %g view %s seed %d: %s", dose, view_name, seed, json.dumps(step.checks))
+    return step.checks
+
+
+def _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_truth_path, out_recon, threads, step: Step) -> None:
+    test = load_diffraction_set(test_path)
+    view = load_view(view_path, n_test=test.n)
+    require(
+        test_path, "dose and seed", test.metadata["dose"] == dose and test.metadata["seed"] == seed,
+        f"expected dose {dose}, seed {seed}; found dose {test.metadata['dose']}, seed {test.metadata['seed']}",
+    )
+    require(view_path, "view name", view.metadata["view"] == view_name, f"expected {view_name!r}, found {view.metadata['view']!r}")
+    frame_shape = ground_truth_shape(ground_truth_path)
+    rows = view.test_index
+    cfg = study.ptychi
+
+    obj, covered, info = reconstruct_ptychi(test, rows, frame_shape, cfg, ptychi_seed(seed), threads=threads)
+
+    meta = {
+        "schema_version": 1,
+        "method": Method.PTYCHI.value,
+        "dose": float(dose),
+        "view": view_name,
+        "seed": int(seed),
+        "epochs": int(cfg.epochs),
+        "batch_size": int(cfg.batch_size),
+        "noise_model": cfg.noise_model,
+        "probe_refinement": bool(cfg.probe_refinement),
+        "n_patterns": int(rows.size),
+        "reconstruction_seconds": info["reconstruction_seconds"],
+        "seconds_per_epoch": info["seconds_per_epoch"],
+        "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
+        "final_loss": info["final_loss"],
+        "device": info["device"],
+        "torch_threads": info["torch_threads"],
+        "ptychi_options": info["ptychi_options"],
+        "ptychi_version": info["ptychi_version"],
+        "probe_scale": info["probe_scale"],
+        "buffer": info["buffer"],
+        "covered": f"pixels within D/2 = {info['covered_radius_px']:.3f} px (probe FWHM radius) of a used position",
+        "object_initialisation": "ones",
+        "sources": {"test": str(test_path), "view": str(view_path)},
+        "provenance": provenance(study),
+    }
+    save_recon(out_recon, Reconstruction(obj.astype(np.complex64), covered, meta))
+    recon = load_recon(out_recon, shape=frame_shape)
+
+    vals = recon.obj[recon.covered]
+    amp = np.abs(vals)
+    checks = step.checks
+    checks.update({
+        "n_patterns": int(rows.size),
+        "all_view_rows_used": bool(info["n_patterns"] == rows.size),
+        "frame_shape": list(frame_shape),
+        "covered_pixels": int(recon.covered.sum()),
+        "covered_fraction": float(recon.covered.mean()),
+        "amplitude_mean": float(amp.mean()),
+        "amplitude_std": float(amp.std()),
+        "phase_std": float(np.angle(vals * np.exp(-1j * np.angle(vals.mean()))).std()),
+        "finite": bool(np.all(np.isfinite(recon.obj))),
+        "zero_outside_covered": bool(np.all(recon.obj[~recon.covered] == 0)),
+        "reconstruction_seconds": info["reconstruction_seconds"],
+        "seconds_per_epoch": info["seconds_per_epoch"],
+        "first_epoch_seconds": info["first_epoch_seconds"],
+        "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
+        "epochs_run": info["epochs_run"],
+        "initial_loss": info["initial_loss"],
+        "final_loss": info["final_loss"],
+        "probe_max_relative_change": info["probe_max_relative_change"],
+        "forward_model_max_relative_difference_integer_positions": info["forward_model_check"]["integer_max_relative_difference"],
+        "forward_model_max_relative_difference_subpixel_positions": info["forward_model_check"]["subpixel_max_relative_difference"],
+        "positions_round_trip_max_px": info["positions_round_trip_max_px"],
+        "device": info["device"],
+    })
+    require(out_recon, "finite object", checks["finite"], "NaN or infinity in the object")
+    require(
+        out_recon, "non-degenerate reconstruction", not is_degenerate(recon.obj, recon.covered),
+        f"amplitude std {checks['amplitude_std']:.3g}, phase std {checks['phase_std']:.3g}",
+    )
+    require(out_recon, "zero outside covered", checks["zero_outside_covered"], "non-zero pixels outside the covered mask")
+    losses = info["loss_history"]
+    require(out_recon, "finite loss", bool(losses) and np.all(np.isfinite(losses)), f"{losses}")
+    require(out_recon, "loss decreased", len(losses) <= 1 or min(losses) < losses[0], f"initial {losses[0]:.6g}, best {min(losses):.6g}")
+    require(
+        out_recon, "positions unchanged", info["positions_round_trip_max_px"] <= POSITION_TOLERANCE_PX,
+        f"{info['positions_round_trip_max_px']:.3g} px",
+    )
+    step.extra.update(
+        # the distribution is "ptychi"; sentinel.DEFAULT_LIBRARIES names it "pty-chi"
+        ptychi_version=info["ptychi_version"],
+        torch_version=info["torch_version"],
+        loss_history=losses,
+    )

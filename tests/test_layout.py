@@ -1,0 +1,79 @@
+"""The package's layout keeps its promises (docs/DESIGN.md section 11).
+
+- Importing any module does no work that loads a heavy framework: Keras and
+  TensorFlow are imported only by ``ptycho_core.nn`` (and inside the training
+  steps' functions), torch only inside ``ptycho_core.recon.ptychi``'s functions.
+- The PtyChi step, which runs in the torch environment, imports no plotting
+  library and no Keras.
+- The library never imports Snakemake; the workflow scripts call only ``steps``.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import ptycho_core
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(m.name for m in pkgutil.walk_packages(ptycho_core.__path__, "ptycho_core."))
+
+
+def _loaded_after_import(modules: list[str], probes: tuple[str, ...]) -> dict[str, bool]:
+    """In a fresh interpreter, import ``modules`` and report which of ``probes`` got loaded."""
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(','.join(p for p in {probes!r} if p in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    loaded = set(filter(None, out.stdout.strip().split(",")))
+    return {p: p in loaded for p in probes}
+
+
+def test_the_package_has_the_documented_subpackages():
+    packages = {m.name for m in pkgutil.iter_modules(ptycho_core.__path__) if m.ispkg}
+    assert packages == {"physics", "sampling", "io", "nn", "recon", "evaluate", "figures", "steps"}
+    documented = ptycho_core.__doc__
+    for name in packages:
+        assert f"``{name}/``" in documented, f"ptycho_core/__init__ docstring does not describe {name}/"
+
+
+def test_only_nn_imports_keras_and_nothing_imports_torch_at_module_level():
+    outside = [m for m in MODULES if not m.startswith("ptycho_core.nn")]
+    assert len(outside) > 30
+    loaded = _loaded_after_import(outside, ("keras", "tensorflow", "torch", "ptychi", "snakemake"))
+    assert not any(loaded.values()), f"importing modules outside ptycho_core.nn loaded {loaded}"
+
+
+def test_the_ptychi_step_needs_neither_plotting_nor_keras():
+    loaded = _loaded_after_import(["ptycho_core.steps.reconstruct_ptychi"], ("matplotlib", "keras", "tensorflow", "torch"))
+    assert not any(loaded.values()), loaded
+
+
+def test_workflow_scripts_call_only_steps_and_the_configuration():
+    allowed = re.compile(r"ptycho_core\.(steps(\.[a-z_]+)?|config)$")
+    for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
+        used = set(re.findall(r"from (ptycho_core[.a-z_]*) import", script.read_text()))
+        assert used, f"{script.name} calls no ptycho_core step"
+        wrong = [m for m in used if not allowed.match(m)]
+        assert not wrong, f"{script.name} imports {wrong}; workflow scripts are thin adapters over ptycho_core.steps"
+
+
+def test_every_method_says_how_it_is_produced_and_which_step_reconstructs_it():
+    import importlib
+
+    from ptycho_core.methods import REGISTRY, Method
+
+    rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    assert set(REGISTRY) == set(Method)
+    for method, spec in REGISTRY.items():
+        assert spec.produced_by in ("trained", "refined", "iterative"), method
+        assert (spec.produced_by == "iterative") == (spec.iterative_step is not None), method
+        assert (spec.refines is not None) == (spec.produced_by == "refined"), method
+        step = spec.reconstruct_step
+        assert hasattr(importlib.import_module(f"ptycho_core.steps.{step}"), f"run_{step}"), method
+        assert f"rule {step}:" in rules, f"{method.value}: no workflow rule {step}"
