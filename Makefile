@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 VENV_PTYCHI := .venv-ptychi
 CORES ?= 2
 
-.PHONY: venv study test lint clean
+.PHONY: venv study test test-fast lint clean
 
 venv: $(VENV)/.installed $(VENV_PTYCHI)/.installed
 
@@ -34,11 +34,19 @@ study: venv
 	@echo "tables and figures: results/phase_g/; logs: logs/; timings: benchmarks/."
 
 lint: venv
+	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint
 
+# The full suite, as CI runs it. The SLURM test installs and starts a local
+# cluster, so it needs root and apt-get.
 test: lint
 	$(BIN)/pytest
+
+# A few minutes, no root: everything but the Snakemake runs, the cluster and
+# the slow correctness cases.
+test-fast: venv
+	$(BIN)/pytest -m "not workflow and not slow"
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -25,14 +25,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from ptycho_core.nn.bundle import load_bundle  # noqa: E402
 from ptycho_core.config import load_study  # noqa: E402
-from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth  # noqa: E402
-from ptycho_core.methods import TRAINED_METHODS  # noqa: E402
 from ptycho_core.evaluate.metrics import score_reconstruction  # noqa: E402
 from ptycho_core.evaluate.region import evaluation_region  # noqa: E402
-from ptycho_core.recon.network import predict_and_stitch  # noqa: E402
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth  # noqa: E402
 from ptycho_core.io.view_index import load_view  # noqa: E402
+from ptycho_core.methods import TRAINED_METHODS  # noqa: E402
+from ptycho_core.nn.bundle import load_bundle  # noqa: E402
+from ptycho_core.recon.network import predict_and_stitch  # noqa: E402
 
 VARIANTS = (("taper", False), ("taper", True), ("probe", False), ("probe", True))
 

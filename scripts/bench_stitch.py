@@ -25,7 +25,7 @@ def main(n: int = 20000, P: int = 64) -> None:
     print(f"{n} patches of {P} x {P} (complex64, {patches.nbytes / 1e6:.0f} MB) into a {side} x {side} frame")
 
     t = time.perf_counter()
-    fast = stitch_patches(patches, positions, (side, side))
+    stitch_patches(patches, positions, (side, side))
     t_fast = time.perf_counter() - t
     print(f"vectorised scatter-add: {t_fast:6.2f} s = {n / t_fast:8.0f} patterns/s")
 

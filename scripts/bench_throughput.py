@@ -80,9 +80,9 @@ def study_for(size: str):
 
 def synthetic_data(study, channels: int, n_patterns: int = 2048):
     """Positions of the study's base scan (tiled to ``n_patterns``), groups of C nearest neighbours, Poisson counts."""
+    from ptycho_core.config import GroupingConfig
     from ptycho_core.physics.simulate import make_geometry
     from ptycho_core.sampling.views import oversampled_groups
-    from ptycho_core.config import GroupingConfig
 
     geo = make_geometry(study, 0)
     pos = np.column_stack([geo.scan.x, geo.scan.y]).astype(np.float64)
@@ -101,8 +101,7 @@ def synthetic_data(study, channels: int, n_patterns: int = 2048):
 def run_case(size: str, method: str, channels: int, what: str, precision: str, steps: int, warmup: int, repeats: int, threads: int) -> dict:
     import keras
 
-    from ptycho_core.nn import models
-    from ptycho_core.nn import training
+    from ptycho_core.nn import models, training
     from ptycho_core.nn.backend import configure_backend
     from ptycho_core.recon.stitch import probe_window
 

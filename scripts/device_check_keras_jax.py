@@ -15,14 +15,12 @@ import sys
 import tempfile
 import time
 
+import keras
 import numpy as np
 
-import keras
-
-from ptycho_core.physics import forward
-from ptycho_core.nn import models
-from ptycho_core.nn import training
+from ptycho_core.nn import models, training
 from ptycho_core.nn import physics as phys
+from ptycho_core.physics import forward
 
 print("backend", keras.backend.backend(), "keras", keras.__version__)
 if keras.backend.backend() == "jax":

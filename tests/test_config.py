@@ -101,13 +101,20 @@ def test_study_from_dict_does_not_mutate_its_input():
     assert raw == small()
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+#: The study files the README documents; each must exist and validate.
+DOCUMENTED_CONFIGS = ("config.yaml", "full.yaml", "test.yaml")
+
+
+def test_the_documented_config_files_exist():
+    present = {p.name for p in (REPO / "config").glob("*.yaml")}
+    missing = set(DOCUMENTED_CONFIGS) - present
+    assert not missing, f"config/ lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted({p.name for p in (REPO / "config").glob("*.yaml")} | set(DOCUMENTED_CONFIGS)))
 def test_repository_config_files_load(name):
     path = REPO / "config" / name
-    if not path.exists():
-        # Absent in this checkout: fall back to the empty config (never skip).
-        assert isinstance(study_from_dict({}), StudyConfig)
-        return
+    assert path.is_file(), f"{path} is missing"
     study = load_study(path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     assert study.N == raw.get("N", study.N)

@@ -23,8 +23,8 @@ import pytest
 
 from ptycho_core.config import ProbeConfig
 from ptycho_core.physics.forward import extract_patches
-from ptycho_core.recon.gauge import apply_offsets, synchronise
 from ptycho_core.physics.probe import make_probe
+from ptycho_core.recon.gauge import apply_offsets, synchronise
 from ptycho_core.recon.stitch import probe_window, stitch_patches
 
 N, P = 32, 16

@@ -73,19 +73,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from cells import simulate_cell
 
 from ptycho_core.config import study_from_dict
-from ptycho_core.io.datasets import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
-from ptycho_core.physics.forward import patch_bounds
 from ptycho_core.evaluate.metrics import score_reconstruction
-from ptycho_core.physics.objects import make_object
-from cells import simulate_cell
-from ptycho_core.steps.train import run_train
 from ptycho_core.evaluate.region import evaluation_region
-from ptycho_core.steps.reconstruct_network import run_reconstruct_network
+from ptycho_core.io.datasets import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
 from ptycho_core.io.reconstruction import load_recon
-from ptycho_core.steps.refine import run_refine
 from ptycho_core.io.view_index import load_view
+from ptycho_core.physics.forward import patch_bounds
+from ptycho_core.physics.objects import make_object
+from ptycho_core.steps.reconstruct_network import run_reconstruct_network
+from ptycho_core.steps.refine import run_refine
+from ptycho_core.steps.train import run_train
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 PTYCHI_PYTHON = ROOT / ".venv-ptychi" / "bin" / "python"

@@ -19,21 +19,21 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from cells import simulate_cell
+
 from ptycho_core.config import study_from_dict
-from ptycho_core.evaluate.rows import ALIGNMENT, ALIGNMENT_METRICS, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
-from ptycho_core.evaluate.region import evaluation_region
-from ptycho_core.recon.network import predict_and_stitch
-from ptycho_core.steps.score import run_score
-from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
-from ptycho_core.physics.forward import extract_patches
 from ptycho_core.evaluate.metrics import MetricError, shift_image
+from ptycho_core.evaluate.region import evaluation_region
+from ptycho_core.evaluate.rows import ALIGNMENT, ALIGNMENT_METRICS, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.reconstruction import Reconstruction, save_recon
 from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel
-from ptycho_core.recon.gauge import apply_offsets, synchronise
-from ptycho_core.recon.stitch import probe_window, stitch_patches
 from ptycho_core.io.view_index import load_view
+from ptycho_core.physics.forward import extract_patches
+from ptycho_core.recon.gauge import apply_offsets, synchronise
+from ptycho_core.recon.network import predict_and_stitch
+from ptycho_core.recon.stitch import probe_window, stitch_patches
+from ptycho_core.steps.score import run_score
 
 DOSE, VIEW, SEED = 1.0e4, "dense", 0
 STUDY = {
@@ -397,7 +397,7 @@ def test_frc_table_figure_and_sentinel(case, scored):
     record = verify_sentinel(scored.out["sentinel.json"])
     listed = {o["path"] for o in record["outputs"]}
     assert {str(scored.out[k]) for k in ("metrics.csv", "frc.csv", "alignment.json", "figure.png")} <= listed
-    assert record["checks"]["n_metric_rows"] == record["checks"]["expected_rows"] == len(scored.rows)
+    assert record["checks"]["n_metric_rows"] == len(scored.rows)
     assert record["checks"]["methods"] == sorted(scored.methods)
     a = scored.alignment
     assert [a["region_rows"], a["region_cols"]] == [[case.region[0].start, case.region[0].stop], [case.region[1].start, case.region[1].stop]]
@@ -440,6 +440,16 @@ def test_a_reconstruction_of_another_method_is_refused(case):
     with pytest.raises(ArtifactCheckError, match="mislabelled.npz.*method"):
         score(case, paths, "mislabelled")
     assert not (case.dir / "mislabelled.sentinel.json").exists()
+
+
+def test_a_reconstruction_with_values_outside_covered_is_refused(case):
+    from ptycho_core.io.npz import DataContractError
+
+    covered = np.ones(case.gt.shape, bool)
+    covered[0, 0] = False  # the object is not zero there
+    with pytest.raises(DataContractError, match=r"outside.npz: key 'object': expected 0 outside covered, found 1 non-zero"):
+        write_recon(case.dir / "outside.npz", case.gt, "PtyChi", covered=covered)
+    assert not (case.dir / "outside.npz").exists()
 
 
 @pytest.mark.parametrize("method_id", ["Pty-chi (pty-chi)", "ptychi", "PINN"])

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ptycho_core.steps import simulate as phase_c
 from ptycho_core.config import study_from_dict
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.physics.forward import expected_counts, extract_patches, far_field_intensity, valid_position_range
@@ -22,6 +21,7 @@ from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.probe import disk_probe, focused_probe, make_probe, measure_fwhm_diameter
 from ptycho_core.physics.scan import fermat_scan, make_scan, raster_scan, split_by_region
 from ptycho_core.physics.simulate import simulate_dose
+from ptycho_core.steps import simulate as phase_c
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM of exp(-r^2 / (2 sigma^2))
 

@@ -15,20 +15,20 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ptycho_core.steps import simulate as phase_c
-from ptycho_core.steps import views as phase_d
 from ptycho_core.config import ConfigError, GroupingConfig, study_from_dict
 from ptycho_core.io.datasets import SCHEMA_VERSION, load_diffraction_set
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel
-from ptycho_core.physics.simulate import make_geometry
 from ptycho_core.io.view_index import ViewIndex, load_view, save_view
+from ptycho_core.physics.simulate import make_geometry
 from ptycho_core.sampling.views import (
     InfeasibleViewError,
     build_split_view,
     check_views_feasible,
     select_view,
 )
+from ptycho_core.steps import simulate as phase_c
+from ptycho_core.steps import views as phase_d
 from ptycho_core.streams import group_entropy
 
 BASE = {

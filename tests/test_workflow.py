@@ -13,10 +13,11 @@ import pytest
 
 from ptycho_core.config import load_study
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
-from ptycho_core.sampling.overlap import METRICS_VERSION
+from ptycho_core.io.reconstruction import load_recon
 from ptycho_core.io.sentinel import verify_sentinel
-from ptycho_core.methods import Method
 from ptycho_core.io.view_index import load_view
+from ptycho_core.methods import Method
+from ptycho_core.sampling.overlap import METRICS_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -158,6 +159,9 @@ def test_phase_f_every_method_scored_on_the_same_region(phase_c_run):
             side = json.loads((cell / "PtychoPINN_TTR/bundle/bundle.json").read_text())
             trained = json.loads((workdir / f"results/phase_e/PtychoPINN/dose_{label}/view_{view.name}/seed_0/bundle.json").read_text())
             assert side["method"] == "PtychoPINN_TTR" and side["refined_from"]["model_sha256"] == trained["model_sha256"]
+            # the rule's threads reach torch (the default profile gives reconstruct_ptychi 1)
+            ptychi = load_recon(cell / "PtyChi" / "recon.npz")
+            assert ptychi.metadata["torch_threads"] == 1
 
 
 def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):

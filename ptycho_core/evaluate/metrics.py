@@ -62,8 +62,8 @@ In the tidy tables of phase F and G they are the quantities
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.ndimage import fourier_shift, uniform_filter
+from scipy.optimize import minimize
 from scipy.signal import windows
 from skimage.metrics import structural_similarity
 from skimage.registration import phase_cross_correlation

@@ -5,8 +5,7 @@ strict :data:`METRICS`, plus ``amplitude_scale`` and ``ms_ssim_scales``
 (reported, no better direction), the :data:`ALIGNMENT` rows (what the common
 alignment policy did to it) and the secondary, paper-style rows
 (docs/DESIGN.md section 7). :func:`tidy_rows` builds them from the scores of
-:func:`ptycho_core.evaluate.metrics.score_reconstruction`;
-:func:`expected_row_count` is the count the score step checks.
+:func:`ptycho_core.evaluate.metrics.score_reconstruction`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ __all__ = [
     "PAPER_METRICS",
     "PAPER_QUANTITIES",
     "QUANTITIES",
-    "expected_row_count",
     "tidy_rows",
 ]
 
@@ -69,9 +67,3 @@ def tidy_rows(method: str, scores: dict) -> list[tuple]:
                 raise MetricError(f"{method}: metric '{m}' of {pq} is missing or not finite ({v!r})")
             rows.append((method, pq, m, float(v)))
     return rows
-
-
-def expected_row_count(n_methods: int) -> int:
-    """Rows of a ``metrics.csv`` scoring ``n_methods`` methods (what :func:`tidy_rows` yields for each)."""
-    paper_rows = len(PAPER_QUANTITIES) * len(PAPER_METRICS) + len(PAPER_AMPLITUDE_METRICS)
-    return n_methods * (len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(ALIGNMENT_METRICS) + paper_rows)

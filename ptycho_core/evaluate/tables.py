@@ -76,9 +76,9 @@ import numpy as np
 import pandas as pd
 
 from ptycho_core.config import dose_label
-from ptycho_core.methods import Method
-from ptycho_core.io.npz import atomic_write_text
 from ptycho_core.evaluate.rows import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.io.npz import atomic_write_text
+from ptycho_core.methods import Method
 
 SCHEMA_VERSION = 1
 

@@ -9,8 +9,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from ptycho_core.io.datasets import DiffractionSet
 from ptycho_core.figures.common import save_figure
+from ptycho_core.io.datasets import DiffractionSet
 
 
 def _image(ax, data, title, cmap="gray", **kw):

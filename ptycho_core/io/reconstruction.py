@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptycho_core.io.envelope import SCHEMA_VERSION, check_dtype, check_finite, check_ndim, metadata_to_array, open_envelope
-from ptycho_core.methods import Method
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
+from ptycho_core.methods import Method
 
 RECON_KEYS = ("object", "covered", "metadata")
 REQUIRED_RECON_METADATA = ("schema_version", "method", "dose", "view", "seed")
@@ -55,6 +55,9 @@ def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = N
     check_finite(obj, "object", source)
     if not covered.any():
         raise DataContractError.mismatch(source, "covered", "at least one reconstructed pixel", "none")
+    outside = int(np.count_nonzero(obj[~covered]))
+    if outside:
+        raise DataContractError.mismatch(source, "object", "0 outside covered", f"{outside} non-zero pixel(s) outside covered")
     return meta
 
 

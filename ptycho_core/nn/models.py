@@ -38,7 +38,6 @@ from keras import layers, ops
 
 from ptycho_core.nn import physics as phys
 
-
 #: Dtype policies of the convolutional body (ArchitectureConfig.precision).
 PRECISIONS = ("float32", "mixed_bfloat16")
 

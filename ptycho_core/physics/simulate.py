@@ -28,9 +28,8 @@ from ptycho_core.config import StudyConfig, dose_label
 from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
 from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
 from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter
-from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
 from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
-
+from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
 
 
 def scale_probe_to_dose(probe_unit: np.ndarray, patches: np.ndarray, dose: float) -> tuple[np.ndarray, float]:

@@ -439,7 +439,8 @@ def reconstruct_ptychi(
         },
         "device": device_name,
         "torch_threads": int(torch.get_num_threads()),
-        "n_patterns": int(rows.size),
+        # what pty-chi held, read back from its task (not the count we handed it)
+        "n_patterns_held": int(positions_after.shape[0]),
         "N": int(N),
         "probe_scale": probe_scale(N),
         "buffer": {"row0": buffer.row0, "col0": buffer.col0, "shape": list(buffer.shape), "origin_yx": ptychi_origin(buffer.shape).tolist()},

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-
 #: Patches per FFT block inside a chunk (keeps the transforms in cache).
 FFT_BLOCK = 128
 

@@ -108,15 +108,13 @@ def _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_trut
     checks = step.checks
     checks.update({
         "n_patterns": int(rows.size),
-        "all_view_rows_used": bool(info["n_patterns"] == rows.size),
+        "n_patterns_held_by_ptychi": info["n_patterns_held"],
         "frame_shape": list(frame_shape),
         "covered_pixels": int(recon.covered.sum()),
         "covered_fraction": float(recon.covered.mean()),
         "amplitude_mean": float(amp.mean()),
         "amplitude_std": float(amp.std()),
         "phase_std": float(np.angle(vals * np.exp(-1j * np.angle(vals.mean()))).std()),
-        "finite": bool(np.all(np.isfinite(recon.obj))),
-        "zero_outside_covered": bool(np.all(recon.obj[~recon.covered] == 0)),
         "reconstruction_seconds": info["reconstruction_seconds"],
         "seconds_per_epoch": info["seconds_per_epoch"],
         "first_epoch_seconds": info["first_epoch_seconds"],
@@ -130,12 +128,14 @@ def _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_trut
         "positions_round_trip_max_px": info["positions_round_trip_max_px"],
         "device": info["device"],
     })
-    require(out_recon, "finite object", checks["finite"], "NaN or infinity in the object")
     require(
         out_recon, "non-degenerate reconstruction", not is_degenerate(recon.obj, recon.covered),
         f"amplitude std {checks['amplitude_std']:.3g}, phase std {checks['phase_std']:.3g}",
     )
-    require(out_recon, "zero outside covered", checks["zero_outside_covered"], "non-zero pixels outside the covered mask")
+    require(
+        out_recon, "every view row reconstructed", info["n_patterns_held"] == rows.size,
+        f"pty-chi held {info['n_patterns_held']} positions, the view has {rows.size} test rows",
+    )
     losses = info["loss_history"]
     require(out_recon, "finite loss", bool(losses) and np.all(np.isfinite(losses)), f"{losses}")
     require(out_recon, "loss decreased", len(losses) <= 1 or min(losses) < losses[0], f"initial {losses[0]:.6g}, best {min(losses):.6g}")

@@ -23,7 +23,8 @@ import numpy as np
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate.metrics import MetricError, region_mask, remove_global_phase, score_reconstruction, shift_image
 from ptycho_core.evaluate.region import evaluation_region
-from ptycho_core.evaluate.rows import QUANTITIES, expected_row_count, tidy_rows
+from ptycho_core.evaluate.rows import QUANTITIES, tidy_rows
+from ptycho_core.evaluate.tables import collect_metrics
 from ptycho_core.figures.comparison import comparison_figure
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.npz import atomic_write_text
@@ -113,7 +114,10 @@ def run_score(
         }
         atomic_write_text(out_alignment, json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
         comparison_figure(out_figure, gt, recons, region, aligned, f"dose {dose:.3g}, view {view_name}, seed {seed}")
-        expected = expected_row_count(len(recon_paths))
-        step.checks.update({"n_metric_rows": len(rows), "expected_rows": expected, "methods": sorted(recons)})
-        require(out_metrics, "row count", len(rows) == expected, f"{len(rows)} rows, expected {expected}")
+        # The table as phase G will read it: reloaded from disk and validated by the aggregator (every
+        # method, every declared metric once, finite), and equal to the rows scored here.
+        table = collect_metrics([{"dose": dose, "view": view_name, "seed": seed, "path": out_metrics}], methods=list(recons))
+        read = {(r.method, r.quantity, r.metric): r.value for r in table.itertuples()}
+        require(out_metrics, "rows read back", read == {(m, q, k): v for m, q, k, v in rows}, "the file holds other rows than those scored")
+        step.checks.update({"n_metric_rows": len(table), "methods": sorted(recons)})
     return {"rows": rows, "alignment": alignment}

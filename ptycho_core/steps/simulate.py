@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ptycho_core.config import StudyConfig
-from ptycho_core.io.datasets import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
-from ptycho_core.physics.objects import make_object
 from ptycho_core.figures.simulation import simulation_preview
+from ptycho_core.io.datasets import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
 from ptycho_core.io.sentinel import provenance
-from ptycho_core.steps.skeleton import Step, require
+from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.simulate import simulate_dose
+from ptycho_core.steps.skeleton import Step, require
 
 log = logging.getLogger(__name__)
 

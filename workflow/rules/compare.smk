@@ -116,6 +116,7 @@ rule reconstruct_ptychi:
         " --sentinels {input.phase_c} {input.phase_d}"
         " --ground-truth {input.ground_truth}"
         " --out {output.recon} --sentinel {output.sentinel} --log {log}"
+        " --threads {threads}"
 
 
 rule score:
