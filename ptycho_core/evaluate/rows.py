@@ -14,11 +14,10 @@ import math
 
 import numpy as np
 
-from ptycho_core.evaluate.metrics import MetricError
-
 __all__ = [
     "ALIGNMENT",
     "ALIGNMENT_METRICS",
+    "DOSE_RESPONSE",
     "METRICS",
     "PAPER_AMPLITUDE_METRICS",
     "PAPER_METRICS",
@@ -42,10 +41,14 @@ PAPER_QUANTITIES = ("amplitude_paper", "phase_paper")
 PAPER_METRICS = ("ssim", "ms_ssim", "psnr")
 #: Extra amplitude_paper row: the ratio of means applied to that row only (no better direction).
 PAPER_AMPLITUDE_METRICS = ("mean_ratio",)
+#: (quantity, metric) pairs the report draws against dose, one figure ``{quantity}_{metric}.png`` each
+#: (the report rule declares its outputs from this list; this module stays light to import).
+DOSE_RESPONSE = (("phase", "ms_ssim"), ("phase", "psnr"), ("amplitude", "ms_ssim"), ("amplitude", "mae"), ("phase", "frc50"))
 
 
 def tidy_rows(method: str, scores: dict) -> list[tuple]:
     """``(method, quantity, metric, value)`` rows of one method's scores; a missing or non-finite metric raises :class:`MetricError`."""
+    from ptycho_core.evaluate.metrics import MetricError
     rows = []
     for q in QUANTITIES:
         for m in METRICS:

@@ -1,9 +1,8 @@
 """The study figures drawn from the phase G tables: metric against dose, and FRC curves.
 
-:data:`DOSE_RESPONSE` names the (quantity, metric) pairs the report draws as
-dose-response figures (one file ``{quantity}_{metric}.png`` each; the
-``report`` rule's ``DOSE_RESPONSE_FIGS`` in ``workflow/rules/report.smk``
-must name the same files). The data come from
+:data:`~ptycho_core.evaluate.rows.DOSE_RESPONSE` names the (quantity, metric)
+pairs drawn as dose-response figures (one file ``{quantity}_{metric}.png``
+each; the ``report`` rule declares the same files from it). The data come from
 :mod:`ptycho_core.evaluate.tables` (the tidy table, the validated ``frc.csv``).
 """
 
@@ -21,10 +20,7 @@ from ptycho_core.evaluate.rows import QUANTITIES
 from ptycho_core.evaluate.tables import METRIC_LABELS, AggregationError, cell_name, check_table, read_frc_table
 from ptycho_core.methods import Method
 
-__all__ = ["DOSE_RESPONSE", "dose_response_figure", "frc_figure"]
-
-#: (quantity, metric) pairs drawn as dose-response figures.
-DOSE_RESPONSE = (("phase", "ms_ssim"), ("phase", "psnr"), ("amplitude", "ms_ssim"), ("amplitude", "mae"), ("phase", "frc50"))
+__all__ = ["dose_response_figure", "frc_figure"]
 
 
 def _method_label(method: str) -> str:

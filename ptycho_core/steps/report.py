@@ -23,9 +23,10 @@ from pathlib import Path
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate import tables as agg
 from ptycho_core.evaluate.overlap_table import overlap_summary
+from ptycho_core.evaluate.rows import DOSE_RESPONSE
 from ptycho_core.evaluate.runtime import runtime_table
 from ptycho_core.figures.comparison import montage_figure
-from ptycho_core.figures.study import DOSE_RESPONSE, dose_response_figure, frc_figure
+from ptycho_core.figures.study import dose_response_figure, frc_figure
 from ptycho_core.io.npz import atomic_write_text
 from ptycho_core.steps.skeleton import Step
 

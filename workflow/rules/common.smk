@@ -10,6 +10,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
+from ptycho_core.evaluate.rows import DOSE_RESPONSE
 from ptycho_core.methods import (
     ITERATIVE_METHODS,
     NETWORK_METHODS,
@@ -140,18 +141,25 @@ def phase_f_sentinels():
 
 
 def report_cells():
-    """Every phase F cell (dose, view, seed) with its metrics table, for the report."""
+    """Every cell (dose, view, seed) with the files the report reads of it: its
+    metrics table (``path``), FRC table and phase D overlap metrics. The report
+    takes each file from its cell, never by the order of separate lists."""
     return [
         {
             "dose": DOSES[d],
             "view": v,
             "seed": int(s),
             "path": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/metrics.csv",
+            "frc": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/frc.csv",
+            "overlap": f"results/phase_d/dose_{d}/view_{v}/seed_{s}/overlap_metrics.json",
         }
         for d in DOSES
         for v in VIEWS
         for s in SEEDS
     ]
+
+
+REPORT_CELLS = report_cells()
 
 
 def benchmark_files():

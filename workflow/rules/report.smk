@@ -3,37 +3,15 @@
 
 G = "results/phase_g"
 DOSE_RESPONSE_FIGS = [
-    f"{G}/figures/dose_response/{q}_{m}.png"
-    for q, m in (
-        ("phase", "ms_ssim"),
-        ("phase", "psnr"),
-        ("amplitude", "ms_ssim"),
-        ("amplitude", "mae"),
-        ("phase", "frc50"),
-    )
+    f"{G}/figures/dose_response/{q}_{m}.png" for q, m in DOSE_RESPONSE
 ]
 
 
 rule report:
     input:
-        metrics=expand(
-            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/metrics.csv",
-            dose=DOSES,
-            view=VIEWS,
-            seed=SEEDS,
-        ),
-        frc=expand(
-            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/frc.csv",
-            dose=DOSES,
-            view=VIEWS,
-            seed=SEEDS,
-        ),
-        overlap=expand(
-            "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/overlap_metrics.json",
-            dose=DOSES,
-            view=VIEWS,
-            seed=SEEDS,
-        ),
+        metrics=[c["path"] for c in REPORT_CELLS],
+        frc=[c["frc"] for c in REPORT_CELLS],
+        overlap=[c["overlap"] for c in REPORT_CELLS],
         recons=expand(
             "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",
             dose=DOSES,
@@ -89,7 +67,7 @@ rule report:
         "../../environment.yml"
     threads: 1
     params:
-        cells=lambda w: report_cells(),
+        cells=REPORT_CELLS,
         benchmarks=lambda w: benchmark_files(),
     script:
         "../scripts/report.py"

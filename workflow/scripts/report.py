@@ -14,8 +14,8 @@ study = study_from_dict(sm.config, source="config")
 run_report(
     study,
     cells=sm.params.cells,
-    frc_tables=[(c["dose"], c["view"], c["seed"], f) for c, f in zip(sm.params.cells, sm.input.frc)],
-    overlap_paths={(c["view"], c["dose"], c["seed"]): p for c, p in zip(sm.params.cells, sm.input.overlap)},
+    frc_tables=[(c["dose"], c["view"], c["seed"], c["frc"]) for c in sm.params.cells],
+    overlap_paths={(c["view"], c["dose"], c["seed"]): c["overlap"] for c in sm.params.cells},
     benchmarks=sm.params.benchmarks,
     ground_truth=sm.input.ground_truth,
     recon_path_of=lambda dose_label, view, method: f"results/phase_f/dose_{dose_label}/view_{view}/seed_{study.seeds[0]}/{method}/recon.npz",
