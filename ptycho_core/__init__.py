@@ -4,7 +4,8 @@ Knows nothing about Snakemake: every function takes explicit arguments
 (configuration dataclasses, arrays, paths) and returns values. Importing
 the package does no work. Where things live:
 
-- ``config``     the study configuration: schema validation, frozen dataclasses, section hashes
+- ``config``     the study configuration: schema validation, frozen dataclasses, section hashes;
+  ``config_reference`` renders ``config/README.md`` from the schema
 - ``methods``    the method registry: canonical ids, labels, colours, how each method is produced
 - ``streams``    every random-stream id and the seeding policy
 - ``physics/``   the simulated experiment, NumPy only: ``probe``, ``objects``, ``scan``,

@@ -1,7 +1,7 @@
 """Study configuration: one YAML file, validated once, frozen dataclasses.
 
-The JSON schema (``config.schema.yaml`` beside this module; the workflow's
-``workflow/schemas/config.schema.yaml`` is a link to it) is the single source
+The JSON schema (``workflow/schemas/config.schema.yaml``, where a deployed
+workflow finds it; ``config.schema.yaml`` beside this module links to it) is the single source
 of keys, descriptions and defaults. :func:`study_from_dict` validates a raw
 mapping against it, fills the defaults, applies the checks a schema cannot
 express, and returns an immutable :class:`StudyConfig` that is passed
@@ -138,6 +138,11 @@ class StudyConfig:
             if v.name == name:
                 return v
         raise KeyError(f"view {name!r} is not defined; views: {[v.name for v in self.views]}")
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the object's pixel frame: the ground truth's, and every reconstruction's."""
+        return (self.object.size, self.object.size)
 
     def stride_chain(self, view_name: str) -> tuple[int, ...]:
         """Strides of the views from the densest up to ``view_name`` (views are sorted by stride)."""

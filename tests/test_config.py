@@ -386,3 +386,15 @@ def test_dose_labels_in_ladder_order():
     labels = study.dose_labels()
     assert list(labels) == ["1e5", "1e3", "2.5e4"]
     assert all(math.isclose(float(k), v) for k, v in labels.items())
+
+
+def test_config_readme_is_the_rendered_schema():
+    from ptycho_core.config_reference import render
+
+    text = (REPO / "config" / "README.md").read_text(encoding="utf-8")
+    assert text == render(), "config/README.md is stale: run `python -m ptycho_core.config_reference > config/README.md`"
+    schema = load_schema()
+    for section, spec in schema["properties"].items():
+        assert f"## `{section}`" in text
+        for key in spec.get("properties", {}):
+            assert f"`{section}.{key}`" in text

@@ -13,16 +13,17 @@ from these crops). The test asserts that this set of pixels is disjoint from
 every training crop, lies in the test region (beyond the split boundary +
 guard/2) and overlaps the evaluation region of ``run_score``.
 
-Every step that takes a ground-truth argument then runs twice, once with the
-true file and once with the doctored one, into separate directories:
-``run_train`` for PtychoPINN and the Baseline (the Baseline's targets are the
-ground truth of its training positions), ``run_refine`` (from that run's
-PtychoPINN), ``run_reconstruct_network`` for PtychoPINN, PtychoPINN_TTR and
-the Baseline, and the PtyChi arm (the workflow's command-line program in
-``.venv-ptychi``, in a subprocess, as ``tests/test_ptychi_arm.py`` runs it;
-a missing ``.venv-ptychi`` fails, as there). None of these verifies a
-sentinel of the ground truth (they read it for its frame shape, and the
-Baseline for its training targets), so the doctored file needs none.
+Every reconstruction step then runs twice, once with the true file and once
+with the doctored one, into separate directories: ``run_train`` for
+PtychoPINN and the Baseline (only the supervised Baseline is given the
+ground truth: its targets at its training positions; PtychoPINN refuses one),
+``run_refine`` (from that run's PtychoPINN), ``run_reconstruct_network`` for
+PtychoPINN, PtychoPINN_TTR and the Baseline, and the PtyChi arm (the
+workflow's command-line program in ``.venv-ptychi``, in a subprocess, as
+``tests/test_ptychi_arm.py`` runs it; a missing ``.venv-ptychi`` fails, as
+there). The reconstruction steps take no ground truth at all (their frame is
+the configuration's), so the doctored file reaches only the Baseline's
+training and the scores; it needs no sentinel.
 
 Asserted:
 
@@ -81,6 +82,7 @@ from ptycho_core.evaluate.region import evaluation_region
 from ptycho_core.io.datasets import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
 from ptycho_core.io.reconstruction import load_recon
 from ptycho_core.io.view_index import load_view
+from ptycho_core.methods import Method
 from ptycho_core.physics.forward import patch_bounds
 from ptycho_core.physics.objects import make_object
 from ptycho_core.steps.reconstruct_network import run_reconstruct_network
@@ -150,8 +152,9 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
         b = {k: str(out / method / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
         (out / method).mkdir()
         run_train(
-            study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, train_path=p["train.npz"], test_path=p["test.npz"],
-            view_path=p["view.npz"], input_sentinels=data, ground_truth=gt_path, out_model=b["model.keras"],
+            study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, train_path=p["train.npz"],
+            view_path=p["view.npz"], input_sentinels=data, ground_truth=gt_path if Method(method).spec.supervised else None,
+            out_model=b["model.keras"],
             out_sidecar=b["bundle.json"], out_history=b["history.csv"], out_figure=b["loss.png"],
             sentinel_path=b["sentinel.json"], threads=2,
         )
@@ -172,7 +175,7 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
         run_reconstruct_network(
             study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, test_path=p["test.npz"], view_path=p["view.npz"],
             model_path=b["model.keras"], sidecar_path=b["bundle.json"], input_sentinels=[*data, b["sentinel.json"]],
-            ground_truth=gt_path, out_recon=paths["recons"][method], sentinel_path=str(out / method / "recon.sentinel.json"),
+            out_recon=paths["recons"][method], sentinel_path=str(out / method / "recon.sentinel.json"),
         )
     (out / "PtyChi").mkdir()
     recon, log = out / "PtyChi" / "recon.npz", out / "PtyChi" / "recon.log"
@@ -180,7 +183,7 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
         str(PTYCHI_PYTHON), str(PTYCHI_SCRIPT), "--config-json", study_json,
         "--dose", repr(DOSE), "--view", VIEW, "--seed", str(SEED),
         "--test", p["test.npz"], "--view-file", p["view.npz"], "--sentinels", *data,
-        "--ground-truth", gt_path, "--out", str(recon), "--sentinel", str(out / "PtyChi" / "recon.sentinel.json"),
+        "--out", str(recon), "--sentinel", str(out / "PtyChi" / "recon.sentinel.json"),
         "--log", str(log), "--threads", "2",
     ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)

@@ -77,3 +77,22 @@ def test_every_method_says_how_it_is_produced_and_which_step_reconstructs_it():
         step = spec.reconstruct_step
         assert hasattr(importlib.import_module(f"ptycho_core.steps.{step}"), f"run_{step}"), method
         assert f"rule {step}:" in rules, f"{method.value}: no workflow rule {step}"
+
+
+def test_only_a_supervised_method_is_given_the_ground_truth(tmp_path):
+    import pytest
+
+    from ptycho_core.config import load_study
+    from ptycho_core.steps.train import run_train
+
+    study = load_study(ROOT / "config" / "test.yaml")
+    files = dict(
+        dose=100.0, view_name="dense", seed=0, train_path=tmp_path / "train.npz", view_path=tmp_path / "view.npz",
+        input_sentinels=[], out_model=tmp_path / "m.keras", out_sidecar=tmp_path / "b.json", out_history=tmp_path / "h.csv",
+        out_figure=tmp_path / "l.png", sentinel_path=tmp_path / "s.json",
+    )
+    with pytest.raises(ValueError, match="PtychoPINN is unsupervised: it must not be given the ground truth"):
+        run_train(study, method="PtychoPINN", ground_truth=tmp_path / "gt.npz", **files)
+    with pytest.raises(ValueError, match="Baseline is supervised: it needs the ground truth"):
+        run_train(study, method="Baseline", **files)
+    assert not any(tmp_path.iterdir())

@@ -117,8 +117,8 @@ def run_case(d, raw: dict = STUDY) -> dict:
     e = {k: str(d / "e" / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
     (d / "e").mkdir()
     train_checks = run_train(
-        study, method="PtychoPINN", dose=DOSE, view_name=VIEW, seed=seed, train_path=p["train.npz"], test_path=p["test.npz"],
-        view_path=p["view.npz"], input_sentinels=data_sentinels, ground_truth=p["gt.npz"], out_model=e["model.keras"],
+        study, method="PtychoPINN", dose=DOSE, view_name=VIEW, seed=seed, train_path=p["train.npz"],
+        view_path=p["view.npz"], input_sentinels=data_sentinels, out_model=e["model.keras"],
         out_sidecar=e["bundle.json"], out_history=e["history.csv"], out_figure=e["loss.png"], sentinel_path=e["sentinel.json"],
         threads=2,
     )
@@ -138,7 +138,7 @@ def run_case(d, raw: dict = STUDY) -> dict:
         run_reconstruct_network(
             study, method=method, dose=DOSE, view_name=VIEW, seed=seed, test_path=p["test.npz"], view_path=p["view.npz"],
             model_path=bundle["model.keras"], sidecar_path=bundle["bundle.json"],
-            input_sentinels=[*data_sentinels, bundle["sentinel.json"]], ground_truth=p["gt.npz"], out_recon=recons[method],
+            input_sentinels=[*data_sentinels, bundle["sentinel.json"]], out_recon=recons[method],
             sentinel_path=str(d / f"{method}.sentinel.json"),
         )
 

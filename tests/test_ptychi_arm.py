@@ -36,7 +36,7 @@ from scipy.ndimage import binary_erosion
 
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import register_translation, remove_global_phase
-from ptycho_core.io.datasets import GroundTruth, ground_truth_shape, load_diffraction_set, load_ground_truth, save_ground_truth
+from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.reconstruction import load_recon
 from ptycho_core.io.sentinel import verify_sentinel
 from ptycho_core.io.view_index import load_view
@@ -143,12 +143,6 @@ def test_buffer_to_frame_and_footprint():
     assert fp.sum() == 13  # the pixel centres within distance 2 of a pixel centre
 
 
-def test_frame_shape_is_read_from_the_header(tmp_path):
-    path = tmp_path / "gt.npz"
-    save_ground_truth(path, GroundTruth(np.ones((7, 9), np.complex64), {"schema_version": 1, "pixel_frame": "x = c, y = r"}))
-    assert ground_truth_shape(path) == (7, 9)
-
-
 # --------------------------------------------------------------------------
 # High-dose reconstruction through the command-line program (.venv-ptychi)
 # --------------------------------------------------------------------------
@@ -169,7 +163,6 @@ def _cli(study_json, p, out, sentinel, log, sentinels=None):
         "--dose", repr(DOSE), "--view", "dense", "--seed", "0",
         "--test", p["test.npz"], "--view-file", p["view.npz"],
         "--sentinels", *(sentinels or [p["c.json"], p["d.json"]]),
-        "--ground-truth", p["gt.npz"],
         "--out", out, "--sentinel", sentinel, "--log", log, "--threads", "2",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

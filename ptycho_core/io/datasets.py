@@ -29,7 +29,6 @@ byte-identical files (see :mod:`ptycho_core.io.npz`).
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -277,17 +276,3 @@ def load_ground_truth(path: str | os.PathLike) -> GroundTruth:
     arrays = read_npz(path)
     meta = validate_ground_truth_arrays(arrays, source)
     return GroundTruth(obj=arrays["object"], metadata=meta)
-
-
-def ground_truth_shape(path: str | os.PathLike) -> tuple[int, int]:
-    """Shape of the ``object`` array of a ground-truth NPZ, read from its header only (never the values)."""
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open("object.npy") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = read_header(f)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataContractError(f"{path}: key 'object': cannot read the array header ({exc})") from exc
-    if len(shape) != 2:
-        raise DataContractError.mismatch(path, "object", "a 2-d array", f"shape {shape}")
-    return int(shape[0]), int(shape[1])

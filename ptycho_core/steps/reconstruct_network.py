@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ptycho_core.config import StudyConfig
-from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet, ground_truth_shape, load_diffraction_set
+from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet, load_diffraction_set
 from ptycho_core.io.reconstruction import Reconstruction, load_recon, save_recon
 from ptycho_core.io.sentinel import provenance
 from ptycho_core.io.view_index import load_view
@@ -40,7 +40,6 @@ def run_reconstruct_network(
     model_path: str | Path,
     sidecar_path: str | Path,
     input_sentinels: list,
-    ground_truth: str | Path,
     out_recon: str | Path,
     sentinel_path: str | Path,
 ) -> dict:
@@ -66,7 +65,7 @@ def run_reconstruct_network(
         channels = study.grouping.C if method.spec.grouped else 1
         model, side = load_bundle(model_path, sidecar_path, N=test.N, channels=channels, probe=test.probe)
         require(sidecar_path, "method", side["method"] == method.value, f"bundle of {side['method']}, expected {method.value}")
-        shape = ground_truth_shape(ground_truth)
+        shape = study.frame_shape
         t_inf = time.perf_counter()
         stitched, n_patches, gauge = predict_and_stitch(model, channels, test, view, shape)
         seconds = time.perf_counter() - t_inf

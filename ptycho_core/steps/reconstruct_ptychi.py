@@ -14,7 +14,7 @@ import numpy as np
 
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate.metrics import is_degenerate
-from ptycho_core.io.datasets import ground_truth_shape, load_diffraction_set
+from ptycho_core.io.datasets import load_diffraction_set
 from ptycho_core.io.reconstruction import Reconstruction, load_recon, save_recon
 from ptycho_core.io.sentinel import provenance
 from ptycho_core.io.view_index import load_view
@@ -35,16 +35,11 @@ def run_reconstruct_ptychi(
     test_path: str | Path,
     view_path: str | Path,
     input_sentinels: list,
-    ground_truth_path: str | Path,
     out_recon: str | Path,
     sentinel_path: str | Path,
     threads: int | None = None,
 ) -> dict:
-    """Reconstruct one dose x view x seed with pty-chi, save, verify, write the sentinel.
-
-    ``ground_truth_path`` is read for the frame shape only (the array header,
-    never its values).
-    """
+    """Reconstruct one dose x view x seed with pty-chi onto the study's frame, save, verify, write the sentinel."""
     with Step(
         "reconstruct_ptychi",
         study,
@@ -53,14 +48,14 @@ def run_reconstruct_ptychi(
         input_sentinels=input_sentinels,
         extra={"method": Method.PTYCHI.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
     ) as step:
-        step.inputs += [test_path, view_path, ground_truth_path]
+        step.inputs += [test_path, view_path]
         step.outputs.append(out_recon)
-        _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_truth_path, out_recon, threads, step)
+        _reconstruct(study, dose, view_name, seed, test_path, view_path, out_recon, threads, step)
     log.info("PtyChi dose %g view %s seed %d: %s", dose, view_name, seed, json.dumps(step.checks))
     return step.checks
 
 
-def _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_truth_path, out_recon, threads, step: Step) -> None:
+def _reconstruct(study, dose, view_name, seed, test_path, view_path, out_recon, threads, step: Step) -> None:
     test = load_diffraction_set(test_path)
     view = load_view(view_path, n_test=test.n)
     require(
@@ -68,7 +63,7 @@ def _reconstruct(study, dose, view_name, seed, test_path, view_path, ground_trut
         f"expected dose {dose}, seed {seed}; found dose {test.metadata['dose']}, seed {test.metadata['seed']}",
     )
     require(view_path, "view name", view.metadata["view"] == view_name, f"expected {view_name!r}, found {view.metadata['view']!r}")
-    frame_shape = ground_truth_shape(ground_truth_path)
+    frame_shape = study.frame_shape
     rows = view.test_index
     cfg = study.ptychi
 

@@ -41,10 +41,9 @@ def run_train(
     view_name: str,
     seed: int,
     train_path: str | Path,
-    test_path: str | Path,
     view_path: str | Path,
     input_sentinels: list,
-    ground_truth: str | Path,
+    ground_truth: str | Path | None = None,
     out_model: str | Path,
     out_sidecar: str | Path,
     out_history: str | Path,
@@ -52,11 +51,21 @@ def run_train(
     sentinel_path: str | Path,
     threads: int = 1,
 ) -> dict:
-    """Train one model, save and verify its bundle, write history, figure and sentinel."""
+    """Train one model, save and verify its bundle, write history, figure and sentinel.
+
+    ``ground_truth``: the object the training split was simulated on, for a
+    supervised method (its targets) and only then; an unsupervised method
+    is refused one, so that the ground truth cannot reach it.
+    """
     method = Method.parse(method)
     spec = method.spec
     if spec.produced_by != "trained":
         raise ValueError(f"method {method.value} is not trained in phase E (it is {spec.produced_by})")
+    if spec.supervised != (ground_truth is not None):
+        raise ValueError(
+            f"method {method.value} is {'supervised: it needs' if spec.supervised else 'unsupervised: it must not be given'} "
+            f"the ground truth (given: {ground_truth})"
+        )
     with Step(
         "train",
         study,
@@ -68,14 +77,14 @@ def run_train(
         step.inputs += [train_path, view_path] + ([ground_truth] if spec.supervised else [])
         step.outputs += [out_model, out_sidecar, out_history, out_figure]
         step.checks.update(
-            _train(study, method, dose, view_name, seed, train_path, test_path, view_path, ground_truth,
+            _train(study, method, dose, view_name, seed, train_path, view_path, ground_truth,
                    out_model, out_sidecar, out_history, out_figure, threads)
         )
     log.info("%s trained: %s", method.value, json.dumps(step.checks))
     return step.checks
 
 
-def _train(study, method, dose, view_name, seed, train_path, test_path, view_path, ground_truth,
+def _train(study, method, dose, view_name, seed, train_path, view_path, ground_truth,
            out_model, out_sidecar, out_history, out_figure, threads) -> dict:
     import keras
 
@@ -85,8 +94,7 @@ def _train(study, method, dose, view_name, seed, train_path, test_path, view_pat
 
     spec = method.spec
     train = load_diffraction_set(train_path)
-    test = load_diffraction_set(test_path)
-    view = load_view(view_path, n_train=train.n, n_test=test.n)
+    view = load_view(view_path, n_train=train.n)
     N, tcfg = train.N, study.training
     configure_backend(threads)
     seed_int = training_seed(seed, method, view_name)

@@ -67,11 +67,14 @@ def training_object_inputs(wildcards):
     }
 
 
-def training_ground_truth(wildcards):
-    """The object the training split was simulated on (the Baseline's targets)."""
+def supervised_targets(wildcards):
+    """For a supervised method only, the object its training split was simulated
+    on (its targets): the DAG shows that no unsupervised method reads a ground truth."""
+    if not Method(wildcards.method).spec.supervised:
+        return {}
     if STUDY.object.train_seed is None:
-        return "results/phase_c/ground_truth.npz"
-    return "results/phase_c/training_object.npz"
+        return {"ground_truth": "results/phase_c/ground_truth.npz"}
+    return {"ground_truth": "results/phase_c/training_object.npz"}
 
 
 def network_bundle(wildcards):

@@ -67,7 +67,6 @@ rule reconstruct_network:
         phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
         view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
         phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        ground_truth=rules.ground_truth.output.obj,
     output:
         recon="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",
         sentinel="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/sentinel.json",
@@ -93,7 +92,6 @@ rule reconstruct_ptychi:
         phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
         view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
         phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        ground_truth=rules.ground_truth.output.obj,
     output:
         recon="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/recon.npz",
         sentinel="results/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/sentinel.json",
@@ -114,7 +112,6 @@ rule reconstruct_ptychi:
         " --dose {params.dose} --view {wildcards.view} --seed {wildcards.seed}"
         " --test {input.test} --view-file {input.view}"
         " --sentinels {input.phase_c} {input.phase_d}"
-        " --ground-truth {input.ground_truth}"
         " --out {output.recon} --sentinel {output.sentinel} --log {log}"
         " --threads {threads}"
 

@@ -4,12 +4,11 @@
 
 rule train:
     input:
+        unpack(supervised_targets),
         train="results/phase_c/dose_{dose}/seed_{seed}/train.npz",
-        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
         phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
         view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
         phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        ground_truth=training_ground_truth,
     output:
         model="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/model.keras",
         sidecar="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/bundle.json",

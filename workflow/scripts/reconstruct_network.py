@@ -19,7 +19,6 @@ run_reconstruct_network(
     model_path=sm.input.model,
     sidecar_path=sm.input.sidecar,
     input_sentinels=[sm.input.phase_c, sm.input.phase_d, sm.input.bundle_sentinel],
-    ground_truth=sm.input.ground_truth,
     out_recon=sm.output.recon,
     sentinel_path=sm.output.sentinel,
 )

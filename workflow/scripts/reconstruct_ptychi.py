@@ -7,7 +7,7 @@ environment that holds torch and pty-chi (``.venv-ptychi``), started by a
     .venv-ptychi/bin/python workflow/scripts/reconstruct_ptychi.py \\
         --configfile STUDY.yaml | --config-json STUDY.json \\
         --dose D --view V --seed S --test test.npz --view-file view.npz \\
-        --sentinels phase_c.json phase_d.json --ground-truth object.npz \\
+        --sentinels phase_c.json phase_d.json \\
         --out recon.npz --sentinel recon.json --log job.log [--threads T]
 
 The study configuration is validated as in every other step
@@ -32,7 +32,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test", required=True, help="phase C test split (test.npz)")
     p.add_argument("--view-file", required=True, help="phase D view file (view.npz)")
     p.add_argument("--sentinels", nargs="+", required=True, help="sentinels of the inputs, verified first")
-    p.add_argument("--ground-truth", required=True, help="ground-truth object NPZ (read for its frame shape only)")
     p.add_argument("--out", required=True, help="reconstruction to write (recon.npz)")
     p.add_argument("--sentinel", required=True, help="sentinel JSON to write after the checks")
     p.add_argument("--log", required=True, help="log file (stdout, stderr and logging go there)")
@@ -63,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         test_path=args.test,
         view_path=args.view_file,
         input_sentinels=list(args.sentinels),
-        ground_truth_path=args.ground_truth,
         out_recon=args.out,
         sentinel_path=args.sentinel,
         threads=args.threads,

@@ -15,10 +15,9 @@ run_train(
     view_name=sm.wildcards.view,
     seed=int(sm.wildcards.seed),
     train_path=sm.input.train,
-    test_path=sm.input.test,
     view_path=sm.input.view,
     input_sentinels=[sm.input.phase_c, sm.input.phase_d],
-    ground_truth=sm.input.ground_truth,
+    ground_truth=sm.input.get("ground_truth"),  # the Baseline's targets; PtychoPINN gets none
     out_model=sm.output.model,
     out_sidecar=sm.output.sidecar,
     out_history=sm.output.history,
