@@ -103,34 +103,13 @@ def refined_from(wildcards):
     }
 
 
-def phase_c_sentinels():
-    """Sentinels of every phase C simulation of the study."""
-    return expand(
-        "results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
-        dose=DOSES,
-        seed=SEEDS,
-    )
+def every_output(rule, **wildcards):
+    """Every output file of every job of ``rule`` over the given wildcard values.
 
-
-def phase_d_sentinels():
-    """Sentinels of every phase D view of the study."""
-    return expand(
-        "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        dose=DOSES,
-        view=VIEWS,
-        seed=SEEDS,
-    )
-
-
-def phase_e_sentinels():
-    """Sentinels of every phase E training job of the study."""
-    return expand(
-        "results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        method=TRAINED,
-        dose=DOSES,
-        view=VIEWS,
-        seed=SEEDS,
-    )
+    The phase targets request these, not only the sentinels downstream rules
+    read, so that a plain run regenerates any artifact of the phase that is
+    missing (a deleted reconstruction, a bundle file)."""
+    return expand([str(f) for f in rule.output], **wildcards)
 
 
 def phase_f_sentinels():

@@ -171,4 +171,13 @@ rule score:
 
 rule phase_f:
     input:
-        phase_f_sentinels(),
+        every_output(rules.refine, refined=REFINED, dose=DOSES, view=VIEWS, seed=SEEDS),
+        every_output(
+            rules.reconstruct_network,
+            method=NETWORK,
+            dose=DOSES,
+            view=VIEWS,
+            seed=SEEDS,
+        ),
+        every_output(rules.reconstruct_ptychi, dose=DOSES, view=VIEWS, seed=SEEDS),
+        every_output(rules.score, dose=DOSES, view=VIEWS, seed=SEEDS),

@@ -68,4 +68,8 @@ rule simulate:
 
 rule phase_c:
     input:
-        phase_c_sentinels(),
+        every_output(rules.ground_truth),
+        every_output(rules.training_object)
+        if STUDY.object.train_seed is not None
+        else [],
+        every_output(rules.simulate, dose=DOSES, seed=SEEDS),

@@ -47,4 +47,4 @@ rule train:
 
 rule phase_e:
     input:
-        phase_e_sentinels(),
+        every_output(rules.train, method=TRAINED, dose=DOSES, view=VIEWS, seed=SEEDS),

@@ -34,4 +34,4 @@ rule views:
 
 rule phase_d:
     input:
-        phase_d_sentinels(),
+        every_output(rules.views, dose=DOSES, view=VIEWS, seed=SEEDS),
