@@ -219,6 +219,17 @@ def test_a_missing_artifact_of_any_phase_is_regenerated(phase_c_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_a_study_file_defines_its_views_and_doses(tmp_path):
+    """--configfile with one view and two doses: that study runs (phases C and D), not the default's views besides."""
+    workdir = deploy(tmp_path, (REPO / "config" / "test.yaml").read_text())
+    study_file = tmp_path / "one_view.yaml"
+    study_file.write_text("doses: [300.0, 3000.0]\nviews:\n  wide:\n    stride: 1\n")
+    proc = run_snakemake(workdir, "phase_d", "--configfile", str(study_file))  # --configfile takes several files: last
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    views = sorted(p.relative_to(workdir / "results/phase_d").as_posix() for p in (workdir / "results/phase_d").rglob("view.npz"))
+    assert views == ["dose_3e2/view_wide/seed_0/view.npz", "dose_3e3/view_wide/seed_0/view.npz"]
+
+
 @pytest.mark.parametrize(
     "bad, expected",
     [

@@ -7,6 +7,8 @@
 import os
 from pathlib import Path
 
+import yaml
+
 from snakemake.utils import validate
 
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
@@ -19,6 +21,17 @@ from ptycho_core.methods import (
     Method,
 )
 from ptycho_core.sampling.views import check_views_feasible
+
+# A study file given with --configfile is deep-merged over config/config.yaml
+# by Snakemake. For the sections whose keys the user names (the views), the
+# study file's mapping replaces the default's: a study of one view has one view.
+REPLACED_SECTIONS = ("views",)
+for study_file in workflow.overwrite_configfiles:
+    with open(study_file, encoding="utf-8") as fh:
+        given = yaml.safe_load(fh) or {}
+    for section in REPLACED_SECTIONS:
+        if isinstance(given, dict) and section in given:
+            config[section] = given[section]
 
 validate(config, schema="../schemas/config.schema.yaml")
 STUDY = study_from_dict(config, source="config")
