@@ -219,6 +219,60 @@ def test_a_missing_artifact_of_any_phase_is_regenerated(phase_c_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+#: (change to config/test.yaml, the rules that must rerun): one configuration section at a time.
+RERUN_SCOPE = {
+    "training.epochs": (
+        lambda c: c["training"].update(epochs=c["training"]["epochs"] + 1),
+        {"train", "refine", "reconstruct_network", "score", "report", "inventory"},
+    ),
+    "refinement.max_epochs": (
+        lambda c: c["refinement"].update(max_epochs=c["refinement"]["max_epochs"] + 1),
+        {"refine", "reconstruct_network", "score", "report", "inventory"},
+    ),
+    "ptychi.epochs": (
+        lambda c: c.setdefault("ptychi", {}).update(epochs=7),
+        {"study_config", "reconstruct_ptychi", "score", "report", "inventory"},
+    ),
+    "grouping.train_groups_per_position": (
+        lambda c: c["grouping"].update(train_groups_per_position=c["grouping"]["train_groups_per_position"] + 1),
+        {"views", "study_config", "train", "refine", "reconstruct_network", "reconstruct_ptychi", "score", "report", "inventory"},
+    ),
+    "doses (one replaced)": (
+        lambda c: c.update(doses=[c["doses"][0], 30000.0]),
+        {"simulate", "views", "train", "refine", "reconstruct_network", "reconstruct_ptychi", "score", "report", "inventory"},
+    ),
+}
+
+
+def _rules_to_rerun(workdir: Path) -> tuple[set[str], str]:
+    proc = run_snakemake(workdir, "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    table = out.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in out else ""
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+    return {r for r in counts if r not in ("all", "total")}, table
+
+
+def test_a_config_change_reruns_exactly_the_rules_that_read_it(phase_c_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    workdir = tmp_path / "study"
+    shutil.copytree(phase_c_run, workdir, symlinks=True)  # results, logs and .snakemake, times kept
+    original = (workdir / "config" / "config.yaml").read_text()
+    for change, (edit, expected) in RERUN_SCOPE.items():
+        cfg = yaml.safe_load(original)
+        edit(cfg)
+        (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+        rerun, table = _rules_to_rerun(workdir)
+        assert rerun == expected, f"{change}: reruns {sorted(rerun)}, expected {sorted(expected)}\n{table}"
+        if change.startswith("doses"):
+            assert re.search(r"^simulate\s+1$", table, re.M), table  # only the new dose is simulated
+    (workdir / "config" / "config.yaml").write_text(original)
+    assert _rules_to_rerun(workdir)[0] == set()
+
+
 def test_a_study_file_defines_its_views_and_doses(tmp_path):
     """--configfile with one view and two doses: that study runs (phases C and D), not the default's views besides."""
     workdir = deploy(tmp_path, (REPO / "config" / "test.yaml").read_text())

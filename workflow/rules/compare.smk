@@ -11,7 +11,11 @@ rule study_config:
         "../../environment.yml"
     threads: 1
     params:
-        study=STUDY.to_dict(),
+        # the sections the PtyChi jobs read: a change elsewhere (training,
+        # refinement) reruns neither this JSON nor the PtyChi jobs
+        physics=PHYSICS_HASH,
+        views=VIEWS_HASH,
+        ptychi=PTYCHI_HASH,
     script:
         "../scripts/study_config.py"
 

@@ -4,6 +4,7 @@ from ptycho_core.steps.joblog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
+from ptycho_core.config import study_from_dict  # noqa: E402
 from ptycho_core.steps.study_config import run_study_config  # noqa: E402
 
-run_study_config(snakemake.params.study, out_path=snakemake.output[0])  # noqa: F821
+run_study_config(study_from_dict(snakemake.config, source="config").to_dict(), out_path=snakemake.output[0])  # noqa: F821
