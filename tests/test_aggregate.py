@@ -13,9 +13,12 @@ delta computed from them by mistake would be visible.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -442,3 +445,26 @@ def test_runtime_table(tmp_path):
         runtime_table({"score": [str(tmp_path / "missing.tsv")]})
     with pytest.raises(AggregationError, match="rule train has no benchmark files"):
         runtime_table({"train": []})
+
+
+def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
+    from ptycho_core.config import load_study
+    from ptycho_core.steps.report import inventory
+
+    study = load_study(Path(__file__).resolve().parents[1] / "config" / "test.yaml")  # doses 1e2, 1e4; dense, sparse; seed 0
+    files = {
+        "results/phase_c/ground_truth.npz": "yes",
+        "results/phase_c/dose_1e2/seed_0/train.npz": "yes",
+        "results/phase_d/dose_1e4/view_sparse/seed_0/view.npz": "yes",
+        "logs/phase_f/dose_1e2/view_dense/seed_0/PtyChi/reconstruct.log": "yes",
+        "results/phase_g/figures/dose_response/phase_ms_ssim.png": "yes",  # not a cell
+        "results/phase_c/dose_3e3/seed_0/train.npz": "no",  # a dose since removed
+        "results/phase_d/dose_1e2/view_wide/seed_0/view.npz": "no",  # a view since removed
+        "benchmarks/phase_c/dose_1e2/seed_1/simulate.tsv": "no",  # a seed since removed
+    }
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    rows = list(csv.reader(io.StringIO(inventory(tmp_path, study))))
+    assert rows[0] == ["path", "bytes", "sha256", "in_study"]
+    assert {r[0]: r[3] for r in rows[1:]} == files

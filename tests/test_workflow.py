@@ -178,6 +178,9 @@ def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
     assert all(("n = 1: no interval" in line) for line in lines)  # one seed in the test study
     for name in ("overlap.csv", "runtime.csv", "inventory.csv", "figures/frc.png", "figures/montage_dense.png"):
         assert (g / name).is_file(), name
+    inventory = [line.split(",") for line in (g / "inventory.csv").read_text().splitlines()]
+    assert inventory[0] == ["path", "bytes", "sha256", "in_study"]
+    assert len(inventory) > 100 and all(r[3] == "yes" for r in inventory[1:])  # a fresh study: every file is its own
     html = tmp_path / "report.html"
     proc = subprocess.run(
         [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "--report", str(html)],

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 from ptycho_core.config import StudyConfig
@@ -33,22 +34,45 @@ from ptycho_core.steps.skeleton import Step
 log = logging.getLogger(__name__)
 
 
-def inventory(root: str | Path, directories=("results", "logs", "benchmarks")) -> str:
-    """CSV text: relative path, size in bytes and sha256 of every file of the study."""
+#: A path part naming a cell: ``dose_<label>`` (as ``config.dose_label`` writes it), ``view_<name>``, ``seed_<int>``.
+_CELL_PART = re.compile(r"^(?:dose_(?P<dose>\d(?:\.\d+)?e-?\d+)|view_(?P<view>[A-Za-z0-9]+)|seed_(?P<seed>\d+))$")
+
+
+def in_study(rel_path: str, study: StudyConfig) -> bool:
+    """Whether a file's cell labels (``dose_<d>``, ``view_<v>``, ``seed_<s>`` path parts) all belong to ``study``.
+
+    A file left by an earlier study in the same directory (a dose, view or
+    seed since removed from the configuration) is not.
+    """
+    allowed = {
+        "dose": set(study.dose_labels()),
+        "view": {v.name for v in study.views},
+        "seed": {str(s) for s in study.seeds},
+    }
+    for part in Path(rel_path).parts[:-1]:  # directories only
+        match = _CELL_PART.match(part)
+        if match and any(value is not None and value not in allowed[kind] for kind, value in match.groupdict().items()):
+            return False
+    return True
+
+
+def inventory(root: str | Path, study: StudyConfig, directories=("results", "logs", "benchmarks")) -> str:
+    """CSV text: relative path, size in bytes, sha256 and ``in_study`` (see :func:`in_study`) of every file under ``directories``."""
     root = Path(root)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "bytes", "sha256"])
+    w.writerow(["path", "bytes", "sha256", "in_study"])
     for d in directories:
         for p in sorted((root / d).rglob("*")):
             if p.is_file() and not p.name.startswith("."):
-                w.writerow([p.relative_to(root).as_posix(), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()])
+                rel = p.relative_to(root).as_posix()
+                w.writerow([rel, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest(), "yes" if in_study(rel, study) else "no"])
     return buf.getvalue()
 
 
-def run_inventory(*, out_path: str | Path, root: str | Path = ".") -> None:
+def run_inventory(study: StudyConfig, *, out_path: str | Path, root: str | Path = ".") -> None:
     """Workflow step ``inventory``: write :func:`inventory` of ``root`` to ``out_path`` (atomically)."""
-    atomic_write_text(out_path, inventory(root))
+    atomic_write_text(out_path, inventory(root, study))
 
 
 def run_report(
