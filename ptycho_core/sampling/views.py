@@ -193,9 +193,8 @@ def check_views_feasible(study: StudyConfig) -> None:
     for seed in study.seeds:
         geo = make_geometry(study, seed)
         scan = geo.scan
-        chain: tuple[int, ...] = ()
         for view in study.views:
-            chain = chain + (view.stride,)
+            chain = study.stride_chain(view.name)
             for split, idx in (("train", geo.split.train), ("test", geo.split.test)):
                 try:
                     build_split_view(

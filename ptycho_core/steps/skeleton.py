@@ -10,7 +10,7 @@ artifacts, reloads and checks them, and only then writes its own sentinel.
         step.inputs += [gt_path]
         step.outputs += [out_train, out_test]
         step.checks["n_train"] = n            # values recorded in the sentinel
-        step.require(out_train, "dose scaling", ok, "expected mean ... != dose ...")
+        require(out_train, "dose scaling", ok, "expected mean ... != dose ...")
 
 On entry every input sentinel is verified (its outputs unchanged since they
 were checked); on a normal exit the sentinel is written with the inputs
@@ -79,8 +79,3 @@ class Step:
     def elapsed(self) -> float:
         """Seconds since the step started."""
         return time.perf_counter() - self._t0
-
-    @staticmethod
-    def require(artifact: str | os.PathLike, name: str, ok: bool, detail: str) -> None:
-        """See :func:`require`."""
-        require(artifact, name, ok, detail)
