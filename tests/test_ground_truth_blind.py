@@ -93,8 +93,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 PTYCHI_PYTHON = ROOT / ".venv-ptychi" / "bin" / "python"
-PTYCHI_SCRIPT = ROOT / "workflow" / "scripts" / "reconstruct_ptychi.py"
-
 DOSE, VIEW, SEED = 1.0e4, "dense", 0
 STUDY = {
     "name": "ground-truth-blind",
@@ -180,7 +178,7 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
     (out / "PtyChi").mkdir()
     recon, log = out / "PtyChi" / "recon.npz", out / "PtyChi" / "recon.log"
     cmd = [
-        str(PTYCHI_PYTHON), str(PTYCHI_SCRIPT), "--config-json", study_json,
+        str(PTYCHI_PYTHON), "-m", "ptycho_core.steps.reconstruct_ptychi", "--config-json", study_json,
         "--dose", repr(DOSE), "--view", VIEW, "--seed", str(SEED),
         "--test", p["test.npz"], "--view-file", p["view.npz"], "--sentinels", *data,
         "--out", str(recon), "--sentinel", str(out / "PtyChi" / "recon.sentinel.json"),
@@ -188,7 +186,7 @@ def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict
     ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     log_text = log.read_text() if log.exists() else ""
-    assert result.returncode == 0, f"reconstruct_ptychi.py failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
+    assert result.returncode == 0, f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
     paths["recons"]["PtyChi"] = str(recon)
     return paths
 

@@ -45,7 +45,6 @@ from ptycho_core.recon import ptychi as arm
 
 ROOT = Path(__file__).resolve().parents[1]
 PTYCHI_PYTHON = ROOT / ".venv-ptychi" / "bin" / "python"
-SCRIPT = ROOT / "workflow" / "scripts" / "reconstruct_ptychi.py"
 
 DOSE = 1.0e6
 STUDY = {
@@ -158,7 +157,7 @@ def _require_ptychi_venv() -> None:
 
 def _cli(study_json, p, out, sentinel, log, sentinels=None):
     cmd = [
-        str(PTYCHI_PYTHON), str(SCRIPT),
+        str(PTYCHI_PYTHON), "-m", "ptycho_core.steps.reconstruct_ptychi",
         "--config-json", study_json,
         "--dose", repr(DOSE), "--view", "dense", "--seed", "0",
         "--test", p["test.npz"], "--view-file", p["view.npz"],
@@ -188,7 +187,7 @@ def reconstructed(simulated):
     out, sentinel, log = str(d / "recon.npz"), str(d / "recon.json"), str(d / "recon.log")
     result = _cli(study_json, p, out, sentinel, log)
     log_text = Path(log).read_text() if Path(log).exists() else ""
-    assert result.returncode == 0, f"reconstruct_ptychi.py failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
+    assert result.returncode == 0, f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
     return d, study, p, out, sentinel
 
 

@@ -4,13 +4,11 @@
 # checks that every view and its groups can be built. Scripts receive the
 # validated config and rebuild the StudyConfig from it.
 
-import os
-from pathlib import Path
-
 import yaml
 
 from snakemake.utils import validate
 
+from ptycho_core.code_hash import code_hashes
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
 from ptycho_core.evaluate.rows import DOSE_RESPONSE
 from ptycho_core.methods import (
@@ -51,12 +49,29 @@ TRAINED = [m.value for m in TRAINED_METHODS]
 REFINED = [m.value for m in REFINED_METHODS]
 NETWORK = [m.value for m in NETWORK_METHODS]
 ALL_METHODS = [m.value for m in Method]
-# pty-chi (torch) runs in its own environment, set up by `make venv`.
-PTYCHI_PYTHON = os.environ.get(
-    "PTYCHI_PYTHON",
-    str(Path(workflow.basedir).parent / ".venv-ptychi" / "bin" / "python"),
-)
-PTYCHI_SCRIPT = str(Path(workflow.basedir) / "scripts" / "reconstruct_ptychi.py")
+# The library code each rule's job can load (ptycho_core.code_hash), a param
+# of every rule: editing a ptycho_core module reruns the jobs that can load it,
+# and nothing else. Each rule's adapter script (workflow/scripts/) imports its
+# step module in ptycho_core.steps and at most ADAPTER_IMPORTS.
+ADAPTER_IMPORTS = ("ptycho_core.config", "ptycho_core.steps.joblog")
+STEP_OF_RULE = {
+    "ground_truth": "simulate",
+    "training_object": "simulate",
+    "simulate": "simulate",
+    "views": "views",
+    "train": "train",
+    "refine": "refine",
+    "reconstruct_network": "reconstruct_network",
+    "reconstruct_ptychi": "reconstruct_ptychi",
+    "score": "score",
+    "report": "report",
+    "inventory": "report",
+    "study_config": "study_config",
+}
+STEP_MODULES = {
+    r: (f"ptycho_core.steps.{s}", *ADAPTER_IMPORTS) for r, s in STEP_OF_RULE.items()
+}
+CODE = code_hashes(STEP_MODULES)
 
 
 wildcard_constraints:

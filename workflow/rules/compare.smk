@@ -8,9 +8,10 @@ rule study_config:
     log:
         "logs/study_config.log",
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["study_config"],
         # the sections the PtyChi jobs read: a change elsewhere (training,
         # refinement) reruns neither this JSON nor the PtyChi jobs
         physics=PHYSICS_HASH,
@@ -50,11 +51,12 @@ rule refine:
     wildcard_constraints:
         refined="|".join(REFINED),
     conda:
-        "../../environment.yml"
+        "../envs/nn.yaml"
     threads: 1
     resources:
         gpu=1,
     params:
+        code=CODE["refine"],
         dose=dose_value,
         physics=PHYSICS_HASH,
         views=VIEWS_HASH,
@@ -81,9 +83,10 @@ rule reconstruct_network:
     wildcard_constraints:
         method="|".join(NETWORK),
     conda:
-        "../../environment.yml"
+        "../envs/nn.yaml"
     threads: 1
     params:
+        code=CODE["reconstruct_network"],
         dose=dose_value,
     script:
         "../scripts/reconstruct_network.py"
@@ -104,20 +107,16 @@ rule reconstruct_ptychi:
     benchmark:
         "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/PtyChi/reconstruct.tsv"
     conda:
-        "../../environment-ptychi.yml"
+        "../envs/ptychi.yaml"
     threads: 1
     params:
+        code=CODE["reconstruct_ptychi"],
         dose=dose_value,
-        python=PTYCHI_PYTHON,
-        script=PTYCHI_SCRIPT,
         ptychi=PTYCHI_HASH,
-    shell:
-        "{params.python} {params.script} --config-json {input.config}"
-        " --dose {params.dose} --view {wildcards.view} --seed {wildcards.seed}"
-        " --test {input.test} --view-file {input.view}"
-        " --sentinels {input.phase_c} {input.phase_d}"
-        " --out {output.recon} --sentinel {output.sentinel} --log {log}"
-        " --threads {threads}"
+    script:
+        # runs the step here when this interpreter has pty-chi (--sdm conda),
+        # otherwise in .venv-ptychi or $PTYCHI_PYTHON (see the script)
+        "../scripts/reconstruct_ptychi.py"
 
 
 rule score:
@@ -164,9 +163,10 @@ rule score:
     benchmark:
         "benchmarks/phase_f/dose_{dose}/view_{view}/seed_{seed}/score.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["score"],
         dose=dose_value,
         methods=ALL_METHODS,
     script:

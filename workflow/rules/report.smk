@@ -64,9 +64,10 @@ rule report:
     benchmark:
         "benchmarks/phase_g/report.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["report"],
         cells=REPORT_CELLS,
         benchmarks=lambda w: benchmark_files(),
     script:
@@ -85,8 +86,10 @@ rule inventory:
     log:
         "logs/phase_g/inventory.log",
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
+    params:
+        code=CODE["inventory"],
     script:
         "../scripts/inventory.py"
 

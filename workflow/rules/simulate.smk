@@ -11,9 +11,10 @@ rule ground_truth:
     benchmark:
         "benchmarks/phase_c/ground_truth.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["ground_truth"],
         physics=PHYSICS_HASH,
         training=False,
     script:
@@ -29,9 +30,10 @@ rule training_object:
     benchmark:
         "benchmarks/phase_c/training_object.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["training_object"],
         physics=PHYSICS_HASH,
         training=True,
     script:
@@ -58,9 +60,10 @@ rule simulate:
     benchmark:
         "benchmarks/phase_c/dose_{dose}/seed_{seed}/simulate.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["simulate"],
         dose=dose_value,
     script:
         "../scripts/simulate.py"

@@ -32,11 +32,12 @@ rule train:
     wildcard_constraints:
         method="|".join(TRAINED),
     conda:
-        "../../environment.yml"
+        "../envs/nn.yaml"
     threads: 1
     resources:
         gpu=1,
     params:
+        code=CODE["train"],
         dose=dose_value,
         physics=PHYSICS_HASH,
         views=VIEWS_HASH,

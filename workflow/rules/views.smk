@@ -22,9 +22,10 @@ rule views:
     benchmark:
         "benchmarks/phase_d/dose_{dose}/view_{view}/seed_{seed}/views.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/study.yaml"
     threads: 1
     params:
+        code=CODE["views"],
         dose=dose_value,
         physics=PHYSICS_HASH,
         views=VIEWS_HASH,

@@ -1,73 +1,52 @@
-"""Phase F, PtyChi arm: reconstruct one dose x view x seed with pty-chi LSQML.
+"""Phase F adapter, PtyChi arm: pty-chi LSQML on one dose x view x seed.
 
-A command-line program, not a Snakemake ``script:``: it runs in the separate
-environment that holds torch and pty-chi (``.venv-ptychi``), started by a
-``shell:`` rule as
+pty-chi needs torch, which must not share an environment with TensorFlow, so
+where the work runs depends on the interpreter Snakemake gave this script:
 
-    .venv-ptychi/bin/python workflow/scripts/reconstruct_ptychi.py \\
-        --configfile STUDY.yaml | --config-json STUDY.json \\
-        --dose D --view V --seed S --test test.npz --view-file view.npz \\
-        --sentinels phase_c.json phase_d.json \\
-        --out recon.npz --sentinel recon.json --log job.log [--threads T]
+- ``PTYCHI_PYTHON`` set: that interpreter runs the step (the user's choice wins);
+- this interpreter has pty-chi (the rule's conda environment under
+  ``--sdm conda``): the step runs here;
+- otherwise the PtyChi environment that ``make venv`` builds,
+  ``.venv-ptychi`` at the root of the repository holding this workflow.
 
-The study configuration is validated as in every other step
-(``ptycho_core.config``); the work is ``ptycho_core.steps.reconstruct_ptychi.run_reconstruct_ptychi``.
+Nothing of this is a param: moving the checkout or switching interpreters
+does not rerun PtyChi. The step itself is
+``ptycho_core.steps.reconstruct_ptychi`` (its ``main`` is the command line).
 """
 
-from __future__ import annotations
+import importlib.util
+import os
+import subprocess
+from pathlib import Path
 
-import argparse
-import json
-import sys
+sm = snakemake  # noqa: F821
+argv = [
+    "--config-json", sm.input.config,
+    "--dose", repr(float(sm.params.dose)),
+    "--view", sm.wildcards.view,
+    "--seed", sm.wildcards.seed,
+    "--test", sm.input.test,
+    "--view-file", sm.input.view,
+    "--sentinels", sm.input.phase_c, sm.input.phase_d,
+    "--out", sm.output.recon,
+    "--sentinel", sm.output.sentinel,
+    "--log", sm.log[0],
+    "--threads", str(sm.threads),
+]  # fmt: skip
 
+python = os.environ.get("PTYCHI_PYTHON")
+if python is None and importlib.util.find_spec("ptychi") is not None:
+    from ptycho_core.steps.reconstruct_ptychi import main
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    study = p.add_mutually_exclusive_group(required=True)
-    study.add_argument("--config-json", help="the study configuration as a JSON file (e.g. Snakemake's config dumped)")
-    study.add_argument("--configfile", help="the study configuration as a YAML file")
-    p.add_argument("--dose", type=float, required=True, help="dose (expected photons per pattern)")
-    p.add_argument("--view", required=True, help="view name (e.g. dense)")
-    p.add_argument("--seed", type=int, required=True, help="replicate seed")
-    p.add_argument("--test", required=True, help="phase C test split (test.npz)")
-    p.add_argument("--view-file", required=True, help="phase D view file (view.npz)")
-    p.add_argument("--sentinels", nargs="+", required=True, help="sentinels of the inputs, verified first")
-    p.add_argument("--out", required=True, help="reconstruction to write (recon.npz)")
-    p.add_argument("--sentinel", required=True, help="sentinel JSON to write after the checks")
-    p.add_argument("--log", required=True, help="log file (stdout, stderr and logging go there)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-
-    from ptycho_core.steps.joblog import log_to_file
-
-    log_to_file(args.log)
-
-    from ptycho_core.config import load_study, study_from_dict
-    from ptycho_core.steps.reconstruct_ptychi import run_reconstruct_ptychi
-
-    if args.configfile:
-        study = load_study(args.configfile)
-    else:
-        with open(args.config_json, encoding="utf-8") as fh:
-            study = study_from_dict(json.load(fh), source=args.config_json)
-    run_reconstruct_ptychi(
-        study,
-        dose=args.dose,
-        view_name=args.view,
-        seed=args.seed,
-        test_path=args.test,
-        view_path=args.view_file,
-        input_sentinels=list(args.sentinels),
-        out_recon=args.out,
-        sentinel_path=args.sentinel,
-        threads=args.threads,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    main(argv)
+else:
+    source = "PTYCHI_PYTHON"
+    if python is None:
+        python = str(Path(sm.scriptdir).resolve().parents[1] / ".venv-ptychi" / "bin" / "python")
+        source = "the PtyChi environment built by `make venv`"
+    if not Path(python).is_file():
+        raise SystemExit(
+            f"reconstruct_ptychi: this interpreter has no pty-chi, and {source} ({python}) does not exist; "
+            "run `make venv`, set PTYCHI_PYTHON to a Python with pty-chi and ptycho_core, or use --sdm conda"
+        )
+    subprocess.run([python, "-m", "ptycho_core.steps.reconstruct_ptychi", *argv], check=True)

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Run by Snakemake after building nn.yaml (--sdm conda): install ptycho_core into it.
+exec bash "$(dirname "$0")/install-ptycho-core.sh"
