@@ -12,9 +12,18 @@ job submitted with sbatch) and the same target locally, and check that
   runs only what is missing.
 
 These tests never skip: without root, without apt-get, or when a daemon does
-not come up, they fail with the reason. The daemons started here are stopped
-at the end (daemons that were already running are left alone). Every
-Snakemake run is wrapped in `timeout -k`, so a hung run cannot hang CI.
+not come up, they fail with the reason. Every Snakemake run is wrapped in
+`timeout -k`, so a hung run cannot hang CI.
+
+The test leaves the machine as it found it: at the end `slurm_local.sh
+uninstall` stops the daemons and removes the packages, configuration and state
+that `start` added, and the fixture checks that SLURM's tools, configuration,
+packages, users and daemons are as before (a difference is an error at
+teardown). This matters beyond tidiness: while `sinfo` is on PATH, the Snakemake
+SLURM executor plugin runs `scontrol show config` (10 s timeout) at import, so
+every later `snakemake` call would wait on it. A cluster that was already
+running before the tests (a developer's) is left alone.
+
 Wall times and the sbatch evidence are printed (`pytest -s` or `-rP` shows them).
 """
 
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -39,7 +49,14 @@ SNAKEFILE = REPO / "workflow" / "Snakefile"
 SLURM_PROFILE = REPO / "profiles" / "slurm"
 SLURM_LOCAL = REPO / "scripts" / "slurm_local.sh"
 TARGET = "phase_e"  # phases C, D and E: 15 jobs, 8 of them GPU training jobs
-LIMIT_S = {"start": 900, "cluster": 600, "local": 600, "failure": 300, "rerun": 300}
+LIMIT_S = {"start": 900, "cluster": 600, "local": 600, "failure": 300, "rerun": 300, "uninstall": 600}
+SLURM_STATE = Path(os.environ.get("SLURM_LOCAL_STATE", "/var/lib/slurm-local"))
+# what start may add to the machine and uninstall must take away again
+SLURM_TOOLS = ("sinfo", "scontrol", "squeue", "sbatch", "sacct", "slurmctld", "slurmd", "munge", "munged")
+SLURM_PATHS = ("/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm", "/etc/munge/munge.key",
+               "/run/munge", "/var/lib/munge", "/var/log/munge", str(SLURM_STATE))
+SLURM_DAEMONS = ("munged", "slurmctld", "slurmd", "slurmstepd")
+SLURM_USERS = ("slurm", "munge")
 
 pytestmark = pytest.mark.workflow
 
@@ -93,9 +110,68 @@ def job_stats(output: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in (line.split() for line in match.group(1).splitlines())}
 
 
+def machine_state() -> dict:
+    """What scripts/slurm_local.sh start may change on this machine."""
+
+    def exists_user(name):
+        try:
+            pwd.getpwnam(name)
+            return True
+        except KeyError:
+            return False
+
+    def daemons():
+        # names of running (not zombie) processes, as ps -C would match them
+        running = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name, state = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2]
+            if name in SLURM_DAEMONS and state != "Z":
+                running.add(name)
+        return sorted(running)
+
+    dpkg = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Package}\n"],
+                          capture_output=True, text=True) if shutil.which("dpkg-query") else None
+    return {
+        "tools on PATH": {t: shutil.which(t) for t in SLURM_TOOLS},
+        "paths": {p: os.path.lexists(p) for p in SLURM_PATHS},
+        "users": {u: exists_user(u) for u in SLURM_USERS},
+        "daemons running": daemons(),
+        "packages": set(dpkg.stdout.splitlines()) if dpkg else None,
+    }
+
+
+def state_changes(before: dict, after: dict) -> tuple[list[str], list[str]]:
+    """(what is there after but was not before, what was there before but is not after)."""
+    added, removed = [], []
+    for key in ("tools on PATH", "paths", "users"):
+        for name, was in before[key].items():
+            now = after[key][name]
+            if bool(was) != bool(now):
+                (added if now else removed).append(f"{key}: {name} ({now or was})")
+            elif was != now:
+                added.append(f"{key}: {name} ({was} before, {now} after)")
+    added += [f"daemon running: {d}" for d in sorted(set(after["daemons running"]) - set(before["daemons running"]))]
+    removed += [f"daemon running: {d}" for d in sorted(set(before["daemons running"]) - set(after["daemons running"]))]
+    if before["packages"] is not None:
+        added += [f"package (dpkg status, name): {p}" for p in sorted(after["packages"] - before["packages"])]
+        removed += [f"package (dpkg status, name): {p}" for p in sorted(before["packages"] - after["packages"])]
+    return added, removed
+
+
+def time_snakemake_version() -> float:
+    start = time.monotonic()
+    subprocess.run([SNAKEMAKE, "--version"], capture_output=True, timeout=120)
+    return time.monotonic() - start
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """Start the local SLURM cluster; stop it at the end if this fixture started it."""
+    """Start the local SLURM cluster; at the end, if this fixture started it, uninstall
+    it (daemons, packages, configuration, state) and check the machine is as before."""
     problems = []
     if os.geteuid() != 0:
         problems.append(f"not root (uid {os.geteuid()}): scripts/slurm_local.sh installs Debian packages and starts daemons")
@@ -105,18 +181,43 @@ def cluster():
         yield {"ok": False, "why": "; ".join(problems)}
         return
     was_running = subprocess.run([SLURM_LOCAL, "status"], capture_output=True).returncode == 0
-    try:
-        proc = subprocess.run(
-            ["timeout", "-k", "10", str(LIMIT_S["start"]), SLURM_LOCAL, "start"],
-            capture_output=True, text=True,
-        )
-        print(proc.stdout)
-        why = f"scripts/slurm_local.sh start failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-        yield {"ok": proc.returncode == 0, "why": why}
-    finally:
-        if not was_running:
-            stop = subprocess.run([SLURM_LOCAL, "stop"], capture_output=True, text=True, timeout=120)
-            print(stop.stdout, stop.stderr)
+    # leftovers of an earlier start that was never uninstalled: uninstall removes them too
+    leftovers = SLURM_STATE.exists() and not was_running
+    before = machine_state()
+    version_s = {"before": time_snakemake_version()}
+    proc = subprocess.run(
+        ["timeout", "-k", "10", str(LIMIT_S["start"]), SLURM_LOCAL, "start"],
+        capture_output=True, text=True,
+    )
+    print(proc.stdout)
+    why = f"scripts/slurm_local.sh start failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    yield {"ok": proc.returncode == 0, "why": why}
+
+    # teardown (pytest runs it whatever the tests did)
+    if was_running:
+        print("a SLURM cluster of scripts/slurm_local.sh was running before the tests: left as it is")
+        return
+    # also after a failed start: uninstall takes away whatever start got to add
+    proc = subprocess.run(["timeout", "-k", "10", str(LIMIT_S["uninstall"]), SLURM_LOCAL, "uninstall"],
+                          capture_output=True, text=True)
+    print(proc.stdout, proc.stderr)
+    assert proc.returncode == 0, (f"scripts/slurm_local.sh uninstall failed (exit {proc.returncode}):\n"
+                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    after = machine_state()
+    version_s["after"] = time_snakemake_version()
+    print("`snakemake --version`: {before:.1f} s before the SLURM test, {after:.1f} s after it".format(**version_s))
+    # the condition under which the SLURM executor plugin runs scontrol at import
+    if before["tools on PATH"]["sinfo"] is None:
+        assert after["tools on PATH"]["sinfo"] is None, (
+            f"sinfo is still on PATH ({after['tools on PATH']['sinfo']}): every snakemake call now waits on scontrol")
+    added, removed = state_changes(before, after)
+    if leftovers and removed:
+        print(f"{SLURM_STATE} existed before the tests (an earlier start, never uninstalled); "
+              "uninstall also removed what that one added:\n  " + "\n  ".join(removed))
+        removed = []
+    assert not added and not removed, (
+        "the SLURM test did not leave the machine as it found it:\n  "
+        + "\n  ".join([f"added: {x}" for x in added] + [f"removed: {x}" for x in removed]))
 
 
 @pytest.fixture(scope="module")

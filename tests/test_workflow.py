@@ -343,6 +343,18 @@ def test_a_library_edit_reruns_the_jobs_whose_step_can_load_it(phase_c_run, tmp_
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
 
+
+def test_a_moved_checkout_reruns_nothing(phase_c_run, tmp_path):
+    """The workflow copied elsewhere (fresh modification times, other absolute paths) finds the study up to date:
+    no param holds a path, and the PtyChi script finds its interpreter when it runs."""
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "workflow"
+    shutil.copytree(REPO / "workflow", moved, copy_function=shutil.copy)  # copy, not copy2: the files are new
+    cmd = [str(SNAKEMAKE), "-s", str(moved / "Snakefile"), "-d", str(phase_c_run), "--cores", "2", "-n"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+
 def test_the_workflow_deployed_as_a_module_runs_the_study(phase_c_run, tmp_path):
     """As `snakedeploy deploy-workflow` sets it up: another directory whose Snakefile uses this workflow as a module.
 
