@@ -33,8 +33,8 @@ from ptycho_core.evaluate.tables import (
     TABLE_COLUMNS,
     AggregationError,
     collect_metrics,
+    delta_lines,
     deltas,
-    highlights,
     report_document,
     summarise,
     write_report_data,
@@ -189,6 +189,26 @@ def test_summary_means_and_stds(table):
     assert r["mean"] == pytest.approx(18.0) and r["std"] == 0.0 and r["dose_label"] == "1e4"
 
 
+def test_summary_gives_the_dose_per_illuminated_pixel_when_the_probe_is_known(table):
+    assert "photons_per_illuminated_pixel" not in summarise(table)["records"][0]
+    D = 5.3
+    for r in summarise(table, fwhm_diameter_px=D)["records"]:
+        assert r["photons_per_illuminated_pixel"] == pytest.approx(r["dose"] / (math.pi * D**2 / 4), rel=1e-12)
+
+
+def test_report_reads_one_probe_diameter_from_the_overlap_records(tmp_path):
+    from ptycho_core.steps.report import probe_diameter
+
+    paths = {}
+    for i, (view, d) in enumerate([("dense", 5.3), ("sparse", 5.3)]):
+        paths[(view, 1e3, 0)] = tmp_path / f"{i}.json"
+        paths[(view, 1e3, 0)].write_text(json.dumps({"probe_diameter_px": d}))
+    assert probe_diameter(paths) == 5.3
+    paths[("sparse", 1e3, 0)].write_text(json.dumps({"probe_diameter_px": 6.0}))
+    with pytest.raises(ValueError, match="disagree on the probe FWHM diameter"):
+        probe_diameter(paths)
+
+
 def test_summary_n1_has_no_std(tmp_path):
     t = collect_metrics(make_grid(tmp_path, seeds=(2,)))
     r = find(summarise(t)["records"], dose=1e3, view="dense", method="PtychoPINN", quantity="phase", metric="mae")
@@ -242,7 +262,7 @@ def test_delta_n1_has_no_interval(tmp_path):
     recs = deltas(t)
     assert recs and all(r["n"] == 1 and r["interval"] is None and r["std"] is None and r["interval_excludes_zero"] is None for r in recs)
     assert all(r["note"] == NO_INTERVAL_NOTE == "n = 1: no interval" for r in recs)
-    lines = highlights(report_document(summarise(t), recs))
+    lines = delta_lines(report_document(summarise(t), recs))
     assert all("(n = 1: no interval)" in line and "CI" not in line for line in lines)
 
 
@@ -358,7 +378,7 @@ def test_report_data_and_highlights_match_json(tmp_path, table):
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
 
     doc = json.loads(out_json.read_text())
-    lines = highlights(doc)
+    lines = delta_lines(doc)
     assert len(lines) == len(doc["deltas"])
     for line, r in zip(lines, doc["deltas"]):
         m = LINE.match(line)
@@ -382,7 +402,7 @@ def test_report_data_and_highlights_match_json(tmp_path, table):
 
 def test_highlights_need_deltas():
     with pytest.raises(AggregationError, match="deltas"):
-        highlights({"summary": {}})
+        delta_lines({"summary": {}})
 
 
 # --------------------------------------------------------------------------
@@ -392,7 +412,7 @@ def test_highlights_need_deltas():
 
 def test_dose_response_figure(tmp_path, table):
     out = tmp_path / "fig" / "ssim.png"
-    dose_response_figure(out, table, "ms_ssim", "phase")
+    dose_response_figure(out, table, "ms_ssim", "phase", fwhm_diameter_px=5.3)
     assert out.read_bytes()[:8] == PNG_MAGIC
     one = collect_metrics(make_grid(tmp_path / "n1", seeds=(0,)))
     dose_response_figure(tmp_path / "n1.png", one, "mae", "amplitude")

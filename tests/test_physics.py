@@ -232,6 +232,21 @@ def test_metadata_photon_statistics_agree_with_arrays(dose, dose_ladder):
     assert sim.train.metadata["split_name"] == "train" and sim.test.metadata["split_name"] == "test"
 
 
+def test_dose_in_photons_per_illuminated_pixel(dose_ladder):
+    """dose / (pi (D/2)^2): the photons per pattern over the probe's FWHM disc; the ladder keeps the ratio."""
+    from ptycho_core.physics.probe import photons_per_illuminated_pixel
+
+    for dose, sim in dose_ladder.items():
+        D = sim.train.metadata["probe"]["fwhm_diameter_px"]
+        assert sim.train.metadata["photons_per_illuminated_pixel"] == pytest.approx(dose / (np.pi * D**2 / 4), rel=1e-12)
+        assert sim.test.metadata["photons_per_illuminated_pixel"] == sim.train.metadata["photons_per_illuminated_pixel"]
+    # a disc of area 1 pixel: photons per pixel = photons per pattern
+    assert photons_per_illuminated_pixel(250.0, 2 / np.sqrt(np.pi)) == pytest.approx(250.0, rel=1e-12)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="FWHM diameter"):
+            photons_per_illuminated_pixel(100.0, bad)
+
+
 def test_dose_ladder_shares_geometry_and_scales_probe_as_sqrt_dose(dose_ladder):
     """Same replicate seed: same scan for every dose; probe amplitude scales as sqrt(dose)."""
     sims = [dose_ladder[d] for d in (10.0, 1e3, 1e5)]

@@ -173,9 +173,16 @@ def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
     table = (g / "metrics.csv").read_text().splitlines()
     assert table[0] == "dose,view,seed,method,quantity,metric,value"
     summary = json.loads((g / "summary.json").read_text())
-    lines = (g / "highlights.txt").read_text().splitlines()
-    assert len(lines) == len(summary["deltas"]) > 0
-    assert all(("n = 1: no interval" in line) for line in lines)  # one seed in the test study
+    deltas = (g / "deltas.txt").read_text().splitlines()
+    assert len(deltas) == len(summary["deltas"]) > 0
+    assert all(("n = 1: no interval" in line) for line in deltas)  # one seed in the test study
+    study = load_study(REPO / "config" / "test.yaml")
+    highlights = (g / "highlights.txt").read_text()
+    assert len(highlights.splitlines()) == 3 + len(study.views)  # ladder, one line per view, winners, replicate caveat
+    assert "stays >= 0.8" in highlights and "One seed per cell (n = 1)" in highlights
+    wide = (g / "headline.csv").read_text().splitlines()
+    assert wide[0].startswith("dose (photons per pattern),dose (photons per illuminated pixel),view")
+    assert len(wide) == 1 + len(study.doses) * len(study.views) * len(ALL_METHODS)
     for name in ("overlap.csv", "runtime.csv", "inventory.csv", "figures/frc.png", "figures/montage_dense.png"):
         assert (g / name).is_file(), name
     inventory = [line.split(",") for line in (g / "inventory.csv").read_text().splitlines()]
@@ -189,6 +196,10 @@ def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = html.read_text(errors="replace")
     assert "Phase G" in text and len(text) > 100_000
+    # the landing page leads with the answer: the headline tables and the crossover doses, inline
+    assert "phase MS-SSIM of the stitched test region (\\u2605 highest mean)" in text, "no headline table on the landing page"
+    assert "Crossover dose (photons per pattern)" in text
+    assert "System Message" not in text, "the landing page's reStructuredText has errors"
 
 
 def test_rerun_is_a_no_op(phase_c_run):

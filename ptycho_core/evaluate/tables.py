@@ -16,7 +16,7 @@ The flow of a report is::
     records = deltas(table)                        # PtychoPINN minus each other method
     write_report_data(table, summary, records, "results/phase_g/metrics.csv",
                       "results/phase_g/summary.json")
-    lines = highlights(json.load(open("results/phase_g/summary.json")))
+    lines = delta_lines(json.load(open("results/phase_g/summary.json")))
 
 **The one JSON** (written by :func:`write_report_data`, built by
 :func:`report_document`) is an object with the keys
@@ -79,6 +79,7 @@ from ptycho_core.config import dose_label
 from ptycho_core.evaluate.rows import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
 from ptycho_core.io.npz import atomic_write_text
 from ptycho_core.methods import Method
+from ptycho_core.physics.probe import photons_per_illuminated_pixel
 
 SCHEMA_VERSION = 1
 
@@ -333,8 +334,12 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 
 
-def summarise(table: pd.DataFrame) -> dict:
+def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> dict:
     """Per (dose, view, method, quantity, metric) statistics across replicate seeds.
+
+    With the probe's FWHM diameter (object pixels), each record also carries
+    the dose in physical terms, ``photons_per_illuminated_pixel``
+    (:func:`ptycho_core.physics.probe.photons_per_illuminated_pixel`).
 
     Returns a JSON-serialisable dict::
 
@@ -358,6 +363,7 @@ def summarise(table: pd.DataFrame) -> dict:
             {
                 "dose": float(key[0]),
                 "dose_label": dose_label(key[0]),
+                **({} if fwhm_diameter_px is None else {"photons_per_illuminated_pixel": photons_per_illuminated_pixel(key[0], fwhm_diameter_px)}),
                 "view": str(key[1]),
                 "method": str(key[2]),
                 "quantity": str(key[3]),
@@ -517,8 +523,8 @@ def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[di
     atomic_write_text(out_json, text + "\n")
 
 
-def highlights(summary_json: dict) -> list[str]:
-    """The text highlights, generated from the ``deltas`` of the one JSON (the only formatter of them).
+def delta_lines(summary_json: dict) -> list[str]:
+    """The deltas as text (``deltas.txt``), generated from the ``deltas`` of the one JSON (the only formatter of them).
 
     One line per delta record, in the JSON's order, e.g.::
 
@@ -530,7 +536,7 @@ def highlights(summary_json: dict) -> list[str]:
     whole document or a mapping with a ``deltas`` list.
     """
     if "deltas" not in summary_json:
-        raise AggregationError("highlights: the JSON has no 'deltas' list")
+        raise AggregationError("delta_lines: the JSON has no 'deltas' list")
 
     def signed(x: float) -> str:
         return f"{float(x):+.3f}"

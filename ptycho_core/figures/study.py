@@ -19,6 +19,7 @@ from ptycho_core.evaluate.metrics import FRC_THRESHOLDS
 from ptycho_core.evaluate.rows import QUANTITIES
 from ptycho_core.evaluate.tables import METRIC_LABELS, AggregationError, cell_name, check_table, read_frc_table
 from ptycho_core.methods import Method
+from ptycho_core.physics.probe import photons_per_illuminated_pixel
 
 __all__ = ["dose_response_figure", "frc_figure"]
 
@@ -35,11 +36,13 @@ def _method_colours(methods: Sequence[str]) -> dict:
     return {m: Method(m).spec.colour if m in Method._value2member_map_ else next(extra) for m in methods}
 
 
-def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str) -> None:
+def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str, *, fwhm_diameter_px: float | None = None) -> None:
     """Metric vs dose (log axis): one line per method, one panel per view.
 
     Points are means across seeds; error bars are +-1 sample std (ddof = 1)
-    across seeds, drawn only where n >= 2 (none for n = 1).
+    across seeds, drawn only where n >= 2 (none for n = 1). With the probe's
+    FWHM diameter, a second x axis (top) gives the dose in photons per
+    illuminated object pixel.
     """
     from matplotlib.figure import Figure
 
@@ -71,6 +74,10 @@ def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str) 
                 ax.errorbar(x[has_bar], y[has_bar], yerr=s["std"].to_numpy(float)[has_bar], fmt="none", ecolor=colours[m], capsize=3)
         ax.set_xscale("log")
         ax.set_xlabel("dose (photons per pattern)")
+        if fwhm_diameter_px is not None:
+            per_px = photons_per_illuminated_pixel(1.0, fwhm_diameter_px)  # the axes differ by this factor
+            top = ax.secondary_xaxis("top", functions=(lambda d, f=per_px: d * f, lambda p, f=per_px: p / f))
+            top.set_xlabel(f"photons per illuminated pixel (probe FWHM {fwhm_diameter_px:.2f} px)", fontsize=8)
         ax.set_title(f"view {view}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(f"{quantity} {METRIC_LABELS.get(metric, metric)}")

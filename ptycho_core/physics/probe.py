@@ -63,6 +63,19 @@ def energy_within(probe: np.ndarray, diameter: float) -> float:
     return float(intensity[_centred_radius(probe.shape[0]) <= diameter / 2].sum() / intensity.sum())
 
 
+def photons_per_illuminated_pixel(dose: float, fwhm_diameter_px: float) -> float:
+    """Dose in physical terms: photons per pattern spread over the probe's FWHM disc, per object pixel.
+
+    ``dose / (pi (D/2)^2)`` with D the probe's measured FWHM diameter in object
+    pixels (:func:`measure_fwhm_diameter`). Unlike photons per pattern, it
+    carries between studies of different N and probe size: the same number of
+    photons per pattern is a far lower dose per pixel under a larger probe.
+    """
+    if not (fwhm_diameter_px > 0 and np.isfinite(fwhm_diameter_px)):
+        raise ValueError(f"probe FWHM diameter must be positive and finite, found {fwhm_diameter_px!r}")
+    return float(dose) / (np.pi * (fwhm_diameter_px / 2.0) ** 2)
+
+
 def measure_fwhm_diameter(probe: np.ndarray, upsample: int = 4) -> float:
     """Diameter (pixels) of the probe from the FWHM of its intensity.
 

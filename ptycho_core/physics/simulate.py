@@ -27,7 +27,7 @@ import numpy as np
 from ptycho_core.config import StudyConfig, dose_label
 from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
 from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
-from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter
+from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter, photons_per_illuminated_pixel
 from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
 from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
 
@@ -142,8 +142,11 @@ def simulate_dose(
         "N": N,
         "dose": float(dose),
         "dose_label": dose_label(dose),
+        "photons_per_illuminated_pixel": photons_per_illuminated_pixel(dose, diameter),
         "seed": int(seed),
         "units": {
+            "dose": "expected photons per pattern, mean over the study object's patterns",
+            "photons_per_illuminated_pixel": "dose / (pi (D/2)^2), D the probe's FWHM diameter in object pixels",
             "diffraction": "sqrt(photon counts)",
             "probe": "sqrt(photons) per object pixel",
             "positions": "object pixels, (x, y) = (column, row) of the patch centre",

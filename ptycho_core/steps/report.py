@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate import tables as agg
+from ptycho_core.evaluate.headline import landing_rst, summary_lines, view_overlap, wide_csv
 from ptycho_core.evaluate.overlap_table import overlap_summary
 from ptycho_core.evaluate.rows import DOSE_RESPONSE
 from ptycho_core.evaluate.runtime import runtime_table
@@ -75,6 +76,38 @@ def run_inventory(study: StudyConfig, *, out_path: str | Path, root: str | Path 
     atomic_write_text(out_path, inventory(root, study))
 
 
+def config_lines(study: StudyConfig, diameter: float) -> list[str]:
+    """The configuration in a few lines, for the report's landing page."""
+    o, p, t, c = study.object, study.probe, study.training, study.ptychi
+    doses = ", ".join(study.dose_labels())
+    return [
+        f"diffraction patterns N = {study.N} px; object {o.family}, {o.size} x {o.size} px"
+        + ("" if o.train_seed is None else " (networks trained on a second object of the family)"),
+        f"probe {p.kind}, FWHM diameter {diameter:.2f} px",
+        f"doses (photons per pattern): {doses}",
+        "views: " + ", ".join(f"{v.name} (stride {v.stride})" for v in study.views) + f"; base scan step {study.scan.step_fraction:g} x FWHM",
+        f"seeds: {', '.join(str(s) for s in study.seeds)}",
+        f"networks: filters {list(t.filters)}, up to {t.epochs} epochs, {t.precision}; PtyChi LSQML {c.epochs} epochs, {c.noise_model} noise model",
+    ]
+
+
+def probe_diameter(overlap_paths: dict) -> float:
+    """The study's probe FWHM diameter (object pixels), as every cell's phase D overlap record measured it.
+
+    One probe serves the whole study, so every record must agree; a disagreement
+    means the files come from different studies and is an error naming them.
+    """
+    found = {}
+    for key, path in sorted(overlap_paths.items(), key=lambda kv: str(kv[0])):
+        found[str(path)] = float(json.loads(Path(path).read_text())["probe_diameter_px"])
+    values = sorted(set(found.values()))
+    if not values:
+        raise ValueError("report: no phase D overlap records to read the probe diameter from")
+    if values[-1] - values[0] > 1e-9 * values[-1]:
+        raise ValueError(f"report: the overlap records disagree on the probe FWHM diameter: {found}")
+    return values[0]
+
+
 def run_report(
     study: StudyConfig,
     *,
@@ -97,22 +130,29 @@ def run_report(
     ) as step:
         step.inputs += [c["path"] for c in cells]
         table = agg.collect_metrics(cells)
-        summary = agg.summarise(table)
+        diameter = probe_diameter(overlap_paths)
+        summary = agg.summarise(table, fwhm_diameter_px=diameter)
         delta_records = agg.deltas(table)
         agg.write_report_data(table, summary, delta_records, out["metrics"], out["summary"])
         document = json.loads(Path(out["summary"]).read_text())
-        lines = agg.highlights(document)
+        atomic_write_text(out["deltas"], "\n".join(agg.delta_lines(document)) + "\n")
+        overlap = view_overlap(overlap_paths)
+        lines = summary_lines(summary, overlap)
         atomic_write_text(out["highlights"], "\n".join(lines) + "\n")
+        atomic_write_text(out["headline"], wide_csv(summary, overlap))
+        landing = landing_rst(study_name=study.name, config_lines=config_lines(study, diameter), summary=summary, overlap=overlap)
+        atomic_write_text(out["landing"], landing)
         for quantity, metric in DOSE_RESPONSE:
-            dose_response_figure(out["dose_response_dir"] / f"{quantity}_{metric}.png", table, metric, quantity)
+            dose_response_figure(out["dose_response_dir"] / f"{quantity}_{metric}.png", table, metric, quantity, fwhm_diameter_px=diameter)
         frc_figure(out["frc_figure"], frc_tables)
         for view in (v.name for v in study.views):
             montage_figure(out["montage_dir"] / f"montage_{view}.png", study, view, study.seeds[0], ground_truth, lambda d, m, v=view: recon_path_of(d, v, m))
         atomic_write_text(out["overlap"], overlap_summary(overlap_paths))
         runtime = runtime_table(benchmarks)
         atomic_write_text(out["runtime"], runtime.to_csv(index=False, lineterminator="\n"))
-        step.checks.update({"rows": int(len(table)), "cells": len(cells), "deltas": len(delta_records), "highlights": len(lines)})
-        step.outputs += [out["metrics"], out["summary"], out["highlights"], out["frc_figure"], out["overlap"], out["runtime"]]
+        step.checks.update({"probe_fwhm_diameter_px": diameter, "rows": int(len(table)), "cells": len(cells), "deltas": len(delta_records), "highlights": len(lines)})
+        step.outputs += [out["metrics"], out["summary"], out["highlights"], out["deltas"], out["headline"], out["landing"]]
+        step.outputs += [out["frc_figure"], out["overlap"], out["runtime"]]
         step.outputs += [out["dose_response_dir"] / f"{q}_{m}.png" for q, m in DOSE_RESPONSE]
         step.outputs += [out["montage_dir"] / f"montage_{v.name}.png" for v in study.views]
     log.info("report: %s", step.checks)

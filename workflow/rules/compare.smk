@@ -35,7 +35,7 @@ rule refine:
         figure=report(
             "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{refined}/bundle/deviance.png",
             caption="../report/refinement_curve.rst",
-            category="Phase F: test-time refinement",
+            category="Phase F (test-time refinement)",
             labels={
                 "method": "{refined}",
                 "dose": "{dose}",
@@ -136,7 +136,7 @@ rule score:
         metrics=report(
             "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/metrics.csv",
             caption="../report/metrics_table.rst",
-            category="Phase F: comparison",
+            category="Phase F (comparison)",
             labels={
                 "dose": "{dose}",
                 "view": "{view}",
@@ -149,7 +149,7 @@ rule score:
         figure=report(
             "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/comparison.png",
             caption="../report/comparison.rst",
-            category="Phase F: comparison",
+            category="Phase F (comparison)",
             labels={
                 "dose": "{dose}",
                 "view": "{view}",

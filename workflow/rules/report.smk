@@ -25,38 +25,46 @@ rule report:
         metrics=report(
             f"{G}/metrics.csv",
             caption="../report/study_table.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
         summary=f"{G}/summary.json",
         highlights=report(
             f"{G}/highlights.txt",
             caption="../report/highlights.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
+        headline=report(
+            f"{G}/headline.csv",
+            caption="../report/headline.rst",
+            category="Phase G (study)",
+        ),
+        deltas=f"{G}/deltas.txt",
+        # included by the report's landing page (report/workflow.rst)
+        landing=f"{G}/landing.rst",
         dose_response=report(
             DOSE_RESPONSE_FIGS,
             caption="../report/dose_response.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
         frc=report(
             f"{G}/figures/frc.png",
             caption="../report/frc.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
         montages=report(
             expand(f"{G}/figures/montage_{{view}}.png", view=VIEWS),
             caption="../report/montage.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
         overlap=report(
             f"{G}/overlap.csv",
             caption="../report/overlap.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
         runtime=report(
             f"{G}/runtime.csv",
             caption="../report/runtime.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
         sentinel=f"{G}/sentinel.json",
     log:
@@ -81,7 +89,7 @@ rule inventory:
         report(
             f"{G}/inventory.csv",
             caption="../report/inventory.rst",
-            category="Phase G: study",
+            category="Phase G (study)",
         ),
     log:
         "logs/phase_g/inventory.log",

@@ -51,7 +51,7 @@ rule simulate:
         preview=report(
             "results/phase_c/dose_{dose}/seed_{seed}/preview.png",
             caption="../report/simulation_preview.rst",
-            category="Phase C: simulation",
+            category="Phase C (simulation)",
             labels={"dose": "{dose}", "seed": "{seed}"},
         ),
         sentinel="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",

@@ -16,7 +16,7 @@ rule train:
         figure=report(
             "results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/loss.png",
             caption="../report/loss_curve.rst",
-            category="Phase E: training",
+            category="Phase E (training)",
             labels={
                 "method": "{method}",
                 "dose": "{dose}",

@@ -13,7 +13,7 @@ rule views:
         figure=report(
             "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/positions.png",
             caption="../report/view_positions.rst",
-            category="Phase D: overlap views",
+            category="Phase D (overlap views)",
             labels={"dose": "{dose}", "view": "{view}", "seed": "{seed}"},
         ),
         sentinel="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
