@@ -9,8 +9,10 @@ rewrites the three files byte for byte (``tests/test_object_file.py`` checks).
 ``object.npz`` / ``train_object.npz`` (key ``object``, complex64 96 x 96): a
 field of cell-like particles, a phase object with weak absorption. Each cell
 is an ellipse with a smooth thickness profile t = sqrt(1 - r^2) and a denser
-nucleus; small dense granules absorb. Phase = 1.2 rad per unit of cell
-thickness + 0.6 rad per nucleus; amplitude = exp(-(0.12 * cells + 0.5 *
+nucleus; a blurred random texture (organelles inside the cells, a thin film
+outside) gives structure at the probe's scale; small dense granules absorb.
+Phase = 1.0 rad per unit of cell thickness + 0.5 rad per nucleus + up to 0.8
+rad of texture; amplitude = exp(-(0.12 * cells + 0.5 *
 granules)), in (0, 1]. The study samples it at 0.8 study pixels per file pixel
 (object.file_pixel_size), 77 pixels, cropped to 72.
 
@@ -55,7 +57,7 @@ def cell_field(seed: int) -> np.ndarray:
     """The complex transmission of a field of cells, complex64 (SIZE, SIZE), values rounded to 1e-6."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-    cells, shapes = _ellipses(rng, 24, (6.0, 12.0), yy, xx)
+    cells, shapes = _ellipses(rng, 40, (6.0, 12.0), yy, xx)
     nuclei = np.zeros_like(cells)
     for cy, cx, a, b, theta in shapes:  # a nucleus inside each cell, a third of its size
         r2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / (min(a, b) / 3.0) ** 2
@@ -65,7 +67,10 @@ def cell_field(seed: int) -> np.ndarray:
     granules[rows, cols] = 1.0
     granules = gaussian_filter(granules, 0.8) / gaussian_filter(np.pad([[1.0]], 3), 0.8).max()
     cells, nuclei = gaussian_filter(cells, 1.0), gaussian_filter(nuclei, 1.0)
-    phase = 1.2 * cells / cells.max() + 0.6 * nuclei / max(nuclei.max(), 1e-12)
+    texture = gaussian_filter(rng.standard_normal((SIZE, SIZE)), 1.2)  # organelles, and a thin textured film outside
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    inside = np.clip(cells / 0.3, 0.0, 1.0)
+    phase = 1.0 * cells / cells.max() + 0.5 * nuclei / max(nuclei.max(), 1e-12) + (0.2 + 0.6 * inside) * texture
     amplitude = np.exp(-(0.12 * cells / cells.max() + 0.5 * np.clip(granules, 0.0, 1.0)))
     field = amplitude * np.exp(1j * phase)
     return (np.round(field.real, 6) + 1j * np.round(field.imag, 6)).astype(np.complex64)
