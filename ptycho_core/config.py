@@ -37,10 +37,39 @@ class ObjectConfig:
     feature_size: float
     n_lines: int
     train_seed: int | None
+    file: str | None
+    key: str
+    amplitude_file: str | None
+    phase_file: str | None
+    file_pixel_size: float
+    normalise: bool
+    train_file: str | None
+    train_amplitude_file: str | None
+    train_phase_file: str | None
 
     def training_object(self) -> "ObjectConfig":
-        """The object the training split is simulated on: a second draw with ``train_seed``, or this one."""
+        """The object the training split is simulated on: a second draw with ``train_seed``, or this one.
+
+        A family-``file`` object has no seed to redraw: its training object is
+        read from ``train_file`` (see :meth:`source_files`), the configuration is this one.
+        """
         return self if self.train_seed is None else replace(self, seed=self.train_seed)
+
+    @property
+    def separate_training(self) -> bool:
+        """Whether the training split is simulated on a separate object (``train_seed``, or a training file)."""
+        return self.train_seed is not None or bool(self.source_files(training=True))
+
+    def source_files(self, *, training: bool = False) -> dict[str, str]:
+        """The files a family-``file`` object (or, ``training``, its training object) is read from.
+
+        ``{configuration key: path}``: ``{"object.file": ...}`` or the amplitude
+        and phase images; ``{}`` for a procedural family (or no training file).
+        Paths are as configured, relative to the working directory.
+        """
+        prefix = "train_" if training else ""
+        names = ("file", "amplitude_file", "phase_file")
+        return {f"object.{prefix}{n}": getattr(self, prefix + n) for n in names if getattr(self, prefix + n) is not None}
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,12 @@ class ProbeConfig:
     defocus_waves: float
     apodisation: float
     disk_diameter: float
+    file: str | None
+    key: str
+
+    def source_files(self) -> dict[str, str]:
+        """``{"probe.file": path}`` for a probe read from a file, else ``{}``."""
+        return {} if self.file is None else {"probe.file": self.file}
 
 
 @dataclass(frozen=True)
@@ -264,6 +299,11 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
     labels = [dose_label(d) for d in study.doses]
     if len(set(labels)) != len(labels):
         fail("doses", f"doses must have distinct labels, found {labels}")
+    _object_file_checks(study.object, fail)
+    if study.probe.kind == "file" and study.probe.file is None:
+        fail("probe.file", "expected the NPZ file of the probe (probe.kind is file), found null")
+    if study.probe.kind != "file" and study.probe.file is not None:
+        fail("probe.file", f"expected null unless probe.kind is file (kind {study.probe.kind!r}), found {study.probe.file!r}")
     if study.object.train_seed is not None and study.object.train_seed == study.object.seed:
         fail("object.train_seed", f"expected a seed other than object.seed ({study.object.seed}): the training object must be a different draw")
     margin = 2 * study.N
@@ -288,6 +328,33 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
             "probe.disk_diameter",
             f"expected at most N/2 = {study.N / 2} pixels, found {study.probe.disk_diameter}",
         )
+
+
+def _object_file_checks(obj: ObjectConfig, fail) -> None:
+    """The source keys of family ``file``: one source each (an NPZ, or amplitude and phase images), no seeds."""
+    if obj.family != "file":
+        given = {**obj.source_files(), **obj.source_files(training=True)}
+        if given:
+            fail(next(iter(given)), f"expected null unless object.family is file (family {obj.family!r}), found {next(iter(given.values()))!r}")
+        return
+    if obj.train_seed is not None:
+        fail("object.train_seed", f"expected null for family file (a file has no seed to redraw), found {obj.train_seed}; "
+             "set object.train_file (or train_amplitude_file and train_phase_file) for a separate training object")
+    for prefix, required in (("", True), ("train_", False)):
+        file, amp, phase = (getattr(obj, prefix + n) for n in ("file", "amplitude_file", "phase_file"))
+        if file is not None and (amp is not None or phase is not None):
+            fail(f"object.{prefix}file", f"expected either object.{prefix}file or object.{prefix}amplitude_file and "
+                 f"object.{prefix}phase_file, found both ({file!r}, {amp!r}, {phase!r})")
+        if (amp is None) != (phase is None):
+            missing = "phase_file" if phase is None else "amplitude_file"
+            fail(f"object.{prefix}{missing}", f"expected an image to go with object.{prefix}{'amplitude_file' if phase is None else 'phase_file'}, found null")
+        if required and file is None and amp is None:
+            fail("object.file", "expected the NPZ file of the object (or object.amplitude_file and object.phase_file) for family file, found null")
+        if file is not None and not file.lower().endswith(".npz"):
+            fail(f"object.{prefix}file", f"expected an NPZ file (name ending .npz), found {file!r}")
+        for name, path in (("amplitude_file", amp), ("phase_file", phase)):
+            if path is not None and not path.lower().endswith((".tif", ".tiff")):
+                fail(f"object.{prefix}{name}", f"expected a TIFF image (name ending .tif or .tiff), found {path!r}")
 
 
 _CASTS = {"int": int, "float": float, "str": str, "bool": bool}

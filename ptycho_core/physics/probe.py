@@ -4,13 +4,20 @@ Conventions (shared with :mod:`ptycho_core.physics.forward`): arrays are N x N w
 optical axis at pixel (N/2, N/2); the probe returned here has unit peak
 amplitude. Its absolute scale (sqrt(photons) per pixel) is set later, at
 simulation, from the dose.
+
+Kind ``file`` reads the probe from an NPZ file (:func:`load_probe_file`),
+never unpickled.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ptycho_core.config import ProbeConfig
+from ptycho_core.io.npz import DataContractError
+from ptycho_core.physics.objects import read_npz_source
 
 
 def _centred_radius(N: int) -> np.ndarray:
@@ -54,7 +61,36 @@ def make_probe(N: int, cfg: ProbeConfig) -> np.ndarray:
         return focused_probe(N, cfg.pupil_diameter, cfg.central_stop, cfg.defocus_waves, cfg.apodisation)
     if cfg.kind == "disk":
         return disk_probe(N, cfg.disk_diameter)
-    raise ValueError(f"probe.kind: expected 'focused' or 'disk', found {cfg.kind!r}")
+    if cfg.kind == "file":
+        return load_probe_file(N, cfg)
+    raise ValueError(f"probe.kind: expected 'focused', 'disk' or 'file', found {cfg.kind!r}")
+
+
+def load_probe_file(N: int, cfg: ProbeConfig) -> np.ndarray:
+    """The probe of ``cfg.file`` (array ``cfg.key``), complex128 (N, N), scaled to unit peak amplitude.
+
+    The file must hold a finite, non-zero complex N x N array sampled on the
+    object's pixels with the optical axis at pixel (N/2, N/2); nothing is
+    resampled. Its scale does not matter (the dose sets it at simulation).
+    Refusals are :class:`DataContractError` naming the file, the key, and what
+    was expected and found.
+    """
+    if cfg.file is None:
+        raise ValueError("probe: probe.kind is file but probe.file is null")
+    path = Path(cfg.file)
+    arrays = read_npz_source(path, "probe.file")
+    label = f"{path} (probe.file): key '{cfg.key}'"
+    if cfg.key not in arrays:
+        raise DataContractError(f"{label}: expected a complex {N} x {N} array under this key, found keys {sorted(arrays)}")
+    probe = arrays[cfg.key]
+    if probe.dtype.kind != "c" or probe.shape != (N, N):
+        raise DataContractError(f"{label}: expected a complex array of shape ({N}, {N}) (N x N), found {probe.dtype} {probe.shape}")
+    if not np.isfinite(probe).all():
+        raise DataContractError(f"{label}: expected finite values, found {np.count_nonzero(~np.isfinite(probe))} non-finite pixels")
+    peak = float(np.abs(probe).max())
+    if not peak > 0:
+        raise DataContractError(f"{label}: expected a probe with some intensity, found all zeros")
+    return (probe.astype(np.complex128) / peak).astype(np.complex128)
 
 
 def energy_within(probe: np.ndarray, diameter: float) -> float:

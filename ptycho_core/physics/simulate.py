@@ -88,7 +88,7 @@ def make_geometry(study: StudyConfig, seed: int) -> Geometry:
     hi = float(np.floor(hi))
     scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))
     split = split_by_region(scan, study.split, lo, hi, diameter)
-    if study.object.train_seed is not None:
+    if study.object.separate_training:
         split = train_on_whole_scan(split)
     return Geometry(probe_unit, diameter, (lo, hi), scan, split)
 
@@ -99,7 +99,7 @@ def simulate_dose(
     """Simulate the train and test datasets of one dose and replicate seed.
 
     ``train_obj``: the separate training object, required exactly when the
-    configuration has ``object.train_seed``; the training split is then
+    configuration has one (``object.train_seed`` or a training file); the training split is then
     simulated on it over the whole base scan, the test split on ``obj``.
     One probe (one instrument) serves both.
     """
@@ -107,10 +107,10 @@ def simulate_dose(
     for name, o in (("object", obj), ("training object", train_obj)):
         if o is not None and o.shape != (study.object.size, study.object.size):
             raise ValueError(f"{name}: expected shape {(study.object.size,) * 2} from the configuration, found {o.shape}")
-    if (train_obj is None) != (study.object.train_seed is None):
+    if (train_obj is None) == study.object.separate_training:
         raise ValueError(
-            f"training object: object.train_seed is {study.object.train_seed}, but a training object was "
-            f"{'not ' if train_obj is None else ''}given"
+            f"training object: object.train_seed is {study.object.train_seed}, training files "
+            f"{study.object.source_files(training=True)}, but a training object was {'not ' if train_obj is None else ''}given"
         )
     geo = make_geometry(study, seed)
     probe_unit, diameter, scan, split = geo.probe_unit, geo.probe_diameter, geo.scan, geo.split
@@ -194,9 +194,11 @@ def simulate_dose(
     }
 
     study_object = {**study.to_dict()["object"], "shape": list(obj.shape), "role": "study object"}
+    training_files = study.object.source_files(training=True)
+    training_object = {**asdict(study.object.training_object()), "shape": list(obj.shape), "role": "training object"}
     objects = {
         "test": study_object,
-        "train": study_object if train_obj is None else {**asdict(study.object.training_object()), "shape": list(obj.shape), "role": "training object"},
+        "train": study_object if train_obj is None else {**training_object, **({"source_files": training_files} if training_files else {})},
     }
 
     def make_set(name: str, idx: np.ndarray) -> DiffractionSet:

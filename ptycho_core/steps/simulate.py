@@ -16,7 +16,7 @@ import numpy as np
 from ptycho_core.config import StudyConfig
 from ptycho_core.figures.simulation import simulation_preview
 from ptycho_core.io.datasets import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
-from ptycho_core.io.sentinel import provenance
+from ptycho_core.io.sentinel import provenance, sha256_file
 from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.simulate import simulate_dose
 from ptycho_core.steps.skeleton import Step, require
@@ -28,25 +28,41 @@ log = logging.getLogger(__name__)
 POISSON_SIGMAS = 5.0
 
 
+def source_records(files: dict[str, str]) -> dict[str, dict]:
+    """``{configuration key: {path, sha256, bytes}}`` of the files an object or probe is read from."""
+    return {key: {"path": str(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size} for key, path in files.items()}
+
+
 def run_ground_truth(study: StudyConfig, *, out_path: str | Path, sentinel_path: str | Path, training: bool = False) -> dict:
-    """Generate the study's object (or, ``training``, its separate training object), save, verify, write the sentinel."""
-    if training and study.object.train_seed is None:
-        raise ValueError("training object: the configuration has no object.train_seed")
+    """Generate the study's object (or, ``training``, its separate training object), save, verify, write the sentinel.
+
+    A family-``file`` object's source files are the step's inputs (the
+    sentinel records their sha256) and are recorded, with sha256, in the
+    ground truth's provenance (``provenance.source_files``).
+    """
+    if training and not study.object.separate_training:
+        raise ValueError("training object: the configuration has no object.train_seed or object.train_file")
     with Step("training_object" if training else "ground_truth", study, sentinel=sentinel_path, depends_on=("physics",)) as step:
         step.outputs.append(out_path)
         cfg = study.object.training_object() if training else study.object
-        obj = make_object(cfg).astype(np.complex64)
+        files = study.object.source_files(training=training)
+        step.inputs += list(files.values())
+        records = source_records(files)
+        obj = make_object(study.object, training=training).astype(np.complex64)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "study": study.name,
             "object": asdict(cfg),
             "role": "training object" if training else "study object",
             "pixel_frame": "pixel [r, c] has coordinates x = c, y = r in object pixels",
-            "provenance": provenance(study),
+            "provenance": {**provenance(study), **({"source_files": records} if records else {})},
         }
         save_ground_truth(out_path, GroundTruth(obj=obj, metadata=meta))
         gt = load_ground_truth(out_path)
         amp, phase = np.abs(gt.obj), np.angle(gt.obj)
+        if files:  # the files did not change while they were read
+            changed = [k for k, rec in source_records(files).items() if rec != records[k]]
+            require(out_path, "source files unchanged", not changed, f"{changed} changed during the job")
         step.checks.update(
             shape=list(gt.obj.shape),
             amplitude_min=float(amp.min()),
@@ -56,7 +72,9 @@ def run_ground_truth(study: StudyConfig, *, out_path: str | Path, sentinel_path:
         )
         require(out_path, "amplitude in (0, 1]", amp.min() > 0 and amp.max() <= 1 + 1e-6, f"range [{amp.min()}, {amp.max()}]")
         require(out_path, "phase has contrast", phase.std() > 1e-3, f"phase std {phase.std():.3g} rad")
-        require(out_path, "amplitude has contrast", study.object.amplitude_contrast == 0 or amp.std() > 1e-3, f"amplitude std {amp.std():.3g}")
+        # a procedural family promises amplitude contrast when it has some; a file object may be a pure phase object
+        wanted = study.object.family != "file" and study.object.amplitude_contrast > 0
+        require(out_path, "amplitude has contrast", not wanted or amp.std() > 1e-3, f"amplitude std {amp.std():.3g}")
     log.info("ground truth %s written: %s", out_path, step.checks)
     return step.checks
 
@@ -78,10 +96,13 @@ def run_simulate(
     """Simulate one dose x seed, save both splits and a preview, verify, write the sentinel.
 
     ``training_object`` (and its sentinel): the separate training object,
-    required exactly when the configuration sets ``object.train_seed``.
+    required exactly when the configuration has one (``object.train_seed`` or
+    ``object.train_file``). A probe read from a file (``probe.file``) is an
+    input of the step; its sha256 goes into the datasets' provenance.
     """
-    if (training_object is None) != (study.object.train_seed is None):
-        raise ValueError(f"training object: object.train_seed is {study.object.train_seed}, training object file {training_object}")
+    if (training_object is None) == study.object.separate_training:
+        raise ValueError(f"training object: object.train_seed is {study.object.train_seed}, training files "
+                         f"{study.object.source_files(training=True)}, training object file {training_object}")
     separate = training_object is not None
     with Step(
         "simulate",
@@ -91,7 +112,7 @@ def run_simulate(
         input_sentinels=[ground_truth_sentinel] + ([training_object_sentinel] if separate else []),
         extra={"dose": float(dose), "seed": int(seed)},
     ) as step:
-        step.inputs += [ground_truth] + ([training_object] if separate else [])
+        step.inputs += [ground_truth] + ([training_object] if separate else []) + list(study.probe.source_files().values())
         step.outputs += [out_train, out_test, out_preview]
         _simulate(study, dose, seed, ground_truth, training_object, out_train, out_test, out_preview, step.checks)
     log.info("dose %g seed %d: %s", dose, seed, step.checks)
@@ -103,10 +124,13 @@ def _simulate(study, dose, seed, ground_truth, training_object, out_train, out_t
     train_gt = None
     if training_object is not None:
         train_gt = load_ground_truth(training_object)
-        require(training_object, "training object seed", train_gt.metadata["object"]["seed"] == study.object.train_seed,
-                f"object seed {train_gt.metadata['object']['seed']}, expected object.train_seed {study.object.train_seed}")
+        expected = asdict(study.object.training_object())
+        require(training_object, "training object of this configuration", train_gt.metadata["role"] == "training object" and train_gt.metadata["object"] == expected,
+                f"role {train_gt.metadata['role']!r}, object {train_gt.metadata['object']}, expected the training object {expected}")
     log.info("simulating dose %g seed %d on a %s object%s", dose, seed, gt.obj.shape, "" if train_gt is None else " (training split on the training object)")
-    sim = simulate_dose(study, gt.obj, dose, seed, provenance(study), None if train_gt is None else train_gt.obj)
+    records = source_records(study.probe.source_files())
+    prov = {**provenance(study), **({"source_files": records} if records else {})}
+    sim = simulate_dose(study, gt.obj, dose, seed, prov, None if train_gt is None else train_gt.obj)
     save_diffraction_set(out_train, sim.train)
     save_diffraction_set(out_test, sim.test)
     train = load_diffraction_set(out_train)

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from ptycho_core.code_hash import code_hashes
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
 from ptycho_core.evaluate.rows import DOSE_RESPONSE
+from ptycho_core.physics.objects import make_object
 from ptycho_core.methods import (
     ITERATIVE_METHODS,
     NETWORK_METHODS,
@@ -33,7 +34,11 @@ for study_file in workflow.overwrite_configfiles:
 
 validate(config, schema="../schemas/config.schema.yaml")
 STUDY = study_from_dict(config, source="config")
-check_views_feasible(STUDY)
+check_views_feasible(STUDY)  # builds the probe: a probe.file is read and checked here
+# A family-file object (and training object) is read and checked before any job too.
+for training in (False, True) if STUDY.object.family == "file" else ():
+    if STUDY.object.source_files(training=training):
+        make_object(STUDY.object, training=training)
 DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
 VIEWS = [v.name for v in STUDY.views]
@@ -85,9 +90,24 @@ def dose_value(wildcards):
     return DOSES[wildcards.dose]
 
 
+def object_files(wildcards):
+    """The files the study object is read from (family file), so that a changed file reruns it."""
+    return list(STUDY.object.source_files().values())
+
+
+def training_object_files(wildcards):
+    """The files the separate training object is read from (object.train_file, or its images)."""
+    return list(STUDY.object.source_files(training=True).values())
+
+
+def probe_files(wildcards):
+    """The file the probe is read from (probe.kind file): an input of every job that builds the probe."""
+    return list(STUDY.probe.source_files().values())
+
+
 def training_object_inputs(wildcards):
-    """The separate training object of phase C, when the configuration has one (object.train_seed)."""
-    if STUDY.object.train_seed is None:
+    """The separate training object of phase C, when the configuration has one (object.train_seed or object.train_file)."""
+    if not STUDY.object.separate_training:
         return {}
     return {
         "train_obj": "results/phase_c/training_object.npz",
@@ -100,7 +120,7 @@ def supervised_targets(wildcards):
     on (its targets): the DAG shows that no unsupervised method reads a ground truth."""
     if not Method(wildcards.method).spec.supervised:
         return {}
-    if STUDY.object.train_seed is None:
+    if not STUDY.object.separate_training:
         return {"ground_truth": "results/phase_c/ground_truth.npz"}
     return {"ground_truth": "results/phase_c/training_object.npz"}
 

@@ -3,6 +3,8 @@
 
 
 rule ground_truth:
+    input:
+        object_files,
     output:
         obj="results/phase_c/ground_truth.npz",
         sentinel="results/phase_c/ground_truth.sentinel.json",
@@ -22,6 +24,8 @@ rule ground_truth:
 
 
 rule training_object:
+    input:
+        training_object_files,
     output:
         obj="results/phase_c/training_object.npz",
         sentinel="results/phase_c/training_object.sentinel.json",
@@ -42,6 +46,7 @@ rule training_object:
 
 rule simulate:
     input:
+        probe_files,
         unpack(training_object_inputs),
         obj=rules.ground_truth.output.obj,
         obj_sentinel=rules.ground_truth.output.sentinel,
@@ -72,7 +77,5 @@ rule simulate:
 rule phase_c:
     input:
         every_output(rules.ground_truth),
-        every_output(rules.training_object)
-        if STUDY.object.train_seed is not None
-        else [],
+        every_output(rules.training_object) if STUDY.object.separate_training else [],
         every_output(rules.simulate, dose=DOSES, seed=SEEDS),
