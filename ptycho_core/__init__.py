@@ -8,7 +8,8 @@ the package does no work. Where things live:
   ``config_reference`` renders ``config/README.md`` from the schema
 - ``methods``    the method registry: canonical ids, labels, colours, how each method is produced
 - ``streams``    every random-stream id and the seeding policy
-- ``physics/``   the simulated experiment, NumPy only: ``probe``, ``objects``, ``scan``,
+- ``code_hash``  which library files a workflow step can load, hashed (the rules' rerun trigger)
+- ``physics/``   the simulated experiment, NumPy only: ``probe``, ``objects`` (procedural or from files), ``scan``,
   ``forward`` (patches, far field), ``simulate`` (dose scaling, Poisson counts)
 - ``sampling/``  which patterns a method sees: ``views`` (nested subsets, groups), ``overlap``
   (the three overlap metrics)
@@ -20,7 +21,8 @@ the package does no work. Where things live:
 - ``recon/``     from patterns to one object: ``stitch``, ``gauge`` (synchronisation),
   ``network`` (inference + stitching), ``ptychi`` (the pty-chi arm)
 - ``evaluate/``  scoring and tables: ``metrics``, ``rows`` (the tidy-row constants),
-  ``tables`` (aggregation, statistics, highlights), ``runtime``
+  ``tables`` (aggregation, statistics, deltas), ``headline`` (the report's answer: headline
+  tables, crossover doses, summary sentences, wide CSV), ``runtime``
 - ``figures/``   every matplotlib figure
 - ``steps/``     one module per workflow rule, the only code the workflow scripts call;
   ``skeleton`` is what every step shares (input sentinels verified, checks, own sentinel)

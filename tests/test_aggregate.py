@@ -366,7 +366,7 @@ LINE = re.compile(
 )
 
 
-def test_report_data_and_highlights_match_json(tmp_path, table):
+def test_report_data_and_delta_lines_match_json(tmp_path, table):
     out_csv, out_json = tmp_path / "g" / "metrics.csv", tmp_path / "g" / "summary.json"
     write_report_data(table, summarise(table), deltas(table), out_csv, out_json)
     first = (out_csv.read_bytes(), out_json.read_bytes())
