@@ -11,7 +11,10 @@ Snakefile can compute it for every rule when it is parsed.
 :func:`code_hash` is the sha256 of the closure's files (package-relative paths
 and bytes). The rules take it as a param, so editing a library module reruns
 exactly the jobs whose steps can load it; a comment or a module they never
-import reruns nothing. Imports by name at run time (``importlib``) are not
+import reruns nothing. The workflow adds each rule's adapter script by content,
+and its profiles turn off Snakemake's own code trigger, which compares the
+script's modification time with the outputs' (a fresh clone would rerun
+everything). Imports by name at run time (``importlib``) are not
 followed; the library has none (``tests/test_code_hash.py`` checks).
 """
 
@@ -88,18 +91,30 @@ def code_closure(*modules: str, root: Path | None = None, _parsed: dict | None =
     return sorted(files)
 
 
-def code_hash(*modules: str, root: Path | None = None, _parsed: dict | None = None) -> str:
-    """sha256 of the files of ``code_closure(*modules)``: their paths relative to the package, and their bytes."""
+def code_hash(*modules: str, root: Path | None = None, files=(), _parsed: dict | None = None) -> str:
+    """sha256 of the files of ``code_closure(*modules)`` (paths relative to the package, and bytes), then of ``files``.
+
+    ``files`` are further sources by content (a rule's adapter script), named
+    by their file name only, so the hash does not depend on where they lie.
+    """
     root = _package_root() if root is None else Path(root)
     h = hashlib.sha256()
-    for path in code_closure(*modules, root=root, _parsed=_parsed):
-        rel = path.relative_to(root).as_posix().encode()
-        data = path.read_bytes()
+    named = [(p.relative_to(root).as_posix(), p) for p in code_closure(*modules, root=root, _parsed=_parsed)]
+    named += [(f"<file>/{Path(f).name}", Path(f)) for f in files]
+    for rel, path in named:
+        rel, data = rel.encode(), path.read_bytes()
         h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little") + data)
     return h.hexdigest()
 
 
-def code_hashes(groups: dict[str, tuple[str, ...]], root: Path | None = None) -> dict[str, str]:
-    """``code_hash`` of each named group of modules, parsing each source file once."""
+def code_hashes(groups: dict, root: Path | None = None) -> dict[str, str]:
+    """``code_hash`` of each named group, parsing each source file once.
+
+    A group is a tuple of module names, or a mapping ``{"modules": (...), "files": (...)}``.
+    """
     parsed: dict = {}
-    return {name: code_hash(*modules, root=root, _parsed=parsed) for name, modules in groups.items()}
+    out = {}
+    for name, group in groups.items():
+        modules, files = (group["modules"], group.get("files", ())) if isinstance(group, dict) else (group, ())
+        out[name] = code_hash(*modules, root=root, files=files, _parsed=parsed)
+    return out

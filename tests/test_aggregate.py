@@ -488,3 +488,20 @@ def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
     rows = list(csv.reader(io.StringIO(inventory(tmp_path, study))))
     assert rows[0] == ["path", "bytes", "sha256", "in_study"]
     assert {r[0]: r[3] for r in rows[1:]} == files
+
+
+def test_reconstruction_figures_share_one_visual_convention():
+    """Phase that does not wrap gets a sequential map (0 and 1.5 rad must not look alike); every image block has a labelled colour bar."""
+    from matplotlib.figure import Figure
+
+    from ptycho_core.figures.common import image_grid, phase_cmap
+
+    assert phase_cmap(np.linspace(0.0, 1.5, 10)) == "viridis"
+    assert phase_cmap(np.linspace(-np.pi, np.pi, 10)) == "twilight"
+    fig = Figure(layout="constrained")
+    axes = fig.subplots(2, 3, squeeze=False).tolist()
+    imgs = [[np.zeros((4, 2)), None, np.ones((4, 2))], [np.zeros((4, 2))] * 3]
+    image_grid(fig, axes, imgs, cmap="gray", vmin=0, vmax=1, label="amplitude", col_titles=["a", "b", "c"], row_labels=["r0", "r1"])
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "amplitude"
+    assert not axes[0][1].axison and axes[0][0].get_title() == "a" and axes[1][0].get_ylabel() == "r1"

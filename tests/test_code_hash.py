@@ -95,9 +95,10 @@ def test_the_library_imports_nothing_by_name_at_run_time():
 
 
 def test_every_rule_hashes_the_modules_its_adapter_imports():
-    """common.smk's STEP_OF_RULE and ADAPTER_IMPORTS against what each rule's script really imports."""
+    """common.smk's STEP_OF_RULE and ADAPTER_IMPORTS against each rule's real script and what it imports."""
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    step_of_rule = dict(re.findall(r'^\s+"(\w+)": "(\w+)",$', common.split("STEP_OF_RULE = {")[1].split("}")[0], re.M))
+    table = common.split("STEP_OF_RULE = {")[1].split("}")[0]
+    step_of_rule = {r: (step, script) for r, step, script in re.findall(r'^\s+"(\w+)": \("(\w+)", "(\w+)"\),$', table, re.M)}
     adapter_imports = set(re.findall(r'"(ptycho_core[\w.]+)"', common.split("ADAPTER_IMPORTS = ")[1].split("\n")[0]))
     scripts = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
@@ -108,7 +109,22 @@ def test_every_rule_hashes_the_modules_its_adapter_imports():
                 assert f'code=CODE["{rule}"]' in body, f"rule {rule} has no code param"
     assert set(scripts) == set(step_of_rule), "every rule with a script, and only those, has a code hash"
     for rule, script in scripts.items():
+        step_module, hashed_script = step_of_rule[rule]
+        assert hashed_script == script, f"rule {rule} runs {script}.py, its code hash reads {hashed_script}.py"
         used = set(re.findall(r"from (ptycho_core[\w.]*) import", (ROOT / "workflow" / "scripts" / f"{script}.py").read_text()))
-        step = f"ptycho_core.steps.{step_of_rule[rule]}"
+        step = f"ptycho_core.steps.{step_module}"
         assert step in used, f"rule {rule}: its script imports {sorted(used)}, not {step}"
         assert used <= {step} | adapter_imports, f"rule {rule}: its script imports {sorted(used - {step} - adapter_imports)} beyond what its code hash covers"
+
+
+def test_extra_files_count_by_content_and_name_not_location(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "train.py").write_text("x = 1\n")
+    (b / "train.py").write_text("x = 1\n")
+    h = code_hash("ptycho_core.steps.study_config", files=[a / "train.py"])
+    assert h == code_hash("ptycho_core.steps.study_config", files=[b / "train.py"]) != code_hash("ptycho_core.steps.study_config")
+    (b / "train.py").write_text("x = 2\n")
+    assert code_hash("ptycho_core.steps.study_config", files=[b / "train.py"]) != h
+    assert code_hashes({"r": {"modules": ("ptycho_core.steps.study_config",), "files": (a / "train.py",)}})["r"] == h

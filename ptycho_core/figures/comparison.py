@@ -8,6 +8,9 @@ every dose of one view, the test region each method covers (phase G, rule
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from ptycho_core.config import StudyConfig
@@ -18,76 +21,93 @@ from ptycho_core.methods import Method
 __all__ = ["comparison_figure", "montage_figure"]
 
 
+def _panel_size(shape: tuple[int, int], width: float = 1.6, max_height: float = 4.0) -> tuple[float, float]:
+    """Inches of one image panel of ``shape`` (rows, cols): ``width`` wide, its aspect kept, at most ``max_height`` tall."""
+    h = width * shape[0] / max(shape[1], 1)
+    return (width, h) if h <= max_height else (width * max_height / h, max_height)
+
+
 def comparison_figure(path, gt: np.ndarray, recons: dict, region, aligned: dict, title: str) -> None:
-    """Ground truth and each method (amplitude, phase) with error maps, shared colour limits, on the region."""
+    """Ground truth and each method, registered as scored (``aligned``), with error maps on the evaluation region.
+
+    Four rows (amplitude, phase, amplitude error, phase error), one column per
+    method after the ground truth's; each row one colour scale and colour bar
+    (:func:`ptycho_core.figures.common.image_grid`): amplitude and phase with
+    the ground truth's limits, errors symmetric about zero. The phase shown is
+    angle(gt) + angle(recon conj(gt)), the branch nearest the ground truth, as
+    the scores use it.
+    """
     from matplotlib.figure import Figure
 
-    from ptycho_core.figures.common import save_figure
+    from ptycho_core.figures.common import AMPLITUDE_CMAP, ERROR_CMAP, image_grid, phase_cmap, save_figure
 
     rs, cs = region
     g = gt[rs, cs]
-    cols = 1 + len(recons)
-    fig = Figure(figsize=(3.2 * cols, 11), layout="constrained")
+    methods = list(recons)
+    imgs = {m: aligned[m][rs, cs] for m in methods}
+    w, h = _panel_size(g.shape)
+    cols = 1 + len(methods)
+    fig = Figure(figsize=(w * cols + 1.6, 4 * (h + 0.45) + 0.5), layout="constrained")
     axes = fig.subplots(4, cols, squeeze=False)
-    amp_lim = (float(np.abs(g).min()), float(np.abs(g).max()))
-    ph_lim = (float(np.angle(g).min()), float(np.angle(g).max()))
-    err_amp = max(1e-6, *(float(np.abs(np.abs(a[rs, cs]) - np.abs(g)).max()) for a in aligned.values()))
-    err_ph = max(1e-6, *(float(np.abs(np.angle(a[rs, cs] * np.conj(g))).max()) for a in aligned.values()))
-    panels = [("ground truth", g)] + [(m, aligned[m][rs, cs]) for m in recons]
-    for j, (name, img) in enumerate(panels):
-        axes[0, j].imshow(np.abs(img), cmap="gray", vmin=amp_lim[0], vmax=amp_lim[1])
-        axes[0, j].set_title(f"{name}\namplitude", fontsize=9)
-        axes[1, j].imshow(np.angle(g) + np.angle(img * np.conj(g)), cmap="twilight", vmin=ph_lim[0], vmax=ph_lim[1])
-        axes[1, j].set_title("phase (rad)", fontsize=9)
-        if j == 0:
-            axes[2, 0].axis("off")
-            axes[3, 0].axis("off")
-            continue
-        im2 = axes[2, j].imshow(np.abs(img) - np.abs(g), cmap="RdBu_r", vmin=-err_amp, vmax=err_amp)
-        axes[2, j].set_title("amplitude error", fontsize=9)
-        im3 = axes[3, j].imshow(np.angle(img * np.conj(g)), cmap="RdBu_r", vmin=-err_ph, vmax=err_ph)
-        axes[3, j].set_title("phase error (rad)", fontsize=9)
-    if cols > 1:
-        fig.colorbar(im2, ax=axes[2, :].tolist(), fraction=0.02)
-        fig.colorbar(im3, ax=axes[3, :].tolist(), fraction=0.02)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
+    gt_phase = np.angle(g)
+    amp = [np.abs(g)] + [np.abs(imgs[m]) for m in methods]
+    phase = [gt_phase] + [gt_phase + np.angle(imgs[m] * np.conj(g)) for m in methods]
+    amp_err = [None] + [np.abs(imgs[m]) - np.abs(g) for m in methods]
+    phase_err = [None] + [np.angle(imgs[m] * np.conj(g)) for m in methods]
+    e_amp = max(1e-6, *(float(np.abs(e).max()) for e in amp_err[1:]))
+    e_ph = max(1e-6, *(float(np.abs(e).max()) for e in phase_err[1:]))
+    titles = ["ground truth"] + [Method.parse(m).value for m in methods]
+    image_grid(fig, [axes[0]], [amp], cmap=AMPLITUDE_CMAP, vmin=float(amp[0].min()), vmax=float(amp[0].max()), label="amplitude", col_titles=titles)
+    image_grid(fig, [axes[1]], [phase], cmap=phase_cmap(gt_phase), vmin=float(gt_phase.min()), vmax=float(gt_phase.max()), label="phase (rad)")
+    image_grid(fig, [axes[2]], [amp_err], cmap=ERROR_CMAP, vmin=-e_amp, vmax=e_amp, label="amplitude error")
+    image_grid(fig, [axes[3]], [phase_err], cmap=ERROR_CMAP, vmin=-e_ph, vmax=e_ph, label="phase error (rad)")
+    fig.suptitle(f"{title}: registered as scored, evaluation region", fontsize=11)
     save_figure(fig, path)
 
 
-def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, recon_path_of) -> None:
-    """Rows: doses; columns: ground truth then each method; amplitude and phase of the test region."""
+def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, recon_path_of, alignment_path_of) -> None:
+    """Every dose of one view: ground truth and each method on the evaluation region, registered as scored.
+
+    Two blocks side by side, amplitude and phase, each with one colour scale
+    and colour bar (the ground truth's limits); rows are doses. Each
+    reconstruction is shifted and phase-offset by its cell's recorded
+    alignment (``alignment.json`` of the score step), so the montage shows what
+    the scores measured.
+    """
     from matplotlib.figure import Figure
 
-    from ptycho_core.figures.common import save_figure
+    from ptycho_core.evaluate.metrics import shift_image
+    from ptycho_core.figures.common import AMPLITUDE_CMAP, image_grid, phase_cmap, save_figure
 
-    gt = load_ground_truth(gt_path).obj
+    gt = load_ground_truth(gt_path).obj.astype(np.complex128)
     methods = [m.value for m in Method]
     labels = list(study.dose_labels())
-    fig = Figure(figsize=(2.2 * 2 * (1 + len(methods)), 2.3 * len(labels) + 0.6), layout="constrained")
-    axes = fig.subplots(len(labels), 2 * (1 + len(methods)), squeeze=False)
-    for i, label in enumerate(labels):
-        recons = {m: load_recon(recon_path_of(label, m), gt.shape) for m in methods}
-        covered = np.logical_and.reduce([r.covered for r in recons.values()])
-        rows, cols = np.nonzero(covered)
-        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    amp_rows, phase_rows, shape = [], [], None
+    for label in labels:
+        record = json.loads(Path(alignment_path_of(label)).read_text())
+        box = (slice(*record["region_rows"]), slice(*record["region_cols"]))
         g = gt[box]
-        amp_lim = (float(np.abs(g).min()), float(np.abs(g).max()))
-        for j, (name, img) in enumerate([("ground truth", g)] + [(m, recons[m].obj[box]) for m in methods]):
-            # phase shown relative to the ground truth's mean phase over the region (a gauge)
-            offset = np.angle(np.vdot(img, g)) if name != "ground truth" else 0.0
-            a_ax, p_ax = axes[i, 2 * j], axes[i, 2 * j + 1]
-            a_ax.imshow(np.abs(img), cmap="gray", vmin=amp_lim[0], vmax=amp_lim[1])
-            p_ax.imshow(np.angle(img * np.exp(1j * offset)), cmap="twilight", vmin=-np.pi / 2, vmax=np.pi / 2)
-            if i == 0:
-                a_ax.set_title(f"{name}\namplitude", fontsize=8)
-                p_ax.set_title(f"{name}\nphase", fontsize=8)
-            if j == 0:
-                a_ax.set_ylabel(f"dose {label}", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"view {view}, seed {seed}: test region (covered by every method)", fontsize=10)
+        shape = g.shape
+        amp_rows.append([np.abs(g)])
+        phase_rows.append([np.angle(g)])
+        for m in methods:
+            a = record["methods"][m]
+            recon = load_recon(recon_path_of(label, m), gt.shape).obj.astype(np.complex128)
+            img = (shift_image(recon, a["shift_dy_dx_px"]) * np.exp(1j * a["phase_offset_rad"]))[box]
+            amp_rows[-1].append(np.abs(img))
+            phase_rows[-1].append(np.angle(g) + np.angle(img * np.conj(g)))
+    w, h = _panel_size(shape, width=1.1, max_height=3.0)
+    cols = 1 + len(methods)
+    fig = Figure(figsize=(2 * (w * cols + 1.1), len(labels) * (h + 0.35) + 1.0), layout="constrained")
+    left, right = fig.subfigures(1, 2, wspace=0.02)
+    titles = ["ground\ntruth"] + [m.replace("_", "\n") for m in methods]  # two lines: narrow panels
+    rows = [f"dose {label}" for label in labels]
+    gt_phase = np.concatenate([r[0].ravel() for r in phase_rows])
+    amp_lim = (min(float(r[0].min()) for r in amp_rows), max(float(r[0].max()) for r in amp_rows))
+    ph_lim = (min(float(r[0].min()) for r in phase_rows), max(float(r[0].max()) for r in phase_rows))
+    image_grid(left, left.subplots(len(labels), cols, squeeze=False).tolist(), amp_rows, cmap=AMPLITUDE_CMAP, vmin=amp_lim[0], vmax=amp_lim[1], label="amplitude", col_titles=titles, row_labels=rows)
+    image_grid(right, right.subplots(len(labels), cols, squeeze=False).tolist(), phase_rows, cmap=phase_cmap(gt_phase), vmin=ph_lim[0], vmax=ph_lim[1], label="phase (rad)", col_titles=titles, row_labels=rows)
+    left.suptitle("amplitude", fontsize=11)
+    right.suptitle("phase", fontsize=11)
+    fig.suptitle(f"view {view}, seed {seed}: evaluation region, registered as scored", fontsize=11)
     save_figure(fig, path)

@@ -83,7 +83,7 @@ def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str, 
     axes[0].set_ylabel(f"{quantity} {METRIC_LABELS.get(metric, metric)}")
     axes[0].legend(fontsize=8)
     n_text = ", ".join(str(n) for n in sorted(stats["n"].unique()))
-    fig.suptitle(f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose (mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)", fontsize=10)
+    fig.suptitle(f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose\n(mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)", fontsize=10)
     save_figure(fig, path)
 
 

@@ -9,6 +9,11 @@ from ptycho_core.figures.common import save_figure
 
 
 def loss_figure(path, history: dict, title: str) -> None:
+    """Loss per epoch (training, and validation when recorded); the title wraps instead of being clipped."""
+    import textwrap
+
+    from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     epochs = np.arange(1, len(history["loss"]) + 1)
@@ -17,6 +22,7 @@ def loss_figure(path, history: dict, title: str) -> None:
         ax.plot(epochs, history["val_loss"], label="validation loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
     ax.legend()
     save_figure(fig, path)

@@ -117,6 +117,7 @@ def run_report(
     benchmarks: dict,
     ground_truth: str | Path,
     recon_path_of,
+    alignment_path_of,
     input_sentinels: list,
     out: dict,
 ) -> dict:
@@ -146,7 +147,10 @@ def run_report(
             dose_response_figure(out["dose_response_dir"] / f"{quantity}_{metric}.png", table, metric, quantity, fwhm_diameter_px=diameter)
         frc_figure(out["frc_figure"], frc_tables)
         for view in (v.name for v in study.views):
-            montage_figure(out["montage_dir"] / f"montage_{view}.png", study, view, study.seeds[0], ground_truth, lambda d, m, v=view: recon_path_of(d, v, m))
+            montage_figure(
+                out["montage_dir"] / f"montage_{view}.png", study, view, study.seeds[0], ground_truth,
+                lambda d, m, v=view: recon_path_of(d, v, m), lambda d, v=view: alignment_path_of(d, v),
+            )
         atomic_write_text(out["overlap"], overlap_summary(overlap_paths))
         runtime = runtime_table(benchmarks)
         atomic_write_text(out["runtime"], runtime.to_csv(index=False, lineterminator="\n"))

@@ -4,6 +4,8 @@
 # checks that every view and its groups can be built. Scripts receive the
 # validated config and rebuild the StudyConfig from it.
 
+from pathlib import Path
+
 import yaml
 
 from snakemake.utils import validate
@@ -55,26 +57,34 @@ REFINED = [m.value for m in REFINED_METHODS]
 NETWORK = [m.value for m in NETWORK_METHODS]
 ALL_METHODS = [m.value for m in Method]
 # The library code each rule's job can load (ptycho_core.code_hash), a param
-# of every rule: editing a ptycho_core module reruns the jobs that can load it,
-# and nothing else. Each rule's adapter script (workflow/scripts/) imports its
-# step module in ptycho_core.steps and at most ADAPTER_IMPORTS.
+# of every rule: editing a ptycho_core module or a rule's script reruns the jobs
+# that can load it, and nothing else (by content: the profiles turn off
+# Snakemake's mtime-based code trigger, so a fresh clone reruns nothing).
+# Each rule's adapter script (workflow/scripts/) imports its step module in
+# ptycho_core.steps and at most ADAPTER_IMPORTS.
 ADAPTER_IMPORTS = ("ptycho_core.config", "ptycho_core.steps.joblog")
+# rule -> (its step module in ptycho_core.steps, its adapter script in workflow/scripts/)
 STEP_OF_RULE = {
-    "ground_truth": "simulate",
-    "training_object": "simulate",
-    "simulate": "simulate",
-    "views": "views",
-    "train": "train",
-    "refine": "refine",
-    "reconstruct_network": "reconstruct_network",
-    "reconstruct_ptychi": "reconstruct_ptychi",
-    "score": "score",
-    "report": "report",
-    "inventory": "report",
-    "study_config": "study_config",
+    "ground_truth": ("simulate", "ground_truth"),
+    "training_object": ("simulate", "ground_truth"),
+    "simulate": ("simulate", "simulate"),
+    "views": ("views", "views"),
+    "train": ("train", "train"),
+    "refine": ("refine", "refine"),
+    "reconstruct_network": ("reconstruct_network", "reconstruct_network"),
+    "reconstruct_ptychi": ("reconstruct_ptychi", "reconstruct_ptychi"),
+    "score": ("score", "score"),
+    "report": ("report", "report"),
+    "inventory": ("report", "inventory"),
+    "study_config": ("study_config", "study_config"),
 }
+SCRIPTS = Path(workflow.basedir) / "scripts"
 STEP_MODULES = {
-    r: (f"ptycho_core.steps.{s}", *ADAPTER_IMPORTS) for r, s in STEP_OF_RULE.items()
+    name: {
+        "modules": (f"ptycho_core.steps.{s}", *ADAPTER_IMPORTS),
+        "files": (SCRIPTS / f"{f}.py",),
+    }
+    for name, (s, f) in STEP_OF_RULE.items()
 }
 CODE = code_hashes(STEP_MODULES)
 
@@ -172,7 +182,7 @@ def phase_f_sentinels():
 
 def report_cells():
     """Every cell (dose, view, seed) with the files the report reads of it: its
-    metrics table (``path``), FRC table and phase D overlap metrics. The report
+    metrics table (``path``), FRC table, alignment record and phase D overlap metrics. The report
     takes each file from its cell, never by the order of separate lists."""
     return [
         {
@@ -181,6 +191,7 @@ def report_cells():
             "seed": int(s),
             "path": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/metrics.csv",
             "frc": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/frc.csv",
+            "alignment": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/alignment.json",
             "overlap": f"results/phase_d/dose_{d}/view_{v}/seed_{s}/overlap_metrics.json",
         }
         for d in DOSES

@@ -11,6 +11,7 @@ rule report:
     input:
         metrics=[c["path"] for c in REPORT_CELLS],
         frc=[c["frc"] for c in REPORT_CELLS],
+        alignments=[c["alignment"] for c in REPORT_CELLS],
         overlap=[c["overlap"] for c in REPORT_CELLS],
         recons=expand(
             "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",

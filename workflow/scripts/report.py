@@ -19,6 +19,7 @@ run_report(
     benchmarks=sm.params.benchmarks,
     ground_truth=sm.input.ground_truth,
     recon_path_of=lambda dose_label, view, method: f"results/phase_f/dose_{dose_label}/view_{view}/seed_{study.seeds[0]}/{method}/recon.npz",
+    alignment_path_of=lambda dose_label, view: f"results/phase_f/dose_{dose_label}/view_{view}/seed_{study.seeds[0]}/alignment.json",
     input_sentinels=list(sm.input.sentinels),
     out={
         "metrics": sm.output.metrics,
