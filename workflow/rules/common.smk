@@ -4,8 +4,6 @@
 # checks that every view and its groups can be built. Scripts receive the
 # validated config and rebuild the StudyConfig from it.
 
-from pathlib import Path
-
 import yaml
 
 from snakemake.utils import validate
@@ -78,11 +76,14 @@ STEP_OF_RULE = {
     "inventory": ("report", "inventory"),
     "study_config": ("study_config", "study_config"),
 }
-SCRIPTS = Path(workflow.basedir) / "scripts"
+# the scripts as this file's workflow sees them (a module's own, or its cached remote copy)
+SCRIPT_FILES = {
+    f: str(workflow.source_path(f"../scripts/{f}.py")) for _, f in STEP_OF_RULE.values()
+}
 STEP_MODULES = {
     name: {
         "modules": (f"ptycho_core.steps.{s}", *ADAPTER_IMPORTS),
-        "files": (SCRIPTS / f"{f}.py",),
+        "files": (SCRIPT_FILES[f],),
     }
     for name, (s, f) in STEP_OF_RULE.items()
 }
