@@ -22,13 +22,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 
-from scipy.stats import t as student_t
-
 from ptycho_core.config import dose_label
+from ptycho_core.evaluate.tables import CONFIDENCE, t_half_width
 from ptycho_core.methods import Method
 
 __all__ = ["CROSSOVER", "HEADLINE", "crossover_doses", "headline_cells", "landing_rst", "summary_lines", "view_overlap", "wide_csv"]
@@ -37,9 +35,8 @@ __all__ = ["CROSSOVER", "HEADLINE", "crossover_doses", "headline_cells", "landin
 HEADLINE = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))
 #: The quality threshold that defines a method's crossover dose: (quantity, metric, threshold).
 CROSSOVER = ("phase", "ms_ssim", 0.8)
-CONFIDENCE = 0.95
-#: Units of each metric in the wide CSV's header.
-UNITS = {"mae": "rad or 1", "rmse": "rad or 1", "psnr": "dB", "ssim": "1", "ms_ssim": "1", "frc50": "cycles/pixel", "frc1_7": "cycles/pixel"}
+#: Units of each metric in the wide CSV's header (MAE and RMSE: rad for phase, 1 for amplitude).
+UNITS = {"psnr": "dB", "ssim": "1", "ms_ssim": "1", "frc50": "cycles/pixel", "frc1_7": "cycles/pixel"}
 WIDE_METRICS = (("phase", "ms_ssim"), ("phase", "psnr"), ("phase", "mae"), ("phase", "frc50"), ("amplitude", "ms_ssim"), ("amplitude", "psnr"), ("amplitude", "mae"))
 LABELS = {"ms_ssim": "MS-SSIM", "psnr": "PSNR", "mae": "MAE", "frc50": "FRC 0.5 resolution", "ssim": "SSIM"}
 
@@ -48,12 +45,6 @@ def _unit(quantity: str, metric: str) -> str:
     if metric in ("mae", "rmse"):
         return "rad" if quantity == "phase" else "1"
     return UNITS[metric]
-
-
-def _half_width(std: float | None, n: int) -> float | None:
-    if std is None or n < 2:
-        return None
-    return float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
 
 
 def _index(summary: dict) -> dict:
@@ -72,20 +63,20 @@ def _ladder(summary: dict) -> tuple[list[float], list[str]]:
     return doses, views
 
 
-def headline_cells(summary: dict, views: list[str] | None = None) -> list[dict]:
+def headline_cells(summary: dict) -> list[dict]:
     """One record per dose x view: for each headline metric, each method's mean, n, interval half-width, and the winner."""
     idx = _index(summary)
-    doses, found_views = _ladder(summary)
+    doses, views = _ladder(summary)
     methods = _methods(summary)
     cells = []
-    for view in views or found_views:
+    for view in views:
         for dose in doses:
             cell = {"dose": dose, "dose_label": dose_label(dose), "view": view, "metrics": {}}
             for quantity, metric in HEADLINE:
                 values = {}
                 for m in methods:
                     r = idx[(dose, view, m, quantity, metric)]
-                    values[m] = {"mean": r["mean"], "n": r["n"], "half_width": _half_width(r["std"], r["n"])}
+                    values[m] = {"mean": r["mean"], "n": r["n"], "half_width": t_half_width(r["std"], r["n"])}
                 winner = max(values, key=lambda m: values[m]["mean"])
                 cell["metrics"][(quantity, metric)] = {"values": values, "winner": winner}
             ppp = idx[(dose, view, methods[0], *HEADLINE[0])].get("photons_per_illuminated_pixel")
@@ -151,7 +142,7 @@ def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2])
     """A few sentences that answer the study's question, with the replicate caveat (``highlights.txt``)."""
     doses, views = _ladder(summary)
     methods = _methods(summary)
-    cells = headline_cells(summary, views)
+    cells = headline_cells(summary)
     ppp = [c["photons_per_illuminated_pixel"] for c in cells if c["photons_per_illuminated_pixel"] is not None]
     dose_text = f"{dose_label(doses[0])} to {dose_label(doses[-1])} photons per pattern"
     if ppp:
@@ -207,7 +198,7 @@ def landing_rst(*, study_name: str, config_lines: list[str], summary: dict, over
     """The report's landing page (reStructuredText): configuration, headline table, crossover doses, summary."""
     doses, views = _ladder(summary)
     methods = _methods(summary)
-    cells = headline_cells(summary, views)
+    cells = headline_cells(summary)
     lines = [f"Study **{study_name}**", "", *(f"- {c}" for c in config_lines), ""]
     lines += ["**In short.** " + " ".join(summary_lines(summary, overlap, threshold)), ""]
     for quantity, metric in HEADLINE:

@@ -120,6 +120,15 @@ METRIC_LABELS = {
 }
 
 
+def t_half_width(std: float | None, n: int) -> float | None:
+    """Half-width of the two-sided :data:`CONFIDENCE` Student-t interval of a mean of ``n`` values with sample std ``std``; None when n < 2."""
+    from scipy.stats import t as student_t
+
+    if std is None or n < 2:
+        return None
+    return float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+
+
 class AggregationError(ValueError):
     """A phase F table is missing, incomplete, inconsistent or not finite."""
 
@@ -402,7 +411,6 @@ def deltas(
     Fails with :class:`AggregationError` when the reference or a metric is
     missing from a cell, or a seed is present for one method only.
     """
-    from scipy.stats import t as student_t
 
     t = check_table(table)
     reference = str(reference)
@@ -439,7 +447,7 @@ def deltas(
                     mean = float(diff.mean())
                     if n >= 2:
                         std = float(diff.std(ddof=1))
-                        half = float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+                        half = t_half_width(std, n)
                         interval, note = [mean - half, mean + half], None
                     else:
                         std, interval, note = None, None, NO_INTERVAL_NOTE

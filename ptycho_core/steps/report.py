@@ -97,9 +97,7 @@ def probe_diameter(overlap_paths: dict) -> float:
     One probe serves the whole study, so every record must agree; a disagreement
     means the files come from different studies and is an error naming them.
     """
-    found = {}
-    for key, path in sorted(overlap_paths.items(), key=lambda kv: str(kv[0])):
-        found[str(path)] = float(json.loads(Path(path).read_text())["probe_diameter_px"])
+    found = {str(path): float(json.loads(Path(path).read_text())["probe_diameter_px"]) for path in overlap_paths.values()}
     values = sorted(set(found.values()))
     if not values:
         raise ValueError("report: no phase D overlap records to read the probe diameter from")

@@ -36,9 +36,10 @@ validate(config, schema="../schemas/config.schema.yaml")
 STUDY = study_from_dict(config, source="config")
 check_views_feasible(STUDY)  # builds the probe: a probe.file is read and checked here
 # A family-file object (and training object) is read and checked before any job too.
-for training in (False, True) if STUDY.object.family == "file" else ():
-    if STUDY.object.source_files(training=training):
-        make_object(STUDY.object, training=training)
+if STUDY.object.family == "file":
+    make_object(STUDY.object)
+    if STUDY.object.separate_training:
+        make_object(STUDY.object, training=True)
 DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
 VIEWS = [v.name for v in STUDY.views]
