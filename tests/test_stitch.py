@@ -36,7 +36,7 @@ import pytest
 from scipy.ndimage import distance_transform_edt
 
 from ptycho_core.physics.forward import extract_patches
-from ptycho_core.recon.stitch import Stitcher, stitch_patches, stitch_patches_loop, taper_1d
+from ptycho_core.recon.stitch import Stitcher, illuminated, probe_window, stitch_patches, stitch_patches_loop, taper_1d
 
 H = W = 96
 
@@ -298,3 +298,49 @@ def test_stitcher_refuses_patches_of_another_size():
     s = Stitcher((32, 32), 16)
     with pytest.raises(ValueError, match="stitch"):
         s.add(np.zeros((2, 8, 8), np.complex64), np.zeros((2, 2)))
+
+
+# --------------------------------------------------------------------------
+# Coverage of a scan (the region every method is held to)
+# --------------------------------------------------------------------------
+
+
+def _gaussian_probe(N: int, sigma: float) -> np.ndarray:
+    """Amplitude exp(-r^2 / 4 sigma^2): intensity exp(-r^2 / 2 sigma^2), FWHM 2 sigma sqrt(2 ln 2)."""
+    r2 = np.sum(np.square(np.mgrid[:N, :N] - N // 2), axis=0)
+    return np.exp(-r2 / (4.0 * sigma**2)).astype(np.complex128)
+
+
+def test_one_position_illuminates_the_disc_where_the_intensity_exceeds_a_tenth_of_its_peak():
+    sigma = 2.0
+    covered = illuminated(np.array([[20.0, 17.0]]), _gaussian_probe(32, sigma), (40, 40))
+    rr, cc = np.mgrid[:40, :40]
+    # intensity exp(-r^2 / 2 sigma^2) > 0.1  <=>  r^2 < 2 sigma^2 ln 10 = 18.4 (no pixel centre at the boundary)
+    expected = (rr - 17) ** 2 + (cc - 20) ** 2 < 2 * sigma**2 * np.log(10)
+    np.testing.assert_array_equal(covered, expected)
+
+
+def test_illumination_is_the_network_stitching_coverage():
+    rng = np.random.default_rng(3)
+    probe = _gaussian_probe(32, 2.5)
+    positions = rng.uniform(10, 50, size=(40, 2))
+    patches = np.exp(1j * rng.uniform(-1, 1, size=(40, 16, 16)))
+    stitched = stitch_patches(patches, positions, (60, 60), window=probe_window(probe))
+    np.testing.assert_array_equal(illuminated(positions, probe, (60, 60)), stitched.covered)
+
+
+def test_a_sparse_raster_is_illuminated_between_its_fwhm_discs():
+    """At 20 % linear overlap (step 0.8 D) the FWHM discs leave holes at the cell centres
+    (0.57 D from the nearest position); the summed intensity there is 4 exp(-0.57^2 D^2 / 2 sigma^2) = 1.6 x peak."""
+    sigma = 2.0
+    D = 2 * sigma * np.sqrt(2 * np.log(2))
+    step = 0.8 * D
+    g = 12 + step * np.arange(8)
+    positions = np.array([(x, y) for y in g for x in g])
+    covered = illuminated(positions, _gaussian_probe(32, sigma), (60, 60))
+    inner = (slice(int(np.ceil(g[0] + D / 2)), int(g[-1] - D / 2) + 1),) * 2
+    assert covered[inner].all()
+    rr, cc = np.mgrid[:60, :60]
+    d2 = np.min((cc.ravel()[:, None] - positions[None, :, 0]) ** 2 + (rr.ravel()[:, None] - positions[None, :, 1]) ** 2, axis=1)
+    fwhm_discs = (d2 <= (D / 2) ** 2).reshape(60, 60)
+    assert not fwhm_discs[inner].all()

@@ -54,10 +54,10 @@ buffer covers every patch plus a margin, so pty-chi never pads. The
 reconstructed buffer is pasted back at ``(row0, col0)``: it is on our pixel
 grid with no resampling.
 
-**Covered.** ``covered`` marks the pixels within D/2 of some used scan
-position, D the probe's measured FWHM diameter (metadata
-``probe.fwhm_diameter_px``): the union of the FWHM discs, where the data
-constrain the object. The object is set to 0 outside it (the contract of
+**Covered.** ``covered`` marks the pixels the used positions illuminate by
+the rule the network arms' stitching uses (:func:`ptycho_core.recon.stitch.illuminated`:
+summed probe intensity, peak 1, above 0.1), so every method is held to the
+same region. The object is set to 0 outside it (the contract of
 :mod:`ptycho_core.io.reconstruction`).
 
 The object is initialised to ones (never the ground truth), every row of the
@@ -79,6 +79,7 @@ from ptycho_core.config import PtyChiConfig
 from ptycho_core.io.datasets import DiffractionSet
 from ptycho_core.physics.forward import SHIFT_MARGIN, expected_counts, extract_patches
 from ptycho_core.streams import forward_check_entropy
+from ptycho_core.recon.stitch import MIN_WEIGHT, illuminated
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,6 @@ __all__ = [
     "ptychi_patch_rows",
     "ptychi_probe",
     "reconstruct_ptychi",
-    "scanned_footprint",
     "to_ptychi_positions",
 ]
 
@@ -211,17 +211,6 @@ def buffer_to_frame(buffer_obj: np.ndarray, buffer: ObjectBuffer, frame_shape: t
         out[r_lo:r_hi, c_lo:c_hi] = buffer_obj[r_lo - buffer.row0 : r_hi - buffer.row0, c_lo - buffer.col0 : c_hi - buffer.col0]
         inside[r_lo:r_hi, c_lo:c_hi] = True
     return out, inside
-
-
-def scanned_footprint(xcoords: np.ndarray, ycoords: np.ndarray, radius: float, frame_shape: tuple[int, int]) -> np.ndarray:
-    """Pixels of the (H, W) frame within ``radius`` of some position (x, y): bool (H, W)."""
-    from scipy.spatial import cKDTree
-
-    H, W = (int(s) for s in frame_shape)
-    rr, cc = np.mgrid[:H, :W]
-    tree = cKDTree(np.column_stack([np.asarray(xcoords, float), np.asarray(ycoords, float)]))
-    dist, _ = tree.query(np.column_stack([cc.ravel(), rr.ravel()]), k=1)
-    return (dist <= radius).reshape(H, W)
 
 
 def ptychi_probe(probe: np.ndarray) -> np.ndarray:
@@ -417,8 +406,7 @@ def reconstruct_ptychi(
     x_back, y_back = from_ptychi_positions(positions_after[:, 0], positions_after[:, 1], buffer)
 
     obj, inside = buffer_to_frame(buffer_obj, buffer, frame_shape)
-    radius = float(test.metadata["probe"]["fwhm_diameter_px"]) / 2.0
-    covered = scanned_footprint(xs, ys, radius, frame_shape) & inside
+    covered = illuminated(np.column_stack([xs, ys]), probe, frame_shape) & inside
     obj[~covered] = 0.0
     probe_change = float(np.abs(probe_after - probe_before).max() / np.abs(probe_before).max())
     info = {
@@ -444,7 +432,7 @@ def reconstruct_ptychi(
         "N": int(N),
         "probe_scale": probe_scale(N),
         "buffer": {"row0": buffer.row0, "col0": buffer.col0, "shape": list(buffer.shape), "origin_yx": ptychi_origin(buffer.shape).tolist()},
-        "covered_radius_px": radius,
+        "covered_min_illumination": MIN_WEIGHT,
         "covered_pixels": int(covered.sum()),
         "reconstruction_seconds": recon_seconds,
         "seconds_per_epoch": recon_seconds / max(int(cfg.epochs), 1),

@@ -12,7 +12,9 @@ added with its shifted weight into accumulators of the object frame through
 array: the network arms use the probe intensity |P|^2 on the support
 (:func:`probe_window`, the ptychographic estimate sum |P|^2 O / sum |P|^2),
 the default is the separable raised cosine :func:`taper_window`. The object is sum(w * O) / sum(w) where sum(w) exceeds
-``min_weight``, NaN-free zero (and a False coverage flag) elsewhere. Work
+``min_weight``, NaN-free zero (and a False coverage flag) elsewhere.
+:func:`illuminated` applies the same rule to a scan alone (every patch 1, the
+probe window as weight): the coverage every method is held to. Work
 and memory are O(total pixels): patches are processed in fixed chunks
 (``chunk`` patches per scatter-add, held in complex64), shifted in
 cache-sized FFT blocks.
@@ -27,6 +29,9 @@ import scipy.fft
 
 #: Patches per FFT block inside a chunk (keeps the transforms in cache).
 FFT_BLOCK = 128
+
+#: Summed stitching weight (probe intensity, peak 1) above which a pixel counts as covered.
+MIN_WEIGHT = 0.1
 
 
 def taper_1d(P: int, taper: int | None = None) -> np.ndarray:
@@ -154,7 +159,7 @@ class Stitcher:
             self._w += np.bincount(flat, weights=wshift[inside], minlength=H * W)
         self.n_patches += n
 
-    def result(self, min_weight: float = 0.1) -> Stitched:
+    def result(self, min_weight: float = MIN_WEIGHT) -> Stitched:
         weight = self._w.reshape(self.shape)
         covered = weight > min_weight
         obj = np.zeros(self.shape, dtype=np.complex128)
@@ -167,7 +172,7 @@ def stitch_patches(
     positions: np.ndarray,
     shape: tuple[int, int],
     window: np.ndarray | None = None,
-    min_weight: float = 0.1,
+    min_weight: float = MIN_WEIGHT,
     chunk: int = 2048,
 ) -> Stitched:
     """Stitch complex patches (n, P, P) at positions (n, 2) = (x, y) into an object of ``shape``.
@@ -184,7 +189,7 @@ def stitch_patches(
 
 
 def stitch_patches_loop(
-    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], window: np.ndarray | None = None, min_weight: float = 0.1
+    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], window: np.ndarray | None = None, min_weight: float = MIN_WEIGHT
 ) -> Stitched:
     """Reference implementation: one patch at a time, plain 2-D FFT shifts (for the benchmark and tests)."""
     n, P, _ = patches.shape
@@ -210,3 +215,21 @@ def stitch_patches_loop(
     obj = np.zeros((H, W), dtype=np.complex128)
     obj[covered] = acc[covered] / acc_w[covered]
     return Stitched(obj=obj, weight=acc_w, covered=covered)
+
+
+
+def illuminated(positions: np.ndarray, probe: np.ndarray, shape: tuple[int, int], min_weight: float = MIN_WEIGHT) -> np.ndarray:
+    """Pixels of ``shape`` the scan illuminates: sum over positions of |P|^2 / peak above ``min_weight``.
+
+    The coverage rule of the network arms' stitching (:func:`probe_window`
+    weights, :func:`stitch_patches` threshold), computed for the positions
+    (n, 2) = (x, y) alone, so that the iterative arm is held to the same
+    region. Unlike the union of FWHM discs, it does not leave holes between
+    the positions of a sparse raster (step above D / sqrt 2, linear overlap
+    below 29 %), where the probe's flanks still illuminate the object.
+    """
+    window = probe_window(probe)
+    P = window.shape[0]
+    positions = np.asarray(positions, dtype=np.float64)
+    ones = np.ones((positions.shape[0], P, P), dtype=np.complex64)
+    return stitch_patches(ones, positions, shape, window=window, min_weight=min_weight).covered
