@@ -78,8 +78,8 @@ import numpy as np
 from ptycho_core.config import PtyChiConfig
 from ptycho_core.io.datasets import DiffractionSet
 from ptycho_core.physics.forward import SHIFT_MARGIN, expected_counts, extract_patches
-from ptycho_core.streams import forward_check_entropy
 from ptycho_core.recon.stitch import MIN_WEIGHT, illuminated
+from ptycho_core.streams import forward_check_entropy
 
 log = logging.getLogger(__name__)
 
