@@ -398,3 +398,25 @@ def test_config_readme_is_the_rendered_schema():
         assert f"## `{section}`" in text
         for key in spec.get("properties", {}):
             assert f"`{section}.{key}`" in text
+
+
+# The default and full studies must span the regime where the methods break
+# down (issue: "a default study that spans the breakdown regime"): at least four
+# doses reaching below 0.2 photons per illuminated object pixel (PtyChi's dense
+# phase MS-SSIM fell below 0.8 at 0.14 on the default geometry) and above 100
+# (every method saturated), and at least three nested views from at least 75 %
+# down to at most 20 % linear overlap (linear overlap = 1 - step_fraction x stride,
+# the step being a fraction of the probe's measured FWHM diameter).
+@pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
+def test_the_study_files_span_dose_and_overlap(name):
+    from ptycho_core.physics.probe import make_probe, measure_fwhm_diameter, photons_per_illuminated_pixel
+
+    study = load_study(REPO / "config" / name)
+    assert len(study.doses) >= 4, f"{name}: {study.doses}"
+    D = measure_fwhm_diameter(make_probe(study.N, study.probe))
+    per_pixel = sorted(photons_per_illuminated_pixel(d, D) for d in study.doses)
+    assert per_pixel[0] <= 0.2, f"{name}: lowest dose is {per_pixel[0]:.3g} photons per illuminated pixel"
+    assert per_pixel[-1] >= 100.0, f"{name}: highest dose is {per_pixel[-1]:.3g} photons per illuminated pixel"
+    overlaps = [1.0 - study.scan.step_fraction * v.stride for v in study.views]
+    assert len(overlaps) >= 3, f"{name}: views {[v.name for v in study.views]}"
+    assert max(overlaps) >= 0.75 - 1e-9 and min(overlaps) <= 0.2 + 1e-9, f"{name}: linear overlaps {overlaps}"
