@@ -10,9 +10,7 @@ CORES ?= 2
 
 .PHONY: venv study test test-fast lint clean
 
-# The two environments install side by side (pip mostly waits on downloads and disk).
-venv:
-	$(MAKE) -j2 $(VENV)/.installed $(VENV_PTYCHI)/.installed
+venv: $(VENV)/.installed $(VENV_PTYCHI)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
