@@ -404,7 +404,7 @@ def test_config_readme_is_the_rendered_schema():
 # down (issue: "a default study that spans the breakdown regime"): at least four
 # doses reaching below 0.2 photons per illuminated object pixel (PtyChi's dense
 # phase MS-SSIM fell below 0.8 at 0.14 on the default geometry) and above 100
-# (every method saturated), and at least three nested views from at least 75 %
+# (the dense view near saturation), and at least three nested views from at least 75 %
 # down to at most 20 % linear overlap (linear overlap = 1 - step_fraction x stride,
 # the step being a fraction of the probe's measured FWHM diameter).
 @pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
