@@ -31,7 +31,7 @@ study: venv
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
 	@echo "Study done. Report: results/report.html (open it in a browser);"
-	@echo "tables and figures: results/phase_g/; logs: logs/; timings: benchmarks/."
+	@echo "tables and figures: results/report/; logs: logs/; timings: benchmarks/."
 
 lint: venv
 	$(BIN)/ruff check .

@@ -12,15 +12,15 @@ the package does no work. Where things live:
 - ``physics/``   the simulated experiment, NumPy only: ``probe``, ``objects`` (procedural or from files), ``scan``,
   ``forward`` (patches, far field), ``simulate`` (dose scaling, Poisson counts)
 - ``sampling/``  which patterns a method sees: ``views`` (nested subsets, groups), ``overlap``
-  (the three overlap metrics)
+  (group, neighbour and group-centre overlap)
 - ``io/``        files: ``npz`` (atomic, deterministic, never pickled), the data contracts
-  ``datasets`` (diffraction sets, ground truth), ``view_index``, ``reconstruction``, and
-  ``sentinel`` (sentinels and provenance)
+  ``datasets`` (diffraction sets, ground truth), ``view_index``, ``reconstruction``, the
+  JSON and CSV record contracts ``records``, and ``sentinel`` (sentinels and provenance)
 - ``nn/``        the only package that imports Keras: ``physics`` (differentiable forward
   model), ``models``, ``training``, ``refinement`` (test-time), ``bundle``, ``backend``
 - ``recon/``     from patterns to one object: ``stitch``, ``gauge`` (synchronisation),
   ``network`` (inference + stitching), ``ptychi`` (the pty-chi arm)
-- ``evaluate/``  scoring and tables: ``metrics``, ``rows`` (the tidy-row constants),
+- ``evaluate/``  scoring and tables: ``metrics``, ``rows`` (what the tidy rows name),
   ``tables`` (aggregation, statistics, deltas), ``headline`` (the report's answer: headline
   tables, crossover doses, summary sentences, wide CSV), ``runtime``
 - ``figures/``   every matplotlib figure

@@ -2,14 +2,14 @@
 
 The canonical id (:class:`Method`) is used in every file and path; display
 labels and colours are separate. :data:`REGISTRY` says, for each method,
-how it is produced, so that the phases iterate over it instead of naming
+how it is produced, so that the steps iterate over it instead of naming
 methods:
 
-- ``trained``: phase E trains a network bundle on the view's training split
+- ``trained``: the ``train`` step trains a network bundle on the view's training split
   (``grouped``: on the view's groups of C patterns, else on single
   patterns; ``supervised``: with the ground-truth object of the training
   region as target, else from measured counts only);
-- ``refined``: phase F fine-tunes the bundle of the method it ``refines`` on
+- ``refined``: the ``refine`` step fine-tunes the bundle of the method it ``refines`` on
   the view's test counts with the same physics and Poisson loss (no labels:
   the data an iterative method gets);
 - ``iterative``: an iterative reconstruction of the view's test counts in

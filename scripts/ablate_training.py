@@ -1,14 +1,15 @@
 """What each training change buys: one cell of the default study, trained and scored per variant.
 
 Each variant is the default configuration (``config/config.yaml``)
-restricted to one dose and one view, with a fixed overlay; it runs phases C
-to F in its own directory through the workflow itself (its own results,
-logs and benchmarks), so every number comes from the study's own rules,
-sentinels and scorer. The variants are fixed in advance; nothing is tuned on
-the ground truth, which the scorer only reads. Choosing between variants is
-done on what a user could see without it (the validation loss on the
-held-out strip, the cost), and the test-region scores report what the
-choice bought.
+restricted to one dose and one view, with a fixed overlay; it runs
+simulation, views, training, refinement, reconstruction and scoring in its
+own directory through the workflow itself (its own results, logs and
+benchmarks, placed by ``ptycho_core.layout``), so every number comes from
+the study's own rules, sentinels and scorer. The variants are fixed in
+advance; nothing is tuned on the ground truth, which the scorer only reads.
+Choosing between variants is done on what a user could see without it (the
+validation loss on the held-out strip, the cost), and the test-region scores
+report what the choice bought.
 
     .venv/bin/python scripts/ablate_training.py OUT_DIR [--dose 100000] [--view dense] [--variants a,b] [--cores 2]
 
@@ -20,7 +21,6 @@ training samples and best validation loss from its sentinel.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -50,10 +50,11 @@ def variant_config(name: str, dose: float, view: str) -> dict:
     return cfg
 
 
-def read_scores(cell: Path) -> dict:
-    with open(cell / "metrics.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    value = {(r["method"], r["quantity"], r["metric"]): float(r["value"]) for r in rows}
+def read_scores(metrics: str | Path) -> dict:
+    from ptycho_core.io.records import METRIC_ROWS
+
+    rows = METRIC_ROWS.read(metrics)
+    value = {(r["method"], r["quantity"], r["metric"]): r["value"] for r in rows}
     methods = sorted({r["method"] for r in rows})
     return {m: (value[(m, "phase", "ms_ssim")], value[(m, "phase", "psnr")], value[(m, "amplitude", "ms_ssim")]) for m in methods}
 
@@ -66,9 +67,12 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
+    from ptycho_core import layout
     from ptycho_core.config import dose_label
+    from ptycho_core.methods import TRAINED_METHODS
 
-    label = dose_label(args.dose)
+    cell = layout.Cell(dose_label(args.dose), 0, args.view)
+    trained = {m.value for m in TRAINED_METHODS}
     lines = ["variant | method | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | train s | train samples | best val loss"]
     for name in args.variants.split(","):
         d = (args.out / name).resolve()
@@ -78,19 +82,22 @@ def main() -> int:
         cmd = [
             sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "--directory", str(d),
             "--configfile", str(d / "study.yaml"), "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"),
-            "--cores", str(args.cores), "phase_f",
+            "--cores", str(args.cores), "all_networks", "all_reconstruct", "all_score",
         ]  # fmt: skip
         with open(d / "snakemake.log", "w") as log:
             rc = subprocess.run(cmd, cwd=d, stdout=log, stderr=subprocess.STDOUT).returncode
         if rc:
             print(f"{name}: snakemake failed (exit {rc}); see {d / 'snakemake.log'}", file=sys.stderr)
             return rc
-        print(f"{name}: phases C-F in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        cell = f"dose_{label}/view_{args.view}/seed_0"
-        for method, (pm, pp, am) in read_scores(d / "results" / "phase_f" / cell).items():
+        print(
+            f"{name}: simulation, views, training, refinement, reconstruction and scoring in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
+        for method, (pm, pp, am) in read_scores(layout.scores(cell).under(d).metrics).items():
             extra = ""
-            sentinel = d / "results" / "phase_e" / method / cell / "sentinel.json"
-            if sentinel.is_file():
+            # the training job's sentinel (a refined bundle's is not a training job's)
+            sentinel = Path(layout.bundle(cell.with_method(method)).under(d).sentinel)
+            if method in trained and sentinel.is_file():
                 s = json.loads(sentinel.read_text())
                 c = s["checks"]
                 extra = f" | {s['wall_time_s']:.0f} | {c.get('n_samples_train', '-')} | {c.get('best_val_loss')}"

@@ -4,7 +4,7 @@ Runs the project's own code paths: PtychoPINN's training step (object model
 + diffraction physics + Poisson loss, fed by ``training.GroupBatches`` through
 ``keras.Model.fit``), the Baseline's training step (support-weighted MAE
 against ground-truth patches), and chunked prediction of the object model
-(``model.predict``, batch 64, as phase F does). Two sizes:
+(``model.predict``, batch 64, as the reconstruction step does). Two sizes:
 
 - ``default``: the default study (config/config.yaml: N = 32, encoder widths
   32/64/128, batch 16, gridsize 2 for PtychoPINN);

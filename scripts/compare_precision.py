@@ -1,15 +1,16 @@
 """Quality of the bfloat16 fast path against float32: the PtychoPINN correctness case over replicate seeds.
 
-Runs the case of tests/test_pinn_correctness.py (phases C to F through the
-workflow's own steps: PtychoPINN trained, PtychoPINN_TTR refined on the test
-counts, both stitched and scored on the test region) once per replicate
-seed and per ``training.precision``. The replicate seed changes the scan
-jitter, the Poisson noise and the training seed, exactly as a study's
-``seeds`` do, so the spread over seeds at float32 is the run-to-run noise
-of these scores; the fast path is unchanged in quality when its mean lies
-within that spread. Prints one line per run, then mean and standard
-deviation per precision and method, and the difference of the means in
-units of the float32 standard deviation.
+Runs the case of tests/test_pinn_correctness.py (simulation, views,
+training, refinement and reconstruction through the workflow's own steps:
+PtychoPINN trained, PtychoPINN_TTR refined on the test counts, both stitched
+and scored on the test region) once per replicate seed and per
+``training.precision``. The replicate seed changes the scan jitter, the
+Poisson noise and the training seed, exactly as a study's ``seeds`` do, so
+the spread over seeds at float32 is the run-to-run noise of these scores;
+the fast path is unchanged in quality when its mean lies within that
+spread. Prints one line per run, then mean and standard deviation per
+precision and method, and the difference of the means in units of the
+float32 standard deviation.
 
     .venv/bin/python scripts/compare_precision.py [--seeds 0 1 2]
 """

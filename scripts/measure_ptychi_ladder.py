@@ -1,6 +1,6 @@
 """Where the iterative method breaks down: PtyChi's scores over a dose ladder, per view and noise model.
 
-Runs the study's own rules (phases C and D, ``reconstruct_ptychi``) for a
+Runs the study's own rules (simulation, views, ``reconstruct_ptychi``) for a
 configuration derived from ``config/config.yaml`` (doses, views, seeds, the
 base scan step and the LSQML noise model overlaid), one directory per noise
 model, then scores each PtyChi reconstruction exactly as the ``score`` step
@@ -14,8 +14,8 @@ views and PtyChi's noise model rests on:
 
 Per dose, view, noise model and seed it prints: photons per pattern, photons
 per illuminated object pixel (dose / area of the probe's FWHM disc), the
-view's nominal linear overlap and its measured group overlap (metric 2,
-neighbours), PtyChi's phase MS-SSIM, phase PSNR (dB), amplitude MS-SSIM, its
+view's nominal linear overlap and its measured neighbour overlap (each
+position with its K - 1 nearest), PtyChi's phase MS-SSIM, phase PSNR (dB), amplitude MS-SSIM, its
 final loss and wall time. Settings (the noise model, the epochs) are chosen
 on an object of the same family drawn with another seed (``--object-seed``),
 never on the study object whose test region is scored, and recorded in the
@@ -54,53 +54,54 @@ def study_config(args, noise_model: str) -> dict:
 
 
 def run(args, noise_model: str) -> tuple[Path, dict]:
+    from ptycho_core import layout
     from ptycho_core.config import study_from_dict
+    from ptycho_core.methods import Method
 
     workdir = Path(args.out) / noise_model
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     cfg = study_config(args, noise_model)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     study = study_from_dict(cfg)
-    targets = [
-        f"results/phase_f/dose_{label}/view_{view.name}/seed_{seed}/PtyChi/recon.npz"
-        for label in study.dose_labels()
-        for view in study.views
-        for seed in study.seeds
-    ]
+    # the PtyChi reconstructions (paths relative to the study directory); Snakemake runs the simulation and views they need
+    targets = [layout.reconstruction(cell.with_method(Method.PTYCHI)).recon for cell in layout.cells(study)]
     cmd = [str(SNAKEMAKE), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores), *targets]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"snakemake failed for {noise_model} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    print(f"{noise_model}: phases C, D and PtyChi in {time.monotonic() - start:.0f} s ({workdir})", flush=True)
+    print(f"{noise_model}: simulation, views and PtyChi reconstruction in {time.monotonic() - start:.0f} s ({workdir})", flush=True)
     return workdir, {"study": study}
 
 
-def score_cell(workdir: Path, label: str, view: str, seed: int) -> dict:
+def score_cell(workdir: Path, cell) -> dict:
+    """Score the PtyChi reconstruction of one ``layout.Cell`` of the study in ``workdir``."""
+    from ptycho_core import layout
     from ptycho_core.evaluate.metrics import score_reconstruction
     from ptycho_core.evaluate.region import evaluation_region
     from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
     from ptycho_core.io.reconstruction import load_recon
+    from ptycho_core.io.records import OVERLAP_RECORD
     from ptycho_core.io.view_index import load_view
+    from ptycho_core.methods import Method
 
-    r = workdir / "results"
-    gt = load_ground_truth(r / "phase_c" / "ground_truth.npz").obj.astype(np.complex128)
-    test = load_diffraction_set(r / "phase_c" / f"dose_{label}" / f"seed_{seed}" / "test.npz")
-    cell = r / "phase_d" / f"dose_{label}" / f"view_{view}" / f"seed_{seed}"
-    v = load_view(cell / "view.npz", n_test=test.n)
-    overlap = json.loads((cell / "overlap_metrics.json").read_text())["splits"]["test"]
+    gt = load_ground_truth(layout.ground_truth().under(workdir).obj).obj.astype(np.complex128)
+    test = load_diffraction_set(layout.simulated(cell).under(workdir).test)
+    view_files = layout.view(cell).under(workdir)
+    v = load_view(view_files.view, n_test=test.n)
+    overlap = OVERLAP_RECORD.read(view_files.overlap)["splits"]["test"]
     D = float(test.metadata["probe"]["fwhm_diameter_px"])
     region = evaluation_region(test, v.test_index, gt.shape, border=D / 2)
-    fcell = r / "phase_f" / f"dose_{label}" / f"view_{view}" / f"seed_{seed}" / "PtyChi"
-    recon = load_recon(fcell / "recon.npz", gt.shape)
+    ptychi = layout.reconstruction(cell.with_method(Method.PTYCHI)).under(workdir)
+    recon = load_recon(ptychi.recon, gt.shape)
     s = score_reconstruction(gt, recon.obj.astype(np.complex128), region)
-    checks = json.loads((fcell / "sentinel.json").read_text())["checks"]
+    checks = json.loads(Path(ptychi.sentinel).read_text())["checks"]
     dose = float(test.metadata["dose"])
     return {
         "dose": dose,
         "photons_per_px": dose / (math.pi * (D / 2) ** 2),
         "linear_overlap": overlap["linear_overlap"],
-        "metric_2": overlap["metric_2_neighbours"],
+        "neighbour_overlap": overlap["neighbour_overlap"],
         "phase_ms_ssim": s["phase"]["ms_ssim"],
         "phase_psnr": s["phase"]["psnr"],
         "amplitude_ms_ssim": s["amplitude"]["ms_ssim"],
@@ -125,20 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
+    from ptycho_core import layout
+
     rows = []
     for noise_model in args.noise_models:
         workdir, info = run(args, noise_model)
-        study = info["study"]
-        for label in study.dose_labels():
-            for view in study.views:
-                for seed in study.seeds:
-                    rows.append({"noise_model": noise_model, "view": view.name, "seed": seed, **score_cell(workdir, label, view.name, seed)})
+        for cell in layout.cells(info["study"]):
+            rows.append({"noise_model": noise_model, "view": cell.view, "seed": cell.seed, **score_cell(workdir, cell)})
 
-    header = f"{'noise':>8} {'view':>7} {'seed':>4} {'photons/pattern':>15} {'photons/px':>10} {'lin.ovl':>7} {'metric2':>7} {'ph MS-SSIM':>10} {'ph PSNR':>7} {'amp MS-SSIM':>11} {'loss':>10} {'s':>6}"
+    header = f"{'noise':>8} {'view':>7} {'seed':>4} {'photons/pattern':>15} {'photons/px':>10} {'lin.ovl':>7} {'nbr.ovl':>7} {'ph MS-SSIM':>10} {'ph PSNR':>7} {'amp MS-SSIM':>11} {'loss':>10} {'s':>6}"
     print(header)
     for r in sorted(rows, key=lambda r: (r["noise_model"], r["view"], r["seed"], r["dose"])):
         print(
-            f"{r['noise_model']:>8} {r['view']:>7} {r['seed']:>4} {r['dose']:>15.4g} {r['photons_per_px']:>10.3g} {r['linear_overlap']:>7.2f} {r['metric_2']:>7.3f} "
+            f"{r['noise_model']:>8} {r['view']:>7} {r['seed']:>4} {r['dose']:>15.4g} {r['photons_per_px']:>10.3g} {r['linear_overlap']:>7.2f} {r['neighbour_overlap']:>7.3f} "
             f"{r['phase_ms_ssim']:>10.3f} {r['phase_psnr']:>7.2f} {r['amplitude_ms_ssim']:>11.3f} {r['final_loss']:>10.4g} {r['seconds']:>6.1f}"
         )
     out = Path(args.out) / "ladder.json"

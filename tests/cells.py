@@ -1,10 +1,11 @@
-"""Phases C and D of one study cell, through the workflow's own steps, for the tests that need real data."""
+"""Simulation and one view of one study cell, through the workflow's own steps, for the tests that need real data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ptycho_core.config import StudyConfig
+from ptycho_core import layout
+from ptycho_core.config import StudyConfig, dose_label
 from ptycho_core.steps.simulate import run_ground_truth, run_simulate
 from ptycho_core.steps.views import run_view
 
@@ -13,19 +14,17 @@ CELL_FILES = ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.js
 
 
 def simulate_cell(study: StudyConfig, d: Path, *, dose: float, seed: int, view: str, as_str: bool = True) -> dict:
-    """Ground truth, simulation of one dose x seed and one view of it, written in ``d``; returns ``{key: path}``.
+    """Ground truth, simulation of one dose x seed and one view of it, written in the study directory ``d``
+    at their places in :mod:`ptycho_core.layout`; returns ``{key: path}`` for the keys :data:`CELL_FILES`,
+    plus ``"cell"`` (the :class:`~ptycho_core.layout.Cell`) and ``"files"`` (the layout's file groups below ``d``).
 
     Sentinels: ``gt.json`` (ground truth), ``c.json`` (simulation), ``d.json`` (view).
     """
-    p = {k: (str(d / k) if as_str else d / k) for k in CELL_FILES}
-    run_ground_truth(study, out_path=p["gt.npz"], sentinel_path=p["gt.json"])
-    run_simulate(
-        study, dose=dose, seed=seed, ground_truth=p["gt.npz"], ground_truth_sentinel=p["gt.json"],
-        out_train=p["train.npz"], out_test=p["test.npz"], out_preview=p["preview.png"], sentinel_path=p["c.json"],
-    )
-    run_view(
-        study, view_name=view, dose=dose, seed=seed, train_path=p["train.npz"], test_path=p["test.npz"],
-        phase_c_sentinel=p["c.json"], out_view=p["view.npz"], out_metrics=p["m.json"], out_figure=p["v.png"],
-        sentinel_path=p["d.json"],
-    )
-    return p
+    cell = layout.Cell(dose_label(dose), seed, view)
+    gt, sim, v = layout.ground_truth().under(d), layout.simulated(cell).under(d), layout.view(cell).under(d)
+    run_ground_truth(study, out=gt)
+    run_simulate(study, cell=cell, ground_truth=gt, out=sim)
+    run_view(study, cell=cell, simulated=sim, out=v)
+    paths = (gt.obj, gt.sentinel, sim.train, sim.test, sim.preview, sim.sentinel, v.view, v.overlap, v.figure, v.sentinel)
+    p = {k: (str(path) if as_str else Path(path)) for k, path in zip(CELL_FILES, paths, strict=True)}
+    return {**p, "cell": cell, "files": {"ground_truth": gt, "simulated": sim, "view": v}}

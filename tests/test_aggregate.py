@@ -14,6 +14,7 @@ delta computed from them by mistake would be visible.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -26,11 +27,10 @@ import pytest
 from scipy import stats
 
 from ptycho_core.evaluate.rows import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
-from ptycho_core.evaluate.runtime import runtime_table
+from ptycho_core.evaluate.runtime import runtime_csv, runtime_table
 from ptycho_core.evaluate.tables import (
     NO_INTERVAL_NOTE,
     PAPER_ROWS,
-    TABLE_COLUMNS,
     AggregationError,
     collect_metrics,
     delta_lines,
@@ -40,6 +40,7 @@ from ptycho_core.evaluate.tables import (
     write_report_data,
 )
 from ptycho_core.figures.study import dose_response_figure, frc_figure
+from ptycho_core.io.records import INVENTORY, RUNTIME_TABLE, STUDY_METRIC_COLUMNS, STUDY_METRIC_ROWS
 
 DOSES = (1e3, 1e4)
 VIEWS = ("dense", "sparse")
@@ -121,16 +122,16 @@ def find(records, **kw):
 
 
 def test_collect_metrics_tidy_table(table):
-    assert tuple(table.columns) == TABLE_COLUMNS
+    assert tuple(table.columns) == STUDY_METRIC_COLUMNS
     per_cell = len(METHODS) * ROWS_PER_METHOD
     assert len(table) == len(DOSES) * len(VIEWS) * len(SEEDS) * per_cell
     assert table["dose"].dtype == float and table["seed"].dtype == np.int64 and table["value"].dtype == float
     assert set(table["method"]) == set(METHODS)
-    assert not table.duplicated(list(TABLE_COLUMNS[:-1])).any()
+    assert not table.duplicated(list(STUDY_METRIC_COLUMNS[:-1])).any()
     sel = table[(table.dose == 1e4) & (table.view == "sparse") & (table.seed == 2) & (table.method == "PtychoPINN")]
     v = sel[(sel.quantity == "phase") & (sel.metric == "ssim")]["value"]
     assert v.tolist() == [0.9 + 0.01]
-    assert table.equals(table.sort_values(list(TABLE_COLUMNS[:-1])).reset_index(drop=True))
+    assert table.equals(table.sort_values(list(STUDY_METRIC_COLUMNS[:-1])).reset_index(drop=True))
 
 
 def test_collect_metrics_subset_of_methods_and_metrics(tmp_path):
@@ -197,16 +198,42 @@ def test_summary_gives_the_dose_per_illuminated_pixel_when_the_probe_is_known(ta
 
 
 def test_report_reads_one_probe_diameter_from_the_overlap_records(tmp_path):
+    from test_records import overlap_record
+
+    from ptycho_core.io.npz import DataContractError
     from ptycho_core.steps.report import probe_diameter
 
     paths = {}
     for i, (view, d) in enumerate([("dense", 5.3), ("sparse", 5.3)]):
         paths[(view, 1e3, 0)] = tmp_path / f"{i}.json"
-        paths[(view, 1e3, 0)].write_text(json.dumps({"probe_diameter_px": d}))
+        paths[(view, 1e3, 0)].write_text(json.dumps(overlap_record(view=view, probe_diameter_px=d)))
     assert probe_diameter(paths) == 5.3
-    paths[("sparse", 1e3, 0)].write_text(json.dumps({"probe_diameter_px": 6.0}))
+    paths[("sparse", 1e3, 0)].write_text(json.dumps(overlap_record(view="sparse", probe_diameter_px=6.0)))
     with pytest.raises(ValueError, match="disagree on the probe FWHM diameter"):
         probe_diameter(paths)
+    paths[("sparse", 1e3, 0)].write_text(json.dumps({"probe_diameter_px": 5.3}))  # not an overlap record
+    with pytest.raises(DataContractError, match=r"1.json: missing key 'metrics_version'"):
+        probe_diameter(paths)
+
+
+def test_overlap_table_has_every_cell_and_split_with_the_overlaps_named_by_meaning(tmp_path):
+    from test_records import overlap_record
+
+    from ptycho_core.evaluate.overlap_table import overlap_summary
+    from ptycho_core.io.records import OVERLAP_TABLE
+
+    paths = {}
+    for i, (view, seed, group) in enumerate([("sparse", 0, 0.3), ("dense", 1, None)]):
+        paths[(view, 1e3, seed)] = tmp_path / f"{i}.json"
+        paths[(view, 1e3, seed)].write_text(json.dumps(overlap_record(view=view, seed=seed, test={"group_overlap": group, "neighbour_overlap": 0.1 * (i + 1)})))
+    text = overlap_summary(paths)
+    assert text.splitlines()[0] == (
+        "view,dose,seed,split,n_before_view,n_view,n_groups,linear_overlap,group_overlap,neighbour_overlap,group_centre_overlap,group_centre_pairs"
+    )
+    rows = OVERLAP_TABLE.parse(text, "overlap.csv")
+    assert [(r["view"], r["seed"], r["split"]) for r in rows] == [("dense", 1, "train"), ("dense", 1, "test"), ("sparse", 0, "train"), ("sparse", 0, "test")]
+    assert rows[1]["group_overlap"] is None and rows[1]["neighbour_overlap"] == 0.2
+    assert rows[3]["group_overlap"] == 0.3 and rows[3]["neighbour_overlap"] == 0.1
 
 
 def test_summary_n1_has_no_std(tmp_path):
@@ -328,7 +355,7 @@ def test_nan_value_is_named(tmp_path, bad):
     with pytest.raises(AggregationError) as exc:
         collect_metrics(make_grid(tmp_path, edit=edit))
     msg = str(exc.value)
-    assert "not finite" in msg and "dose 1e3, view sparse, seed 0" in msg
+    assert "key 'value': expected a finite number" in msg and "dose 1e3, view sparse, seed 0" in msg
     assert "method=PtychoPINN, quantity=amplitude, metric=psnr" in msg
 
 
@@ -349,7 +376,7 @@ def test_unknown_method_and_bad_columns_are_refused(tmp_path):
     cells = make_grid(tmp_path / "b")
     write_csv(tmp_path / "b" / "x.csv", cell_rows(0), header="method,quantity,name,value")
     cells[0]["path"] = str(tmp_path / "b" / "x.csv")
-    with pytest.raises(AggregationError, match=r"lacks column\(s\) \['metric'\]"):
+    with pytest.raises(AggregationError, match=r"x.csv: cell dose .*: missing key 'metric'"):
         collect_metrics(cells)
     with pytest.raises(AggregationError, match="listed twice"):
         collect_metrics(cells + [dict(cells[1])])
@@ -374,8 +401,9 @@ def test_report_data_and_delta_lines_match_json(tmp_path, table):
     assert (out_csv.read_bytes(), out_json.read_bytes()) == first
 
     back = pd.read_csv(out_csv)
-    assert tuple(back.columns) == TABLE_COLUMNS
+    assert tuple(back.columns) == STUDY_METRIC_COLUMNS
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    assert pd.DataFrame(STUDY_METRIC_ROWS.read(out_csv)).equals(table)  # the record's reader: the same table, typed
 
     doc = json.loads(out_json.read_text())
     lines = delta_lines(doc)
@@ -439,7 +467,7 @@ def test_frc_figure(tmp_path):
     assert out.read_bytes()[:8] == PNG_MAGIC
     bad = tmp_path / "bad.csv"
     bad.write_text("method,quantity,frequency_cycles_per_pixel,frc\nPtyChi,phase,0.1,nan\n")
-    with pytest.raises(AggregationError, match=r"bad.csv: cell dose 1e4, view dense, seed 0: frc"):
+    with pytest.raises(AggregationError, match=r"bad.csv: cell dose 1e4, view dense, seed 0: key 'frc': expected a finite number, found 'nan'"):
         frc_figure(out, [e if e[:3] != (1e4, "dense", 0) else (1e4, "dense", 0, str(bad)) for e in entries])
     with pytest.raises(AggregationError, match="dose 1e5 not among"):
         frc_figure(out, entries, dose=1e5)
@@ -461,6 +489,12 @@ def test_runtime_table(tmp_path):
     assert train["jobs"] == 2 and train["total_seconds"] == pytest.approx(30.75) and train["mean_seconds"] == pytest.approx(15.375)
     assert train["max_rss_mb"] == pytest.approx(1024.0)
     assert score["jobs"] == 3 and score["total_seconds"] == pytest.approx(7.0) and score["max_rss_mb"] == pytest.approx(100.0)
+    text = runtime_csv(rt)
+    assert text.splitlines() == ["rule,jobs,total_seconds,mean_seconds,max_rss_mb", "score,3,7.0,2.3333333333333335,100.0", "train,2,30.75,15.375,1024.0"]
+    assert text == rt.to_csv(index=False, lineterminator="\n")  # the CSV pandas wrote before the record existed
+    assert RUNTIME_TABLE.parse(text)[0] == {"rule": "score", "jobs": 3, "total_seconds": 7.0, "mean_seconds": 7.0 / 3, "max_rss_mb": 100.0}
+    unmeasured = runtime_table({"score": files["score"][:1]})
+    assert runtime_csv(unmeasured).splitlines()[1] == "score,1,1.5,1.5,"  # "NA": nothing measured, an empty cell
     with pytest.raises(AggregationError, match=r"missing.tsv: benchmark file of rule score not found"):
         runtime_table({"score": [str(tmp_path / "missing.tsv")]})
     with pytest.raises(AggregationError, match="rule train has no benchmark files"):
@@ -473,21 +507,25 @@ def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
 
     study = load_study(Path(__file__).resolve().parents[1] / "config" / "test.yaml")  # doses 1e2, 1e4; dense, sparse; seed 0
     files = {
-        "results/phase_c/ground_truth.npz": "yes",
-        "results/phase_c/dose_1e2/seed_0/train.npz": "yes",
-        "results/phase_d/dose_1e4/view_sparse/seed_0/view.npz": "yes",
-        "logs/phase_f/dose_1e2/view_dense/seed_0/PtyChi/reconstruct.log": "yes",
-        "results/phase_g/figures/dose_response/phase_ms_ssim.png": "yes",  # not a cell
-        "results/phase_c/dose_3e3/seed_0/train.npz": "no",  # a dose since removed
-        "results/phase_d/dose_1e2/view_wide/seed_0/view.npz": "no",  # a view since removed
-        "benchmarks/phase_c/dose_1e2/seed_1/simulate.tsv": "no",  # a seed since removed
+        "results/simulate/ground_truth.npz": "yes",
+        "results/simulate/dose_1e2/seed_0/train.npz": "yes",
+        "results/views/dose_1e4/view_sparse/seed_0/view.npz": "yes",
+        "logs/reconstruct_ptychi/dose_1e2/view_dense/seed_0/PtyChi.log": "yes",
+        "results/report/figures/dose_response/phase_ms_ssim.png": "yes",  # not a cell
+        "results/simulate/dose_3e3/seed_0/train.npz": "no",  # a dose since removed
+        "results/views/dose_1e2/view_wide/seed_0/view.npz": "no",  # a view since removed
+        "benchmarks/simulate/dose_1e2/seed_1.tsv": "no",  # a seed since removed
+        "results/stray.txt": "no",  # no step writes it
     }
     for rel in files:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)
-    rows = list(csv.reader(io.StringIO(inventory(tmp_path, study))))
+    text = inventory(tmp_path, study)
+    rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["path", "bytes", "sha256", "in_study"]
     assert {r[0]: r[3] for r in rows[1:]} == files
+    back = INVENTORY.parse(text, "inventory.csv")
+    assert {r["path"]: (r["bytes"], r["sha256"]) for r in back} == {rel: (len(rel), hashlib.sha256(rel.encode()).hexdigest()) for rel in files}
 
 
 def test_reconstruction_figures_share_one_visual_convention():

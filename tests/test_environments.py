@@ -30,6 +30,11 @@ NN_RULES = {"train", "refine", "reconstruct_network"}
 PTYCHI_RULES = {"reconstruct_ptychi"}
 
 
+def _name(name: str) -> str:
+    """A distribution name as pip compares it: case, `-`, `_` and `.` alike."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():
@@ -37,7 +42,7 @@ def _pins(path: Path) -> dict[str, str]:
         if line:
             m = PIN.match(line)
             assert m, f"{path.name}: {line!r} is not pinned as name==version"
-            pins[m.group(1).lower()] = m.group(2)
+            pins[_name(m.group(1))] = m.group(2)
     return pins
 
 
@@ -45,13 +50,16 @@ def _env(name: str) -> dict:
     return yaml.safe_load((ENVS / f"{name}.yaml").read_text())
 
 
-def _env_pins(env: dict) -> dict[str, str]:
+def _env_pins(env: dict, local: tuple[str, ...] = ()) -> dict[str, str]:
+    """The pip pins of a conda environment; `local` lists the entries allowed besides name==version."""
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     pins = {}
     for entry in pip:
+        if entry in local:
+            continue
         m = PIN.match(entry)
         assert m, f"{env['name']}: pip entry {entry!r} is not name==version (the environment must be self-contained: no -r, no -e)"
-        pins[m.group(1).lower()] = m.group(2)
+        pins[_name(m.group(1))] = m.group(2)
     return pins
 
 
@@ -67,7 +75,7 @@ def _rule_envs() -> dict[str, str]:
 
 
 def _dep_names(specs: list[str]) -> set[str]:
-    return {re.split(r"[<>=\[ ]", s, maxsplit=1)[0].lower() for s in specs}
+    return {_name(re.split(r"[<>=\[ ]", s, maxsplit=1)[0]) for s in specs}
 
 
 ENV_NAMES = sorted(p.stem for p in ENVS.glob("*.yaml"))
@@ -89,6 +97,22 @@ def test_environment_is_self_contained_and_pinned_as_the_tested_requirements(nam
     assert post.is_file() and os.access(post, os.X_OK), f"{post.name} missing or not executable: ptycho_core would not be installed"
 
 
+def test_root_environment_runs_the_workflow_at_the_tested_pins():
+    """environment.yml (one conda environment for the workflow) is requirements.txt plus ptycho_core from the repository."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    python = {d for name in ENV_NAMES for d in _env(name)["dependencies"] if isinstance(d, str) and d.startswith("python")}
+    assert len(python) == 1, f"the rules' environments disagree on Python: {python}"
+    assert python == {d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")}, f"environment.yml must pin {python.pop()}, as the rules' environments"
+    assert "pip" in env["dependencies"]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip.count("-e .") == 1, "ptycho_core must be installed (editable) from the repository: `-e .`"
+    pins, tested = _env_pins(env, local=("-e .",)), _pins(ROOT / "requirements.txt")
+    assert len(pins) == len(pip) - 1, "a package pinned twice in environment.yml"
+    differ = {k: (pins.get(k), tested.get(k)) for k in pins.keys() | tested.keys() if pins.get(k) != tested.get(k)}
+    assert not differ, f"environment.yml pins differ from requirements.txt (environment.yml, requirements): {differ}"
+    assert not {"torch", "ptychi"} & set(pins), "torch must not share an environment with TensorFlow"
+
+
 def test_each_environment_holds_what_its_steps_import():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = _dep_names(project["dependencies"])
@@ -105,7 +129,7 @@ def test_each_environment_holds_what_its_steps_import():
 def test_every_rule_with_a_job_names_the_environment_of_its_step():
     envs = _rule_envs()
     jobs = {r for smk in RULES.glob("*.smk") for r in re.findall(r"^rule (\w+):", smk.read_text(), re.M)}
-    targets = {r for r in jobs if r.startswith("phase_") or r == "all"}
+    targets = {r for r in jobs if r.startswith("all_") or r == "all"}
     assert set(envs) == jobs - targets, f"rules without conda: {sorted(jobs - targets - set(envs))}"
     for rule, env in envs.items():
         want = "nn" if rule in NN_RULES else "ptychi" if rule in PTYCHI_RULES else "study"

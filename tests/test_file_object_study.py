@@ -60,8 +60,8 @@ def test_the_ground_truth_is_the_example_file_resampled_and_cropped(file_study):
     study = load_study(workdir / "config" / "config.yaml")
     assert study.object.family == "file" and study.probe.kind == "file"
     for name, source in (("ground_truth", study.object.file), ("training_object", study.object.train_file)):
-        gt = load_ground_truth(workdir / f"results/phase_c/{name}.npz")
-        verify_sentinel(workdir / f"results/phase_c/{name}.sentinel.json", root=workdir)
+        gt = load_ground_truth(workdir / f"results/simulate/{name}.npz")
+        verify_sentinel(workdir / f"results/simulate/{name}.sentinel.json", root=workdir)
         expected = _resampled_crop(workdir / source, study.object.file_pixel_size, study.object.size)
         assert gt.obj.shape == expected.shape == (72, 72)
         np.testing.assert_array_equal(gt.obj, expected.astype(np.complex64))
@@ -73,7 +73,7 @@ def test_the_ground_truth_is_the_example_file_resampled_and_cropped(file_study):
 def test_the_datasets_carry_the_example_probe(file_study):
     workdir = file_study
     probe = np.load(workdir / "config/examples/probe.npz", allow_pickle=False)["probe"]
-    ds = load_diffraction_set(workdir / "results/phase_c/dose_1e4/seed_0/test.npz")
+    ds = load_diffraction_set(workdir / "results/simulate/dose_1e4/seed_0/test.npz")
     unit = probe / np.abs(probe).max()
     scale = ds.metadata["probe"]["scale_sqrt_photons"]
     np.testing.assert_allclose(ds.probe, unit * scale, rtol=1e-5, atol=1e-6 * scale)
@@ -81,10 +81,10 @@ def test_the_datasets_carry_the_example_probe(file_study):
     assert len(probe_bytes) == ds.metadata["provenance"]["source_files"]["probe.file"]["bytes"]
 
 
-def test_phase_g_finished(file_study):
+def test_the_report_is_finished(file_study):
     workdir = file_study
-    verify_sentinel(workdir / "results/phase_g/sentinel.json", root=workdir)
-    header = (workdir / "results/phase_g/metrics.csv").read_text().splitlines()[0]
+    verify_sentinel(workdir / "results/report/sentinel.json", root=workdir)
+    header = (workdir / "results/report/metrics.csv").read_text().splitlines()[0]
     assert header == "dose,view,seed,method,quantity,metric,value"
     proc = run_snakemake(workdir, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -131,7 +131,7 @@ def test_a_bad_object_or_probe_file_fails_before_any_job(tmp_path, edit, expecte
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     shutil.copytree(REPO / "config" / "examples", tmp_path / "config" / "examples")
-    proc = run_snakemake(tmp_path, "phase_c", timeout=300)
+    proc = run_snakemake(tmp_path, "all_simulate", timeout=300)
     assert proc.returncode != 0
     assert re.search(expected, proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-3000:]
     assert not (tmp_path / "results").exists()

@@ -23,7 +23,8 @@ workflow's command-line program in ``.venv-ptychi``, in a subprocess, as
 ``tests/test_ptychi_arm.py`` runs it; a missing ``.venv-ptychi`` fails, as
 there). The reconstruction steps take no ground truth at all (their frame is
 the configuration's), so the doctored file reaches only the Baseline's
-training and the scores; it needs no sentinel.
+training and the scores; it is given a sentinel of its own, as every step
+verifies the sentinel of each file group it reads.
 
 Asserted:
 
@@ -76,11 +77,13 @@ import numpy as np
 import pytest
 from cells import simulate_cell
 
+from ptycho_core import layout
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import score_reconstruction
 from ptycho_core.evaluate.region import evaluation_region
 from ptycho_core.io.datasets import GroundTruth, load_diffraction_set, load_ground_truth, save_ground_truth
 from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.io.sentinel import write_sentinel
 from ptycho_core.io.view_index import load_view
 from ptycho_core.methods import Method
 from ptycho_core.physics.forward import patch_bounds
@@ -141,53 +144,45 @@ def _training_crops(train, shape: tuple[int, int], N: int) -> np.ndarray:
     return touched
 
 
-def _run_steps(study, study_json: str, p: dict, gt_path: str, out: Path) -> dict:
-    """Every step that takes a ground-truth argument, into ``out``; returns the artifact paths."""
+def _run_steps(study, study_json: str, d: Path, p: dict, gt: layout.GroundTruthFiles, out: Path) -> dict:
+    """Every step that takes a ground-truth argument, writing at the layout places below the study directory ``out``
+    (the simulation and the view they read are ``p``'s, in ``d``, shared by both runs); returns the artifact paths."""
     out.mkdir()
-    data = [p["c.json"], p["d.json"]]
+    cell = p["cell"]
+    data = {"simulated": p["files"]["simulated"], "view": p["files"]["view"]}
     paths: dict = {"bundles": {}, "recons": {}}
     for method in TRAINED:
-        b = {k: str(out / method / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
-        (out / method).mkdir()
+        b = layout.bundle(cell.with_method(method)).under(out)
         run_train(
-            study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, train_path=p["train.npz"],
-            view_path=p["view.npz"], input_sentinels=data, ground_truth=gt_path if Method(method).spec.supervised else None,
-            out_model=b["model.keras"],
-            out_sidecar=b["bundle.json"], out_history=b["history.csv"], out_figure=b["loss.png"],
-            sentinel_path=b["sentinel.json"], threads=2,
+            study, cell=cell.with_method(method), **data, out=b,
+            ground_truth=gt if Method(method).spec.supervised else None, threads=2,
         )
         paths["bundles"][method] = b
-    e = paths["bundles"]["PtychoPINN"]
-    r = {k: str(out / "PtychoPINN_TTR" / k) for k in ("model.keras", "bundle.json", "history.csv", "deviance.png", "sentinel.json")}
-    (out / "PtychoPINN_TTR").mkdir()
-    run_refine(
-        study, dose=DOSE, view_name=VIEW, seed=SEED, test_path=p["test.npz"], view_path=p["view.npz"],
-        model_path=e["model.keras"], sidecar_path=e["bundle.json"], input_sentinels=[*data, e["sentinel.json"]],
-        out_model=r["model.keras"], out_sidecar=r["bundle.json"], out_history=r["history.csv"], out_figure=r["deviance.png"],
-        sentinel_path=r["sentinel.json"], threads=2,
-    )
+    ttr = cell.with_method("PtychoPINN_TTR")
+    r = layout.bundle(ttr).under(out)
+    run_refine(study, cell=ttr, **data, source=layout.refined_from(ttr).under(out), out=r, threads=2)
     paths["bundles"]["PtychoPINN_TTR"] = r
     for method in NETWORKS:
-        b = paths["bundles"][method]
-        paths["recons"][method] = str(out / method / "recon.npz")
-        run_reconstruct_network(
-            study, method=method, dose=DOSE, view_name=VIEW, seed=SEED, test_path=p["test.npz"], view_path=p["view.npz"],
-            model_path=b["model.keras"], sidecar_path=b["bundle.json"], input_sentinels=[*data, b["sentinel.json"]],
-            out_recon=paths["recons"][method], sentinel_path=str(out / method / "recon.sentinel.json"),
-        )
-    (out / "PtyChi").mkdir()
-    recon, log = out / "PtyChi" / "recon.npz", out / "PtyChi" / "recon.log"
+        recon = layout.reconstruction(cell.with_method(method)).under(out)
+        run_reconstruct_network(study, cell=cell.with_method(method), **data, bundle=paths["bundles"][method], out=recon)
+        paths["recons"][method] = recon.recon
+    # The PtyChi program reads the cell's simulation and view below its --root: ``out`` links ``d``'s cell directories
+    # and the program runs in ``out`` with the relative root ".", so that the sources it records are the same in both runs.
+    for rel in (layout.simulated(cell).train, layout.view(cell).view):
+        link = out / Path(rel).parent
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(d / Path(rel).parent, target_is_directory=True)
+    ptychi = cell.with_method("PtyChi")
+    log = out / layout.log("reconstruct_ptychi", ptychi)
     cmd = [
         str(PTYCHI_PYTHON), "-m", "ptycho_core.steps.reconstruct_ptychi", "--config-json", study_json,
-        "--dose", repr(DOSE), "--view", VIEW, "--seed", str(SEED),
-        "--test", p["test.npz"], "--view-file", p["view.npz"], "--sentinels", *data,
-        "--out", str(recon), "--sentinel", str(out / "PtyChi" / "recon.sentinel.json"),
+        "--dose", cell.dose, "--view", VIEW, "--seed", str(SEED), "--method", ptychi.method, "--root", ".",
         "--log", str(log), "--threads", "2",
     ]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    result = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     log_text = log.read_text() if log.exists() else ""
     assert result.returncode == 0, f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
-    paths["recons"]["PtyChi"] = str(recon)
+    paths["recons"]["PtyChi"] = str(out / layout.reconstruction(ptychi).recon)
     return paths
 
 
@@ -208,12 +203,17 @@ def runs(tmp_path_factory):
     other = make_object(replace(study.object, seed=DOCTOR_SEED)).astype(np.complex64)
     obj = truth.obj.copy()
     obj[:, first_col:] = other[:, first_col:]
-    doctored = str(d / "gt_doctored.npz")
-    save_ground_truth(doctored, GroundTruth(obj=obj, metadata=truth.metadata))
+    doctored = layout.ground_truth().under(d / "doctored")  # a study directory of its own
+    Path(doctored.obj).parent.mkdir(parents=True)
+    save_ground_truth(doctored.obj, GroundTruth(obj=obj, metadata=truth.metadata))
+    write_sentinel(
+        doctored.sentinel, step="ground_truth", inputs=[], outputs=[doctored.obj], checks={"doctored_from_column": first_col},
+        config_hash=study.config_hash(), wall_time_s=0.0,
+    )
 
-    true_run = _run_steps(study, study_json, p, p["gt.npz"], d / "true_gt")
-    doctored_run = _run_steps(study, study_json, p, doctored, d / "doctored_gt")
-    return {"study": study, "p": p, "doctored": doctored, "first_col": first_col, "true": true_run, "doctored_run": doctored_run}
+    true_run = _run_steps(study, study_json, d, p, p["files"]["ground_truth"], d / "true_gt")
+    doctored_run = _run_steps(study, study_json, d, p, doctored, d / "doctored_gt")
+    return {"study": study, "p": p, "doctored": doctored.obj, "first_col": first_col, "true": true_run, "doctored_run": doctored_run}
 
 
 def test_doctored_pixels_lie_beyond_every_training_patch_in_the_test_region(runs):
@@ -295,8 +295,8 @@ def test_trained_and_refined_weights_are_identical(runs, method):
 
     from ptycho_core.nn import models  # noqa: F401  (registers the custom layers)
 
-    a = runs["true"]["bundles"][method]["model.keras"]
-    b = runs["doctored_run"]["bundles"][method]["model.keras"]
+    a = runs["true"]["bundles"][method].model
+    b = runs["doctored_run"]["bundles"][method].model
     with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
         assert sorted(za.namelist()) == sorted(zb.namelist())
         members = {n: (za.read(n), zb.read(n)) for n in za.namelist()}

@@ -12,6 +12,8 @@ from scipy import stats
 
 from ptycho_core.evaluate.headline import CROSSOVER, crossover_doses, headline_cells, landing_rst, summary_lines, view_overlap, wide_csv
 from ptycho_core.evaluate.tables import summarise
+from ptycho_core.io.npz import DataContractError
+from ptycho_core.io.records import HEADLINE_TABLE
 
 DOSES = (10.0, 100.0, 1000.0, 10000.0)
 #: phase MS-SSIM per (view, method) over the ladder: PtyChi crosses 0.8 at 1e2 (dense), PtychoPINN dips
@@ -57,7 +59,7 @@ def test_winner_and_interval_per_cell():
 
 
 def test_summary_is_a_few_sentences_with_the_replicate_caveat():
-    overlap = {"dense": {"linear_overlap": 0.8, "metric_1_group": 0.5, "metric_2_neighbours": 0.6, "metric_3_group_centres": 0.4}}
+    overlap = {"dense": {"linear_overlap": 0.8, "group_overlap": 0.5, "neighbour_overlap": 0.6, "group_centre_overlap": 0.4}}
     lines = summary_lines(summarise(_table(), fwhm_diameter_px=5.0), overlap)
     assert len(lines) == 4
     assert "i.e. 0.509 to 509 photons per illuminated pixel" in lines[0]
@@ -77,23 +79,41 @@ def test_wide_csv_has_one_row_per_cell_and_method_and_units_in_the_header():
     assert len(rows) == 1 + len(DOSES) * 4
     first = dict(zip(header, rows[1]))
     assert float(first["phase MS-SSIM (1)"]) == PHASE[("dense", first["method"])][0]
+    # the file is the headline record: its reader takes it back, typed (no std with one seed)
+    back = HEADLINE_TABLE.parse(wide_csv(summarise(_table(), fwhm_diameter_px=5.0), overlap), "headline.csv")
+    assert back[0]["linear overlap (1)"] == 0.8 and back[0]["n seeds"] == 1 and back[0]["phase MS-SSIM std over seeds (1)"] is None
 
 
 def test_landing_page_is_valid_restructuredtext_with_the_tables():
     from docutils.core import publish_parts
 
-    overlap = {"dense": {"linear_overlap": 0.8, "metric_1_group": 0.5, "metric_2_neighbours": 0.6, "metric_3_group_centres": 0.4}}
+    overlap = {"dense": {"linear_overlap": 0.8, "group_overlap": 0.5, "neighbour_overlap": 0.6, "group_centre_overlap": 0.4}}
     rst = landing_rst(study_name="unit", config_lines=["N = 32"], summary=summarise(_table(), fwhm_diameter_px=5.0), overlap=overlap)
     html = publish_parts(rst, writer="html", settings_overrides={"halt_level": 2, "report_level": 2})["html_body"]
     assert html.count("<table") == 3  # phase, amplitude, crossover
     assert "<strong>0.810</strong> ★" in html  # the winner of the lowest dose is marked
     assert "System Message" not in html
+    # the crossover table's overlap column says what it shows: the neighbour overlap (0.6), not the group overlap (0.5)
+    crossover = rst[rst.index("Crossover dose"):]
+    assert "- neighbour overlap" in crossover and "- 0.600" in crossover and "0.500" not in crossover
+    assert "metric 2" not in rst
 
 
 def test_view_overlap_averages_the_test_split_over_cells(tmp_path):
+    from test_records import overlap_record
+
     paths = {}
-    for i, m2 in enumerate((0.5, 0.7)):
-        rec = {"splits": {"test": {"linear_overlap": 0.8, "metric_1_group": 0.1, "metric_2_neighbours": m2, "metric_3_group_centres": 0.2}}}
+    for i, neighbour in enumerate((0.5, 0.7)):
+        rec = overlap_record(seed=i, test={"linear_overlap": 0.8, "group_overlap": 0.1, "neighbour_overlap": neighbour, "group_centre_overlap": 0.2})
         paths[("dense", 10.0, i)] = tmp_path / f"{i}.json"
         paths[("dense", 10.0, i)].write_text(json.dumps(rec))
-    assert view_overlap(paths)["dense"]["metric_2_neighbours"] == pytest.approx(0.6)
+    assert view_overlap(paths)["dense"] == pytest.approx({"linear_overlap": 0.8, "group_overlap": 0.1, "neighbour_overlap": 0.6, "group_centre_overlap": 0.2})
+    # single-position groups have no group overlap: its mean is None, the others are kept
+    paths[("dense", 10.0, 1)].write_text(json.dumps(overlap_record(test={"group_overlap": None})))
+    assert view_overlap(paths)["dense"]["group_overlap"] is None
+    # a record of the earlier layout (metric_1_group, ...) is refused, naming the file and the key
+    old = overlap_record()
+    old["splits"]["test"]["metric_2_neighbours"] = old["splits"]["test"].pop("neighbour_overlap")
+    paths[("dense", 10.0, 1)].write_text(json.dumps(old))
+    with pytest.raises(DataContractError, match=r"1.json: missing key 'splits.test.neighbour_overlap'"):
+        view_overlap(paths)

@@ -5,7 +5,8 @@
   steps' functions), torch only inside ``ptycho_core.recon.ptychi``'s functions.
 - The PtyChi step, which runs in the torch environment, imports no plotting
   library and no Keras.
-- The library never imports Snakemake; the workflow scripts call only ``steps``.
+- The library never imports Snakemake; the workflow scripts call only ``steps``
+  (with the configuration and the layout of paths).
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ def test_the_ptychi_step_needs_neither_plotting_nor_keras():
 
 
 def test_workflow_scripts_call_only_steps_and_the_configuration():
-    allowed = re.compile(r"ptycho_core\.(steps(\.[a-z_]+)?|config)$")
+    allowed = re.compile(r"ptycho_core\.(steps(\.[a-z_]+)?|config|layout)$")
     for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
-        used = set(re.findall(r"from (ptycho_core[.a-z_]*) import", script.read_text()))
+        text = script.read_text()
+        used = set(re.findall(r"from (ptycho_core[.a-z_]*) import", text)) - {"ptycho_core"}
+        used |= {f"ptycho_core.{m}" for m in re.findall(r"from ptycho_core import ([a-z_]+)", text)}
         assert used, f"{script.name} calls no ptycho_core step"
         wrong = [m for m in used if not allowed.match(m)]
         assert not wrong, f"{script.name} imports {wrong}; workflow scripts are thin adapters over ptycho_core.steps"
@@ -82,17 +85,17 @@ def test_every_method_says_how_it_is_produced_and_which_step_reconstructs_it():
 def test_only_a_supervised_method_is_given_the_ground_truth(tmp_path):
     import pytest
 
-    from ptycho_core.config import load_study
+    from ptycho_core import layout
+    from ptycho_core.config import dose_label, load_study
     from ptycho_core.steps.train import run_train
 
     study = load_study(ROOT / "config" / "test.yaml")
-    files = dict(
-        dose=100.0, view_name="dense", seed=0, train_path=tmp_path / "train.npz", view_path=tmp_path / "view.npz",
-        input_sentinels=[], out_model=tmp_path / "m.keras", out_sidecar=tmp_path / "b.json", out_history=tmp_path / "h.csv",
-        out_figure=tmp_path / "l.png", sentinel_path=tmp_path / "s.json",
-    )
+    cell = layout.Cell(dose_label(100.0), 0, "dense")
+    files = dict(simulated=layout.simulated(cell).under(tmp_path), view=layout.view(cell).under(tmp_path))
     with pytest.raises(ValueError, match="PtychoPINN is unsupervised: it must not be given the ground truth"):
-        run_train(study, method="PtychoPINN", ground_truth=tmp_path / "gt.npz", **files)
+        pinn = cell.with_method("PtychoPINN")
+        run_train(study, cell=pinn, **files, out=layout.bundle(pinn).under(tmp_path), ground_truth=layout.ground_truth().under(tmp_path))
     with pytest.raises(ValueError, match="Baseline is supervised: it needs the ground truth"):
-        run_train(study, method="Baseline", **files)
+        baseline = cell.with_method("Baseline")
+        run_train(study, cell=baseline, **files, out=layout.bundle(baseline).under(tmp_path))
     assert not any(tmp_path.iterdir())

@@ -197,6 +197,24 @@ def test_physics_layer_gridsize2_output_shape_and_units(smooth_object, probe):
     assert np.all(total > 0) and np.all(total < 1e4 * 1.5)
 
 
+def test_physics_layer_serialises_its_constructor_arguments(probe):
+    """get_config holds the probe and the canvas size: a layer rebuilt from it (through JSON) computes the same counts."""
+    import json
+
+    rng = np.random.default_rng(4)
+    amp = f32(rng.uniform(0.5, 1.0, size=(2, N // 2, N // 2, 4)))
+    phase = f32(rng.uniform(-1, 1, size=(2, N // 2, N // 2, 4)))
+    offsets = f32([[[-3, -3], [3, -3], [-3, 3], [3, 3]], [[-2.5, 0.5], [2.5, -0.5], [0.25, 1.0], [-0.25, -1.0]]])
+    layer = models.DiffractionPhysics(probe, canvas_size=models.canvas_size_for(offsets, N), name="physics")
+    config = json.loads(json.dumps(layer.get_config()))
+    assert config["canvas_size"] == layer.canvas_size and config["name"] == "physics"
+    again = models.DiffractionPhysics.from_config(config)
+    np.testing.assert_array_equal(again._probe, layer._probe)
+    np.testing.assert_array_equal(np_(again(amp, phase, offsets)), np_(layer(amp, phase, offsets)))
+    rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(rebuilt, models.DiffractionPhysics) and rebuilt.canvas_size == layer.canvas_size
+
+
 # --------------------------------------------------------------------------
 # Fourier shift
 # --------------------------------------------------------------------------

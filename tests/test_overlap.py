@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from ptycho_core.io.records import OVERLAP_SPLIT_FIELDS
 from ptycho_core.sampling.overlap import (
     disc_overlap_fraction,
     group_centre_overlap,
@@ -115,7 +116,7 @@ def test_f_refuses_a_non_positive_diameter(D):
 
 
 @pytest.mark.parametrize("D", [0.0, -3.0])
-def test_metrics_1_and_2_refuse_a_non_positive_diameter(D):
+def test_group_and_neighbour_overlaps_refuse_a_non_positive_diameter(D):
     pos = square(side=1.0)
     with pytest.raises(ValueError, match="D > 0"):
         group_overlap(pos, np.array([[0, 1, 2, 3]]), D)
@@ -133,8 +134,8 @@ def test_overlap_metrics_refuse_a_non_positive_diameter(D, C):
 
 
 @pytest.mark.parametrize("D", [0.0, -3.0])
-def test_metric_3_refuses_a_non_positive_diameter(D):
-    """Metric 3 on its own must refuse D <= 0 like metrics 1 and 2 (it returned (0.0, 0))."""
+def test_group_centre_overlap_refuses_a_non_positive_diameter(D):
+    """The group-centre overlap on its own must refuse D <= 0 like the group and neighbour overlaps (it returned (0.0, 0))."""
     pos = np.vstack([square((0, 0), 1.0), square((0.5, 0), 1.0)])
     with pytest.raises(ValueError, match=r"D > 0|diameter"):
         group_centre_overlap(pos, np.array([[0, 1, 2, 3], [4, 5, 6, 7]]), D)
@@ -149,12 +150,12 @@ def test_packing_bound_refuses_a_non_positive_diameter(D):
 
 
 # --------------------------------------------------------------------------
-# Metric 1: group-based
+# Group overlap
 # --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("side", [1.0, 3.0, 6.0])
-def test_metric_1_square_group(side):
+def test_group_overlap_square_group(side):
     """Each member of a square has two neighbours at s and one at s*sqrt(2)."""
     D = 8.0
     pos = square(side=side)
@@ -164,7 +165,7 @@ def test_metric_1_square_group(side):
     assert group_overlap(pos, np.array([[3, 1, 0, 2]]), D) == pytest.approx(expected, abs=EXACT)
 
 
-def test_metric_1_averages_over_groups():
+def test_group_overlap_averages_over_groups():
     D = 8.0
     pos = np.vstack([square((0, 0), 2.0), square((100, 0), 5.0)])
     groups = np.array([[0, 1, 2, 3], [4, 5, 6, 7]])
@@ -173,7 +174,7 @@ def test_metric_1_averages_over_groups():
     assert group_overlap(pos, groups, D) == pytest.approx((a + b) / 2, abs=EXACT)
 
 
-def test_metric_1_uses_only_group_members():
+def test_group_overlap_uses_only_group_members():
     """A position not in any group (however close) changes nothing."""
     D = 8.0
     pos = np.vstack([square(side=2.0), [[0.0, 0.0]]])
@@ -181,26 +182,26 @@ def test_metric_1_uses_only_group_members():
     assert group_overlap(pos, np.array([[0, 1, 2, 3]]), D) == pytest.approx(expected, abs=EXACT)
 
 
-def test_metric_1_pair_and_far_members():
+def test_group_overlap_pair_and_far_members():
     D = 10.0
     pos = np.array([[0.0, 0.0], [5.0, 0.0], [50.0, 0.0], [75.0, 0.0]])
     assert group_overlap(pos, np.array([[0, 1]]), D) == pytest.approx(f_ref(5.0, D), abs=EXACT)
     assert group_overlap(pos, np.array([[2, 3]]), D) == 0.0
 
 
-def test_metric_1_is_none_for_single_position_groups():
+def test_group_overlap_is_none_for_single_position_groups():
     pos = square(side=1.0)
     assert group_overlap(pos, np.arange(4)[:, None], 5.0) is None
 
 
 @pytest.mark.parametrize("groups", [np.zeros((0, 4), dtype=np.int64), np.array([0, 1, 2, 3])])
-def test_metric_1_refuses_empty_or_flat_groups(groups):
+def test_group_overlap_refuses_empty_or_flat_groups(groups):
     with pytest.raises(ValueError, match="groups"):
         group_overlap(square(), groups, 5.0)
 
 
 # --------------------------------------------------------------------------
-# Metric 2: image-based (K - 1 nearest other positions, K counts the position itself)
+# Neighbour overlap (K - 1 nearest other positions, K counts the position itself)
 # --------------------------------------------------------------------------
 
 
@@ -210,7 +211,7 @@ def ring(M: int, R: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("K, D", [(3, 4.0), (5, 4.0), (5, 2.5)])
-def test_metric_2_on_a_ring_where_every_position_is_alike(K, D):
+def test_neighbour_overlap_on_a_ring_where_every_position_is_alike(K, D):
     M, R = 24, 5.0
     chord = lambda k: 2 * R * math.sin(math.pi * k / M)  # noqa: E731
     # K - 1 others: the closest (K - 1) / 2 chords on either side
@@ -218,7 +219,7 @@ def test_metric_2_on_a_ring_where_every_position_is_alike(K, D):
     assert neighbour_overlap(ring(M, R), K, D) == pytest.approx(expected, abs=EXACT)
 
 
-def test_metric_2_on_a_3x3_grid_counts_edges_and_corners():
+def test_neighbour_overlap_on_a_3x3_grid_counts_edges_and_corners():
     """3x3 grid of step s, K = 5 (4 nearest others), D = 3 s.
 
     corner: s, s, s*sqrt2, 2s; edge: s, s, s, s*sqrt2; centre: s, s, s, s.
@@ -236,7 +237,7 @@ def test_metric_2_on_a_3x3_grid_counts_edges_and_corners():
     assert neighbour_overlap(pos, 3, D) == pytest.approx(fs, abs=EXACT)
 
 
-def test_metric_2_interior_of_a_large_grid():
+def test_neighbour_overlap_interior_of_a_large_grid():
     """Interior points of a large grid have 4 neighbours at step: their mean is f(step).
 
     Evaluate on the grid with K = 5 and compare the whole-grid value with the
@@ -254,7 +255,7 @@ def test_metric_2_interior_of_a_large_grid():
     assert neighbour_overlap(pos, 5, D) == pytest.approx(expected, abs=EXACT)
 
 
-def test_metric_2_with_K_above_n_uses_every_other_position():
+def test_neighbour_overlap_with_K_above_n_uses_every_other_position():
     D = 10.0
     pos = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
     expected = np.mean([(f_ref(3, D) + f_ref(4, D)) / 2, (f_ref(3, D) + f_ref(5, D)) / 2, (f_ref(4, D) + f_ref(5, D)) / 2])
@@ -262,17 +263,17 @@ def test_metric_2_with_K_above_n_uses_every_other_position():
 
 
 @pytest.mark.parametrize("n, K", [(1, 4), (0, 4), (5, 1)])
-def test_metric_2_refuses_degenerate_input(n, K):
+def test_neighbour_overlap_refuses_degenerate_input(n, K):
     with pytest.raises(ValueError, match="neighbour overlap"):
         neighbour_overlap(ring(n, 3.0) if n else np.zeros((0, 2)), K, 5.0)
 
 
 # --------------------------------------------------------------------------
-# Metric 3: group-to-group
+# Group-centre overlap
 # --------------------------------------------------------------------------
 
 
-def test_metric_3_two_groups_closer_than_D():
+def test_group_centre_overlap_two_groups_closer_than_D():
     D, dist = 10.0, 4.0
     pos = np.vstack([square((0, 0), 3.0), square((dist, 0), 1.0)])  # centroids (0,0) and (4,0)
     value, pairs = group_centre_overlap(pos, np.array([[0, 1, 2, 3], [4, 5, 6, 7]]), D)
@@ -280,19 +281,19 @@ def test_metric_3_two_groups_closer_than_D():
     assert value == pytest.approx(f_ref(dist, D), abs=EXACT)
 
 
-def test_metric_3_groups_farther_than_D():
+def test_group_centre_overlap_groups_farther_than_D():
     D = 10.0
     pos = np.vstack([square((0, 0), 3.0), square((10.5, 0), 3.0)])
     assert group_centre_overlap(pos, np.array([[0, 1, 2, 3], [4, 5, 6, 7]]), D) == (0.0, 0)
 
 
-def test_metric_3_centres_exactly_D_apart_are_not_closer_than_D():
+def test_group_centre_overlap_centres_exactly_D_apart_are_not_closer_than_D():
     D = 10.0
     pos = np.vstack([square((0, 0), 2.0), square((10, 0), 2.0)])
     assert group_centre_overlap(pos, np.array([[0, 1, 2, 3], [4, 5, 6, 7]]), D) == (0.0, 0)
 
 
-def test_metric_3_averages_only_pairs_closer_than_D():
+def test_group_centre_overlap_averages_only_pairs_closer_than_D():
     """Centres at x = 0, 3, 8, 30 with D = 10: pairs (0,3), (0,8), (3,8) count."""
     D = 10.0
     xs = [0.0, 3.0, 8.0, 30.0]
@@ -303,7 +304,7 @@ def test_metric_3_averages_only_pairs_closer_than_D():
     assert value == pytest.approx((f_ref(3, D) + f_ref(8, D) + f_ref(5, D)) / 3, abs=EXACT)
 
 
-def test_metric_3_centre_is_the_member_centroid():
+def test_group_centre_overlap_centre_is_the_member_centroid():
     """Group A: members at (0,0),(6,0),(0,6),(6,6) -> centre (3,3); group B a single spot at (3,8)."""
     D = 10.0
     pos = np.array([[0, 0], [6, 0], [0, 6], [6, 6], [3, 8], [3, 8], [3, 8], [3, 8]], dtype=float)
@@ -345,9 +346,10 @@ def test_overlap_metrics_bundle_on_a_hand_built_split():
     groups = np.array([[0, 1, 3, 4]])
     out = overlap_metrics(positions, view_rows, groups, D, K=3, nominal_step=1.5)
     square_value = (2 * f_ref(s, D) + f_ref(s * math.sqrt(2), D)) / 3
-    assert out["metric_1_group"] == pytest.approx(square_value, abs=EXACT)
-    assert out["metric_2_neighbours"] == pytest.approx(f_ref(s, D), abs=EXACT)  # only view rows count
-    assert (out["metric_3_group_centres"], out["metric_3_pairs"]) == (0.0, 0)
+    assert set(out) == set(OVERLAP_SPLIT_FIELDS) - {"n_before_view", "n_view", "n_groups", "n_seeds_without_group", "fraction_covered_by_groups", "max_member_distance_px"}
+    assert out["group_overlap"] == pytest.approx(square_value, abs=EXACT)
+    assert out["neighbour_overlap"] == pytest.approx(f_ref(s, D), abs=EXACT)  # only view rows count
+    assert (out["group_centre_overlap"], out["group_centre_pairs"]) == (0.0, 0)
     assert out["linear_overlap"] == pytest.approx(1 - 1.5 / D, abs=EXACT)
     assert out["nominal_step_px"] == 1.5
     assert out["scanned_area_px2"] == pytest.approx((s + D) ** 2, abs=EXACT)  # box of the view, not the split

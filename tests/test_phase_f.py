@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from cells import simulate_cell
 
+from ptycho_core import layout
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import MetricError, shift_image
 from ptycho_core.evaluate.region import evaluation_region
 from ptycho_core.evaluate.rows import ALIGNMENT, ALIGNMENT_METRICS, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.reconstruction import Reconstruction, save_recon
-from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel
+from ptycho_core.io.records import ALIGNMENT_RECORD, FRC_ROWS, METRIC_ROWS
+from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel, write_sentinel
 from ptycho_core.io.view_index import load_view
 from ptycho_core.physics.forward import extract_patches
 from ptycho_core.recon.gauge import apply_offsets, synchronise
@@ -229,19 +231,26 @@ PTYCHI_OFFSET = -2.0
 
 
 def write_recon(path, obj, method, covered=None, **meta):
+    """A reconstruction at ``path`` and its sentinel (``<path>.sentinel.json``), as a reconstruction step leaves them."""
     metadata = {"schema_version": 1, "method": method, "dose": DOSE, "view": VIEW, "seed": SEED, **meta}
     covered = np.ones(obj.shape, bool) if covered is None else covered
     save_recon(path, Reconstruction(np.asarray(obj, dtype=np.complex64), covered, metadata))
-    return path
+    files = layout.ReconFiles(str(path), f"{path}.sentinel.json")
+    write_sentinel(files.sentinel, step="test_recon", inputs=[], outputs=[files.recon], checks={}, config_hash="test", wall_time_s=0.0)
+    return files
 
 
-def score(case, recon_paths, tag):
-    out = {k: case.dir / f"{tag}.{k}" for k in ("metrics.csv", "frc.csv", "alignment.json", "figure.png", "sentinel.json")}
+def score_out(case, tag):
+    """Where ``score(case, ..., tag)`` writes: the cell's score files below the study directory ``case.dir / tag``."""
+    return layout.scores(case.p["cell"]).under(case.dir / tag)
+
+
+def score(case, reconstructions, tag):
+    out = score_out(case, tag)
+    files = case.p["files"]
     result = run_score(
-        case.study, dose=DOSE, view_name=VIEW, seed=SEED, ground_truth=case.p["gt.npz"], test_path=case.p["test.npz"],
-        view_path=case.p["view.npz"], recon_paths=recon_paths, input_sentinels=[case.p["c.json"], case.p["d.json"]],
-        out_metrics=out["metrics.csv"], out_frc=out["frc.csv"], out_alignment=out["alignment.json"],
-        out_figure=out["figure.png"], sentinel_path=out["sentinel.json"],
+        case.study, cell=case.p["cell"], ground_truth=files["ground_truth"], simulated=files["simulated"],
+        view=files["view"], reconstructions=reconstructions, out=out,
     )
     return result, out
 
@@ -261,15 +270,16 @@ def scored(case):
     }
     paths = {m: write_recon(case.dir / f"{m}.recon.npz", o, m) for m, o in recons.items()}
     result, out = score(case, paths, "main")
-    with open(out["metrics.csv"], newline="") as f:
+    with open(out.metrics, newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
         rows = list(reader)
-    with open(out["frc.csv"], newline="") as f:
+    with open(out.frc, newline="") as f:
         frc_reader = csv.reader(f)
         frc_header = next(frc_reader)
         frc_rows = list(frc_reader)
-    alignment = json.loads(out["alignment.json"].read_text())
+    alignment = ALIGNMENT_RECORD.read(out.alignment)  # validated by the record's contract
+    assert len(METRIC_ROWS.read(out.metrics)) == len(rows) and len(FRC_ROWS.read(out.frc)) == len(frc_rows)
     values = {(m, q, k): float(v) for m, q, k, v in rows}
     return SimpleNamespace(methods=tuple(recons), result=result, out=out, header=header, rows=rows, values=values, frc_header=frc_header, frc_rows=frc_rows, alignment=alignment)
 
@@ -378,7 +388,7 @@ def test_the_same_image_with_a_phase_offset_scores_identically(case):
     a = result["alignment"]
     assert a["PtyChi"]["shift_dy_dx_px"] == a["Baseline"]["shift_dy_dx_px"]
     assert a["PtyChi"]["phase_offset_rad"] - a["Baseline"]["phase_offset_rad"] == pytest.approx(-1.3, abs=1e-5)
-    verify_sentinel(out["sentinel.json"])
+    verify_sentinel(out.sentinel)
 
 
 def test_frc_table_figure_and_sentinel(case, scored):
@@ -391,12 +401,12 @@ def test_frc_table_figure_and_sentinel(case, scored):
     counts = {p: sum(1 for r in scored.frc_rows if (r[0], r[1]) == p) for p in pairs}
     assert len(set(counts.values())) == 1 and next(iter(counts.values())) >= 4
 
-    png = scored.out["figure.png"]
+    png = Path(scored.out.figure)
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    record = verify_sentinel(scored.out["sentinel.json"])
+    record = verify_sentinel(scored.out.sentinel)
     listed = {o["path"] for o in record["outputs"]}
-    assert {str(scored.out[k]) for k in ("metrics.csv", "frc.csv", "alignment.json", "figure.png")} <= listed
+    assert {scored.out.metrics, scored.out.frc, scored.out.alignment, scored.out.figure} <= listed
     assert record["checks"]["n_metric_rows"] == len(scored.rows)
     assert record["checks"]["methods"] == sorted(scored.methods)
     a = scored.alignment
@@ -419,8 +429,8 @@ def test_a_constant_reconstruction_fails_naming_the_method(case):
     with pytest.raises(MetricError, match="Baseline") as exc:
         score(case, paths, "flat")
     assert "flat.npz" in str(exc.value) and "degenerate" in str(exc.value)
-    assert not (case.dir / "flat.sentinel.json").exists()
-    assert not (case.dir / "flat.metrics.csv").exists()
+    assert not Path(score_out(case, "flat").sentinel).exists()
+    assert not Path(score_out(case, "flat").metrics).exists()
 
 
 def test_uncovered_region_pixels_fail_naming_the_file(case):
@@ -432,14 +442,14 @@ def test_uncovered_region_pixels_fail_naming_the_file(case):
     with pytest.raises(ArtifactCheckError, match="holes.npz") as exc:
         score(case, paths, "holes")
     assert "region covered" in str(exc.value) and "PtyChi" in str(exc.value)
-    assert not (case.dir / "holes.sentinel.json").exists()
+    assert not Path(score_out(case, "holes").sentinel).exists()
 
 
 def test_a_reconstruction_of_another_method_is_refused(case):
     paths = {"PtyChi": _good(case, "mislabelled.npz", method="Baseline")}
     with pytest.raises(ArtifactCheckError, match="mislabelled.npz.*method"):
         score(case, paths, "mislabelled")
-    assert not (case.dir / "mislabelled.sentinel.json").exists()
+    assert not Path(score_out(case, "mislabelled").sentinel).exists()
 
 
 def test_a_reconstruction_with_values_outside_covered_is_refused(case):
@@ -457,4 +467,4 @@ def test_an_unknown_method_id_is_refused(case, method_id):
     paths = {method_id: _good(case, "unknown.npz", method="PtyChi")}
     with pytest.raises(ValueError, match="method"):
         score(case, paths, "unknown")
-    assert not (case.dir / "unknown.sentinel.json").exists()
+    assert not Path(score_out(case, "unknown").sentinel).exists()

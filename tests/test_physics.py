@@ -9,12 +9,14 @@ pixels) so the whole file runs in a few seconds on two CPU cores.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ptycho_core.config import study_from_dict
+from ptycho_core import layout
+from ptycho_core.config import dose_label, study_from_dict
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.physics.forward import expected_counts, extract_patches, far_field_intensity, valid_position_range
 from ptycho_core.physics.objects import make_object
@@ -423,14 +425,11 @@ def test_positions_outside_the_object_are_refused(obj):
 
 def _run_phase_c(study, directory, seed, dose=1000.0):
     directory.mkdir(parents=True, exist_ok=True)
-    gt, gt_s = directory / "object.npz", directory / "object.json"
-    phase_c.run_ground_truth(study, out_path=gt, sentinel_path=gt_s)
-    paths = {name: directory / f"{name}.npz" for name in ("train", "test")}
-    phase_c.run_simulate(
-        study, dose=dose, seed=seed, ground_truth=gt, ground_truth_sentinel=gt_s, out_train=paths["train"],
-        out_test=paths["test"], out_preview=directory / "preview.png", sentinel_path=directory / "sim.json",
-    )
-    return {"object": gt, **paths}
+    cell = layout.Cell(dose_label(dose), seed)
+    gt, sim = layout.ground_truth().under(directory), layout.simulated(cell).under(directory)
+    phase_c.run_ground_truth(study, out=gt)
+    phase_c.run_simulate(study, cell=cell, ground_truth=gt, out=sim)
+    return {"object": Path(gt.obj), "train": Path(sim.train), "test": Path(sim.test)}
 
 
 def test_phase_c_is_deterministic_and_seeded(tmp_path):
@@ -458,23 +457,23 @@ def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_regi
     a = _run_phase_c(plain, tmp_path / "plain", seed=0)
     d = tmp_path / "separate"
     d.mkdir()
-    gt, gt_s, tr_obj, tr_s = d / "object.npz", d / "object.json", d / "train_object.npz", d / "train_object.json"
-    phase_c.run_ground_truth(separate, out_path=gt, sentinel_path=gt_s)
-    phase_c.run_ground_truth(separate, out_path=tr_obj, sentinel_path=tr_s, training=True)
-    files = dict(
-        ground_truth=gt, ground_truth_sentinel=gt_s, out_train=d / "train.npz", out_test=d / "test.npz",
-        out_preview=d / "preview.png", sentinel_path=d / "sim.json",
-    )
+    gt_files, tr_files = layout.ground_truth().under(d), layout.ground_truth(training=True).under(d)
+    gt, tr_obj = gt_files.obj, tr_files.obj
+    phase_c.run_ground_truth(separate, out=gt_files)
+    phase_c.run_ground_truth(separate, out=tr_files, training=True)
+    cell = layout.Cell(dose_label(1000.0), 0)
+    sim = layout.simulated(cell).under(d)
+    files = dict(cell=cell, ground_truth=gt_files, out=sim)
     with pytest.raises(ValueError, match="train_seed"):  # the training object is required when configured
-        phase_c.run_simulate(separate, dose=1000.0, seed=0, **files)
-    phase_c.run_simulate(separate, dose=1000.0, seed=0, **files, training_object=tr_obj, training_object_sentinel=tr_s)
+        phase_c.run_simulate(separate, **files)
+    phase_c.run_simulate(separate, **files, training_object=tr_files)
     study_obj, train_obj = load_ground_truth(gt), load_ground_truth(tr_obj)
     # the study object is the same draw; the training object is another draw of the same family
     np.testing.assert_array_equal(study_obj.obj, load_ground_truth(a["object"]).obj)
     assert not np.allclose(train_obj.obj, study_obj.obj)
     assert train_obj.metadata["object"]["seed"] == 99 and train_obj.metadata["role"] == "training object"
     train_a, test_a = load_diffraction_set(a["train"]), load_diffraction_set(a["test"])
-    train_b, test_b = load_diffraction_set(d / "train.npz"), load_diffraction_set(d / "test.npz")
+    train_b, test_b = load_diffraction_set(sim.train), load_diffraction_set(sim.test)
     # the test data do not depend on the training object: same positions, probe and counts on the same object
     np.testing.assert_array_equal(test_b.scan_index, test_a.scan_index)
     np.testing.assert_array_equal(test_b.xcoords, test_a.xcoords)

@@ -66,6 +66,7 @@ import numpy as np
 import pytest
 from cells import simulate_cell
 
+from ptycho_core import layout
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import score_reconstruction
 from ptycho_core.evaluate.region import evaluation_region
@@ -111,36 +112,22 @@ def run_case(d, raw: dict = STUDY) -> dict:
     study = study_from_dict(raw)
     seed = study.seeds[0]
     p = simulate_cell(study, d, dose=DOSE, seed=seed, view=VIEW)
-    data_sentinels = [p["c.json"], p["d.json"]]
+    cell = p["cell"]
+    data = {"simulated": p["files"]["simulated"], "view": p["files"]["view"]}
 
     # phase E: PtychoPINN
-    e = {k: str(d / "e" / k) for k in ("model.keras", "bundle.json", "history.csv", "loss.png", "sentinel.json")}
-    (d / "e").mkdir()
-    train_checks = run_train(
-        study, method="PtychoPINN", dose=DOSE, view_name=VIEW, seed=seed, train_path=p["train.npz"],
-        view_path=p["view.npz"], input_sentinels=data_sentinels, out_model=e["model.keras"],
-        out_sidecar=e["bundle.json"], out_history=e["history.csv"], out_figure=e["loss.png"], sentinel_path=e["sentinel.json"],
-        threads=2,
-    )
+    pinn, ttr = cell.with_method("PtychoPINN"), cell.with_method("PtychoPINN_TTR")
+    e = layout.bundle(pinn).under(d)
+    train_checks = run_train(study, cell=pinn, **data, out=e, threads=2)
     # phase F: the refined bundle (PtychoPINN_TTR) from the trained one
-    r = {k: str(d / "r" / k) for k in ("model.keras", "bundle.json", "history.csv", "deviance.png", "sentinel.json")}
-    (d / "r").mkdir()
-    refine_checks = run_refine(
-        study, dose=DOSE, view_name=VIEW, seed=seed, test_path=p["test.npz"], view_path=p["view.npz"],
-        model_path=e["model.keras"], sidecar_path=e["bundle.json"], input_sentinels=[*data_sentinels, e["sentinel.json"]],
-        out_model=r["model.keras"], out_sidecar=r["bundle.json"], out_history=r["history.csv"], out_figure=r["deviance.png"],
-        sentinel_path=r["sentinel.json"], threads=2,
-    )
+    r = layout.bundle(ttr).under(d)
+    refine_checks = run_refine(study, cell=ttr, **data, source=layout.refined_from(ttr).under(d), out=r, threads=2)
     # phase F: reconstruct the view's test region with both bundles
     recons = {}
-    for method, bundle in (("PtychoPINN", e), ("PtychoPINN_TTR", r)):
-        recons[method] = str(d / f"{method}.recon.npz")
-        run_reconstruct_network(
-            study, method=method, dose=DOSE, view_name=VIEW, seed=seed, test_path=p["test.npz"], view_path=p["view.npz"],
-            model_path=bundle["model.keras"], sidecar_path=bundle["bundle.json"],
-            input_sentinels=[*data_sentinels, bundle["sentinel.json"]], out_recon=recons[method],
-            sentinel_path=str(d / f"{method}.sentinel.json"),
-        )
+    for method_cell, bundle in ((pinn, e), (ttr, r)):
+        out = layout.reconstruction(method_cell).under(d)
+        run_reconstruct_network(study, cell=method_cell, **data, bundle=bundle, out=out)
+        recons[method_cell.method] = out.recon
 
     # score as steps.score.run_score does: one region, one alignment policy, amplitude raw
     gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
@@ -192,13 +179,13 @@ def test_training_sentinel_records_a_decreasing_finite_loss(pipeline):
     assert np.isfinite(checks["initial_loss"]) and np.isfinite(checks["final_loss"])
     assert checks["final_loss"] < checks["initial_loss"]
     assert checks["reload_max_abs_difference"] <= 1e-5
-    assert verify_sentinel(pipeline["paths"]["e"]["sentinel.json"])["checks"]["epochs_run"] == checks["epochs_run"]
+    assert verify_sentinel(pipeline["paths"]["e"].sentinel)["checks"]["epochs_run"] == checks["epochs_run"]
 
 
 def test_bundles_record_how_they_were_computed(pipeline):
     """The trained and the refined bundle record the body's precision, the dtype policies used, XLA and the devices."""
     for key in ("e", "r"):
-        side = json.loads(open(pipeline["paths"][key]["bundle.json"]).read())
+        side = json.loads(open(pipeline["paths"][key].sidecar).read())
         assert side["architecture"]["precision"] == "mixed_bfloat16"  # the schema's default
         compute = side["compute"]
         assert compute["dtype_policies"] == ["float32", "mixed_bfloat16"]  # the body, and the head and physics

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ import pytest
 from cells import simulate_cell
 from scipy.ndimage import binary_erosion
 
+from ptycho_core import layout
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import register_translation, remove_global_phase
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
@@ -152,14 +154,14 @@ def _require_ptychi_venv() -> None:
         )
 
 
-def _cli(study_json, p, out, sentinel, log, sentinels=None):
+def _cli(study_json, p, root, log):
+    """The PtyChi program on ``p``'s cell of the study directory ``root`` (its inputs and output at their layout places)."""
+    cell = p["cell"]
     cmd = [
         str(PTYCHI_PYTHON), "-m", "ptycho_core.steps.reconstruct_ptychi",
         "--config-json", study_json,
-        "--dose", repr(DOSE), "--view", "dense", "--seed", "0",
-        "--test", p["test.npz"], "--view-file", p["view.npz"],
-        "--sentinels", *(sentinels or [p["c.json"], p["d.json"]]),
-        "--out", out, "--sentinel", sentinel, "--log", log, "--threads", "2",
+        "--dose", cell.dose, "--view", cell.view, "--seed", str(cell.seed), "--method", "PtyChi",
+        "--root", str(root), "--log", log, "--threads", "2",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, check=False)
@@ -181,11 +183,12 @@ def reconstructed(simulated):
     if not PTYCHI_PYTHON.exists():
         return None
     d, study, study_json, p = simulated
-    out, sentinel, log = str(d / "recon.npz"), str(d / "recon.json"), str(d / "recon.log")
-    result = _cli(study_json, p, out, sentinel, log)
+    cell = p["cell"].with_method("PtyChi")
+    recon, log = layout.reconstruction(cell).under(d), str(d / layout.log("reconstruct_ptychi", cell))
+    result = _cli(study_json, p, d, log)
     log_text = Path(log).read_text() if Path(log).exists() else ""
     assert result.returncode == 0, f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
-    return d, study, p, out, sentinel
+    return d, study, p, recon.recon, recon.sentinel
 
 
 def test_high_dose_reconstruction_matches_the_ground_truth(reconstructed):
@@ -236,14 +239,16 @@ def test_sentinel_verifies_and_records_the_run(reconstructed):
 
 def test_cli_refuses_inputs_that_changed_after_their_sentinel(simulated, tmp_path):
     _require_ptychi_venv()
-    _, _, study_json, p = simulated
-    sentinel = json.loads(Path(p["c.json"]).read_text())
+    d, _, study_json, p = simulated
+    copy = tmp_path / "study"  # the study directory without any reconstruction or log of an earlier test
+    shutil.copytree(d, copy, ignore=shutil.ignore_patterns("reconstruct", layout.LOGS))
+    tampered = Path(layout.simulated(p["cell"]).under(copy).sentinel)
+    sentinel = json.loads(tampered.read_text())
     for entry in sentinel["outputs"]:
         entry["sha256"] = "0" * 64  # as if test.npz had changed since phase C checked it
-    tampered = tmp_path / "c.json"
     tampered.write_text(json.dumps(sentinel))
-    out, log = tmp_path / "recon.npz", tmp_path / "recon.log"
-    result = _cli(study_json, p, str(out), str(tmp_path / "recon.json"), str(log), sentinels=[str(tampered), p["d.json"]])
+    out, log = Path(layout.reconstruction(p["cell"].with_method("PtyChi")).under(copy).recon), tmp_path / "recon.log"
+    result = _cli(study_json, p, copy, str(log))
     assert result.returncode != 0
     assert "changed" in log.read_text()
     assert not out.exists()

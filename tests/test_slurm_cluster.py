@@ -2,10 +2,10 @@
 
 scripts/slurm_local.sh starts a single-node SLURM on this machine from Debian
 packages (munged, slurmctld, slurmd; root, no systemd, one fake GPU). The tests
-then run phases C to E of the test-sized study through the SLURM profile (every
+then run simulation, views and training of the test-sized study through the SLURM profile (every
 job submitted with sbatch) and the same target locally, and check that
 
-- the outputs of the deterministic phases C and D are byte-identical;
+- the outputs of the deterministic simulation and views are byte-identical;
 - every training job was submitted with `sbatch ... --gpus=1` and SLURM recorded
   the GPU (TresPerJob=gres:gpu:1), while no other job asked for one;
 - a job that fails under SLURM is reported with its SLURM log path, and a rerun
@@ -41,14 +41,21 @@ from pathlib import Path
 
 import pytest
 
+from ptycho_core import layout
 from ptycho_core.config import load_study
+from ptycho_core.methods import TRAINED_METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 SLURM_PROFILE = REPO / "profiles" / "slurm"
 SLURM_LOCAL = REPO / "scripts" / "slurm_local.sh"
-TARGET = "phase_e"  # phases C, D and E: 15 jobs, 8 of them GPU training jobs
+# simulation, views and training: every trained bundle's sentinel (the training jobs are the GPU jobs)
+TARGETS = [
+    layout.bundle(cell.with_method(m)).sentinel
+    for cell in layout.cells(load_study(REPO / "config" / "test.yaml"))
+    for m in TRAINED_METHODS
+]
 LIMIT_S = {"start": 900, "cluster": 600, "local": 600, "failure": 300, "rerun": 300, "uninstall": 600}
 SLURM_STATE = Path(os.environ.get("SLURM_LOCAL_STATE", "/var/lib/slurm-local"))
 # what start may add to the machine and uninstall must take away again
@@ -94,11 +101,11 @@ def snakemake_slurm(workdir: Path, *args: str) -> list[str]:
 
 
 def deterministic_outputs(workdir: Path) -> dict[str, str]:
-    """sha256 of the outputs of phases C and D that must not depend on where they ran."""
+    """sha256 of the simulated sets and views, which must not depend on where they ran."""
     files = sorted(
-        [*workdir.glob("results/phase_c/**/*.npz"),
-         *workdir.glob("results/phase_d/**/view.npz"),
-         *workdir.glob("results/phase_d/**/overlap_metrics.json")]
+        [*workdir.glob("results/simulate/**/*.npz"),
+         *workdir.glob("results/views/**/view.npz"),
+         *workdir.glob("results/views/**/overlap_metrics.json")]
     )
     return {str(f.relative_to(workdir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
@@ -227,7 +234,7 @@ def slurm_run(cluster, tmp_path_factory):
         return {"error": cluster["why"]}
     workdir = deploy(tmp_path_factory.mktemp("slurm_study"))
     log = workdir / "snakemake_slurm.log"
-    rc, out, wall = run_logged(snakemake_slurm(workdir, "--verbose", TARGET), log, LIMIT_S["cluster"], workdir)
+    rc, out, wall = run_logged(snakemake_slurm(workdir, "--verbose", *TARGETS), log, LIMIT_S["cluster"], workdir)
     return {"workdir": workdir, "rc": rc, "output": out, "wall": wall, "log": log}
 
 
@@ -238,7 +245,7 @@ def local_run(cluster, tmp_path_factory):
         return {"error": cluster["why"]}
     workdir = deploy(tmp_path_factory.mktemp("local_study"))
     log = workdir / "snakemake_local.log"
-    cmd = [SNAKEMAKE, "-s", SNAKEFILE, "-d", workdir, "--cores", "2", TARGET]
+    cmd = [SNAKEMAKE, "-s", SNAKEFILE, "-d", workdir, "--cores", "2", *TARGETS]
     rc, out, wall = run_logged(cmd, log, LIMIT_S["local"], workdir)
     return {"workdir": workdir, "rc": rc, "output": out, "wall": wall, "log": log}
 
@@ -253,7 +260,7 @@ def require(run):
 def test_study_through_slurm_matches_local_run(slurm_run, local_run):
     require(slurm_run)
     require(local_run)
-    print(f"\nwall time, {TARGET} of the test study: SLURM profile {slurm_run['wall']:.0f} s, "
+    print(f"\nwall time, simulation to training of the test study: SLURM profile {slurm_run['wall']:.0f} s, "
           f"local run (--cores 2) {local_run['wall']:.0f} s")
     cluster, local = deterministic_outputs(slurm_run["workdir"]), deterministic_outputs(local_run["workdir"])
     study = load_study(REPO / "config" / "test.yaml")
@@ -263,11 +270,11 @@ def test_study_through_slurm_matches_local_run(slurm_run, local_run):
     assert sorted(cluster) == sorted(local)
     differ = [name for name in cluster if cluster[name] != local[name]]
     assert not differ, (
-        f"phase C/D outputs differ between the SLURM and the local run: {differ} "
+        f"simulated sets and views differ between the SLURM and the local run: {differ} "
         "(the provenance code_version inside them differs too if a commit landed between the runs)"
     )
     for method in ("PtychoPINN", "Baseline"):
-        assert len(list(slurm_run["workdir"].glob(f"results/phase_e/{method}/*/*/*/sentinel.json"))) == n_cells * len(study.views)
+        assert len(list(slurm_run["workdir"].glob(f"results/networks/*/*/*/{method}/sentinel.json"))) == n_cells * len(study.views)
 
 
 def test_training_jobs_are_submitted_with_a_gpu(slurm_run):
@@ -317,8 +324,8 @@ def test_failed_slurm_job_is_reported_and_rerun_resumes(slurm_run):
     require(slurm_run)
     workdir = slurm_run["workdir"]
     study = load_study(REPO / "config" / "test.yaml")
-    cell = f"results/phase_f/dose_{next(iter(study.dose_labels()))}/view_{study.views[-1].name}/seed_{study.seeds[0]}"
-    targets = [f"{cell}/PtyChi/recon.npz", f"{cell}/Baseline/recon.npz"]
+    cell = layout.Cell(next(iter(study.dose_labels())), study.seeds[0], study.views[-1].name)
+    targets = [layout.reconstruction(cell.with_method(m)).recon for m in ("PtyChi", "Baseline")]
     broken = dict(os.environ, PTYCHI_PYTHON="/nonexistent/ptychi/bin/python")
 
     rc, out, wall = run_logged(snakemake_slurm(workdir, *targets), workdir / "snakemake_failure.log",
@@ -342,6 +349,6 @@ def test_failed_slurm_job_is_reported_and_rerun_resumes(slurm_run):
     assert job_stats(out) == {"reconstruct_ptychi": 1}, out[-3000:]
     assert (workdir / targets[0]).is_file()
 
-    proc = subprocess.run([*map(str, snakemake_slurm(workdir, *targets, TARGET)), "-n"],
+    proc = subprocess.run([*map(str, snakemake_slurm(workdir, *targets, *TARGETS)), "-n"],
                           capture_output=True, text=True, timeout=300, cwd=workdir)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, proc.stderr[-3000:]

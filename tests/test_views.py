@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ptycho_core.config import ConfigError, GroupingConfig, study_from_dict
+from ptycho_core import layout
+from ptycho_core.config import ConfigError, GroupingConfig, dose_label, study_from_dict
 from ptycho_core.io.datasets import SCHEMA_VERSION, load_diffraction_set
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
+from ptycho_core.io.records import OVERLAP_METRICS_VERSION, OVERLAP_RECORD
 from ptycho_core.io.sentinel import ArtifactCheckError, verify_sentinel
 from ptycho_core.io.view_index import ViewIndex, load_view, save_view
 from ptycho_core.physics.simulate import make_geometry
@@ -72,7 +74,8 @@ def build(study, seed: int, view: str, split: str, rng=None):
     if rng is None:
         rng = np.random.default_rng(group_entropy(seed, view, split))
     sv = build_split_view(
-        x, y, index, geo.scan.grid_shape, study.stride_chain(view), geo.scan.step, geo.probe_diameter, study.grouping, split, rng
+        x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=study.stride_chain(view), step=geo.scan.step,
+        probe_diameter=geo.probe_diameter, grouping=study.grouping, split=split, rng=rng,
     )
     return geo, np.column_stack([x, y]), sv
 
@@ -176,7 +179,8 @@ def test_test_groups_draw_no_random_numbers(pattern, view):
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     c = build_split_view(
-        x, y, index, geo.scan.grid_shape, study.stride_chain(view), geo.scan.step, geo.probe_diameter, study.grouping, "test", None
+        x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=study.stride_chain(view), step=geo.scan.step,
+        probe_diameter=geo.probe_diameter, grouping=study.grouping, split="test", rng=None,
     )
     np.testing.assert_array_equal(a.groups, b.groups)
     np.testing.assert_array_equal(a.groups, c.groups)
@@ -224,7 +228,8 @@ def hand_view(points, split, K=6, cap=2, radius=1.5, rng_seed=0):
     pts = np.asarray(points, dtype=float)
     g = GroupingConfig(gridsize=2, K=K, max_radius_diameters=1.0, train_groups_per_position=cap)
     return build_split_view(
-        pts[:, 0], pts[:, 1], np.arange(len(pts), dtype=np.int64), None, (1,), 1.0, radius, g, split, np.random.default_rng(rng_seed)
+        pts[:, 0], pts[:, 1], scan_index=np.arange(len(pts), dtype=np.int64), grid_shape=None, stride_chain=(1,), step=1.0,
+        probe_diameter=radius, grouping=g, split=split, rng=np.random.default_rng(rng_seed),
     )
 
 
@@ -347,7 +352,7 @@ def test_build_split_view_refuses_a_non_positive_probe_diameter(D):
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     with pytest.raises(InfeasibleViewError, match="D > 0"):
-        build_split_view(x, y, index, geo.scan.grid_shape, (1,), geo.scan.step, D, study.grouping, "test", None)
+        build_split_view(x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=(1,), step=geo.scan.step, probe_diameter=D, grouping=study.grouping, split="test", rng=None)
 
 
 def test_build_split_view_refuses_K_below_C():
@@ -356,7 +361,7 @@ def test_build_split_view_refuses_K_below_C():
     x, y, index = split_arrays(geo, "test")
     g = GroupingConfig(gridsize=2, K=3, max_radius_diameters=1.0, train_groups_per_position=2)
     with pytest.raises(InfeasibleViewError, match="K >= C"):
-        build_split_view(x, y, index, geo.scan.grid_shape, (1,), geo.scan.step, geo.probe_diameter, g, "test", None)
+        build_split_view(x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=(1,), step=geo.scan.step, probe_diameter=geo.probe_diameter, grouping=g, split="test", rng=None)
 
 
 @pytest.mark.parametrize("grid", [(20, 20), None])
@@ -364,7 +369,7 @@ def test_an_empty_view_is_refused(grid):
     study = make_study()
     empty = np.zeros(0)
     with pytest.raises(InfeasibleViewError, match="keeps 0 of 0 positions"):
-        build_split_view(empty, empty, np.zeros(0, np.int64), grid, (1,), 2.8, 9.3, study.grouping, "test", None)
+        build_split_view(empty, empty, scan_index=np.zeros(0, np.int64), grid_shape=grid, stride_chain=(1,), step=2.8, probe_diameter=9.3, grouping=study.grouping, split="test", rng=None)
 
 
 def test_a_stride_that_empties_a_split_is_refused():
@@ -372,7 +377,7 @@ def test_a_stride_that_empties_a_split_is_refused():
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     with pytest.raises(InfeasibleViewError, match=r"test split: the view \(stride 64\) keeps 0 of"):
-        build_split_view(x, y, index, geo.scan.grid_shape, (1, 64), geo.scan.step, geo.probe_diameter, study.grouping, "test", None)
+        build_split_view(x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=(1, 64), step=geo.scan.step, probe_diameter=geo.probe_diameter, grouping=study.grouping, split="test", rng=None)
 
 
 # --------------------------------------------------------------------------
@@ -382,34 +387,22 @@ def test_a_stride_that_empties_a_split_is_refused():
 DOSES = (1000.0, 100000.0)
 
 
-def _inputs(c: Path) -> dict:
-    """The phase C inputs of run_view in cell directory ``c``."""
-    return dict(train_path=c / "train.npz", test_path=c / "test.npz", phase_c_sentinel=c / "sentinel.json")
-
-
 @pytest.fixture(scope="module")
 def phase_d_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("phase_d").resolve()
     study = make_study(doses=list(DOSES), seeds=[0])
-    gt, gt_sentinel = root / "ground_truth.npz", root / "ground_truth.sentinel.json"
-    phase_c.run_ground_truth(study, out_path=gt, sentinel_path=gt_sentinel)
-    cells = {}
+    gt = layout.ground_truth().under(root)
+    phase_c.run_ground_truth(study, out=gt)
+    cells = {}  # dose -> the simulated files of that dose (seed 0)
     for dose in DOSES:
-        c = root / f"dose_{dose:g}"
-        c.mkdir()
-        phase_c.run_simulate(
-            study, dose=dose, seed=0, ground_truth=gt, ground_truth_sentinel=gt_sentinel, out_train=c / "train.npz",
-            out_test=c / "test.npz", out_preview=c / "preview.png", sentinel_path=c / "sentinel.json",
-        )
-        cells[dose] = c
+        cell = layout.Cell(dose_label(dose), 0)
+        cells[dose] = layout.simulated(cell).under(root)
+        phase_c.run_simulate(study, cell=cell, ground_truth=gt, out=cells[dose])
 
     def run(dose, view, tag=""):
-        c = cells[dose]
-        out = {k: c / f"{view}{tag}.{k}" for k in ("npz", "json", "png", "sentinel.json")}
-        metrics = phase_d.run_view(
-            study, view_name=view, dose=dose, seed=0, **_inputs(c), out_view=out["npz"], out_metrics=out["json"],
-            out_figure=out["png"], sentinel_path=out["sentinel.json"],
-        )
+        cell = layout.Cell(dose_label(dose), 0, view)
+        out = layout.view(cell).under(root / tag if tag else root)  # a repeated run goes to another study directory
+        metrics = phase_d.run_view(study, cell=cell, simulated=cells[dose], out=out)
         return metrics, out
 
     results = {(dose, view): run(dose, view) for dose in DOSES for view in ("dense", "sparse")}
@@ -420,11 +413,11 @@ def phase_d_run(tmp_path_factory):
 def test_counts_are_taken_before_the_view_filters(phase_d_run):
     study, cells, results, _ = phase_d_run
     for dose in DOSES:
-        train = load_diffraction_set(cells[dose] / "train.npz")
-        test = load_diffraction_set(cells[dose] / "test.npz")
+        train = load_diffraction_set(cells[dose].train)
+        test = load_diffraction_set(cells[dose].test)
         for view in ("dense", "sparse"):
             metrics, out = results[(dose, view)]
-            v = load_view(out["npz"], n_train=train.n, n_test=test.n)
+            v = load_view(out.view, n_train=train.n, n_test=test.n)
             assert metrics["n_base_scan"] == train.metadata["scan"]["n_base"]
             for name, ds, rows in (("train", train, v.train_index), ("test", test, v.test_index)):
                 m = metrics["splits"][name]
@@ -441,8 +434,8 @@ def test_counts_are_taken_before_the_view_filters(phase_d_run):
 def test_phase_d_views_are_nested_and_cover_the_test_rows(phase_d_run):
     study, cells, results, _ = phase_d_run
     for dose in DOSES:
-        dense = load_view(results[(dose, "dense")][1]["npz"])
-        sparse = load_view(results[(dose, "sparse")][1]["npz"])
+        dense = load_view(results[(dose, "dense")][1].view)
+        sparse = load_view(results[(dose, "sparse")][1].view)
         for split in ("train", "test"):
             assert set(getattr(sparse, f"{split}_index").tolist()) < set(getattr(dense, f"{split}_index").tolist())
         for v in (dense, sparse):
@@ -453,11 +446,11 @@ def test_phase_d_views_are_nested_and_cover_the_test_rows(phase_d_run):
 def test_phase_d_groups_stay_within_the_recorded_radius(phase_d_run):
     study, cells, results, _ = phase_d_run
     for (dose, view), (metrics, out) in ((k, v) for k, v in results.items() if len(k) == 2):
-        v = load_view(out["npz"])
+        v = load_view(out.view)
         radius = v.metadata["neighbour_radius_px"]
         assert radius == pytest.approx(study.grouping.max_radius_diameters * metrics["probe_diameter_px"], rel=1e-12)
         for split in ("train", "test"):
-            ds = load_diffraction_set(cells[dose] / f"{split}.npz")
+            ds = load_diffraction_set(getattr(cells[dose], split))
             pos = np.column_stack([ds.xcoords, ds.ycoords])
             groups = getattr(v, f"{split}_groups")
             d = np.linalg.norm(pos[groups] - pos[groups[:, :1]], axis=-1)
@@ -469,16 +462,16 @@ def test_phase_d_is_deterministic(phase_d_run):
     _, _, results, _ = phase_d_run
     m1, a = results[(DOSES[0], "sparse")]
     m2, b = results[(DOSES[0], "sparse", "again")]
-    assert a["npz"].read_bytes() == b["npz"].read_bytes()
-    assert a["json"].read_bytes() == b["json"].read_bytes()
+    assert Path(a.view).read_bytes() == Path(b.view).read_bytes()
+    assert Path(a.overlap).read_bytes() == Path(b.overlap).read_bytes()
     assert m1 == m2
 
 
 def test_groups_depend_only_on_seed_view_and_split_not_on_dose(phase_d_run):
     _, _, results, _ = phase_d_run
     for view in ("dense", "sparse"):
-        a = load_view(results[(DOSES[0], view)][1]["npz"])
-        b = load_view(results[(DOSES[1], view)][1]["npz"])
+        a = load_view(results[(DOSES[0], view)][1].view)
+        b = load_view(results[(DOSES[1], view)][1].view)
         for key in ("train_index", "test_index", "train_groups", "test_groups"):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
         assert a.metadata["dose"] != b.metadata["dose"]
@@ -487,7 +480,7 @@ def test_groups_depend_only_on_seed_view_and_split_not_on_dose(phase_d_run):
 def test_phase_d_groups_match_the_geometry_level_build(phase_d_run):
     """What run_view persists is what check_views_feasible built at load: one construction."""
     study, _, results, _ = phase_d_run
-    v = load_view(results[(DOSES[0], "sparse")][1]["npz"])
+    v = load_view(results[(DOSES[0], "sparse")][1].view)
     for split in ("train", "test"):
         _, _, sv = build(study, 0, "sparse", split)
         np.testing.assert_array_equal(getattr(v, f"{split}_index"), sv.index)
@@ -497,25 +490,26 @@ def test_phase_d_groups_match_the_geometry_level_build(phase_d_run):
 def test_phase_d_records_K_C_the_rule_and_the_stream(phase_d_run):
     study, cells, results, _ = phase_d_run
     metrics, out = results[(DOSES[0], "sparse")]
-    meta = load_view(out["npz"]).metadata
+    meta = load_view(out.view).metadata
     g = study.grouping
     assert (meta["C"], meta["K"], meta["gridsize"]) == (g.C, g.K, g.gridsize) == (4, 6, 2)
     assert meta["train_groups_per_position"] == g.train_groups_per_position
     assert meta["view"] == "sparse" and meta["stride"] == 2 and meta["stride_chain"] == [1, 2]
     assert meta["rng"]["train_groups"] == group_entropy(0, "sparse", "train")
     assert meta["provenance"]["config_hash"] == study.config_hash()
-    assert meta["sources"]["train"]["path"] == str(cells[DOSES[0]] / "train.npz")
+    assert meta["sources"]["train"]["path"] == str(cells[DOSES[0]].train)
     assert (metrics["C"], metrics["K"]) == (4, 6)
-    on_disk = json.loads(out["json"].read_text())
-    assert on_disk == metrics
+    on_disk = json.loads(Path(out.overlap).read_text())
+    assert on_disk == metrics == OVERLAP_RECORD.read(out.overlap)  # the overlap record's contract holds
+    assert on_disk["metrics_version"] == OVERLAP_METRICS_VERSION
     for split in ("train", "test"):
         m = on_disk["splits"][split]
-        for key in ("metric_1_group", "metric_2_neighbours", "metric_3_group_centres", "linear_overlap"):
+        for key in ("group_overlap", "neighbour_overlap", "group_centre_overlap", "linear_overlap"):
             assert 0.0 <= m[key] <= 1.0, (split, key, m[key])
         assert m["linear_overlap"] == pytest.approx(1 - 2 * metrics["base_step_px"] / metrics["probe_diameter_px"], abs=1e-12)
         assert m["max_non_overlapping_footprints"] >= 1
-    sentinel = verify_sentinel(out["sentinel.json"])
-    assert {Path(o["path"]).name for o in sentinel["outputs"]} == {"sparse.npz", "sparse.json", "sparse.png"}
+    sentinel = verify_sentinel(out.sentinel)
+    assert {Path(o["path"]).name for o in sentinel["outputs"]} == {"view.npz", "overlap_metrics.json", "positions.png"}
     assert sentinel["checks"]["test_fraction_covered"] == 1.0
 
 
@@ -523,21 +517,27 @@ def test_dense_view_overlaps_more_than_sparse(phase_d_run):
     _, _, results, _ = phase_d_run
     dense, sparse = results[(DOSES[0], "dense")][0], results[(DOSES[0], "sparse")][0]
     for split in ("train", "test"):
-        for key in ("metric_2_neighbours", "linear_overlap"):
+        for key in ("neighbour_overlap", "linear_overlap"):
             assert dense["splits"][split][key] > sparse["splits"][split][key]
 
 
 def test_phase_d_refuses_a_dose_or_seed_that_is_not_the_files(phase_d_run, tmp_path):
     study, cells, _, _ = phase_d_run
-    c = cells[DOSES[0]]
-    out = dict(zip(("out_view", "out_metrics", "out_figure", "sentinel_path"), (tmp_path / n for n in ("v.npz", "m.json", "f.png", "s.json"))))
+    simulated = cells[DOSES[0]]  # the files of dose DOSES[0], seed 0
+    label = dose_label(DOSES[0])
+    outs = []
+
+    def run(cell):
+        outs.append(layout.view(cell).under(tmp_path))
+        phase_d.run_view(study, cell=cell, simulated=simulated, out=outs[-1])
+
     with pytest.raises(ArtifactCheckError, match="dose and seed"):
-        phase_d.run_view(study, view_name="sparse", dose=DOSES[1], seed=0, **_inputs(c), **out)
+        run(layout.Cell(dose_label(DOSES[1]), 0, "sparse"))
     with pytest.raises(ArtifactCheckError, match="dose and seed"):
-        phase_d.run_view(study, view_name="sparse", dose=DOSES[0], seed=1, **_inputs(c), **out)
+        run(layout.Cell(label, 1, "sparse"))
     with pytest.raises(KeyError, match="nope"):
-        phase_d.run_view(study, view_name="nope", dose=DOSES[0], seed=0, **_inputs(c), **out)
-    assert not any(p.exists() for p in out.values())
+        run(layout.Cell(label, 0, "nope"))
+    assert not any(Path(p).exists() for out in outs for p in out)
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""End-to-end: run the workflow's phase C on the test-sized study with Snakemake."""
+"""End-to-end: run the test-sized study with Snakemake, from simulation to report (paths: ptycho_core.layout)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ptycho_core import layout
 from ptycho_core.config import load_study
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.io.records import OVERLAP_METRICS_VERSION
 from ptycho_core.io.sentinel import verify_sentinel
 from ptycho_core.io.view_index import load_view
 from ptycho_core.methods import Method
-from ptycho_core.sampling.overlap import METRICS_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -41,30 +42,30 @@ def deploy(tmp_path: Path, config_text: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def phase_c_run(tmp_path_factory):
-    """The whole test-sized study, phases C to G (the default target)."""
+def study_run(tmp_path_factory):
+    """The whole test-sized study, simulation to report (the default target)."""
     workdir = deploy(tmp_path_factory.mktemp("study"), (REPO / "config" / "test.yaml").read_text())
     proc = run_snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir
 
 
-def test_phase_c_outputs_and_sentinels(phase_c_run):
-    workdir = phase_c_run
+def test_simulate_outputs_and_sentinels(study_run):
+    workdir = study_run
     study = load_study(workdir / "config" / "config.yaml")
-    gt = load_ground_truth(workdir / "results/phase_c/ground_truth.npz")
+    gt = load_ground_truth(workdir / layout.ground_truth().obj)
     assert gt.obj.shape == (study.object.size, study.object.size)
-    verify_sentinel(workdir / "results/phase_c/ground_truth.sentinel.json", root=workdir)
+    verify_sentinel(workdir / layout.ground_truth().sentinel, root=workdir)
     if study.object.train_seed is not None:
-        train_obj = load_ground_truth(workdir / "results/phase_c/training_object.npz")
-        verify_sentinel(workdir / "results/phase_c/training_object.sentinel.json", root=workdir)
+        train_obj = load_ground_truth(workdir / layout.ground_truth(training=True).obj)
+        verify_sentinel(workdir / layout.ground_truth(training=True).sentinel, root=workdir)
         assert train_obj.metadata["object"]["seed"] == study.object.train_seed != gt.metadata["object"]["seed"]
         assert not np.allclose(train_obj.obj, gt.obj)
-    assert (workdir / "logs/phase_c/ground_truth.log").is_file()
-    assert (workdir / "benchmarks/phase_c/ground_truth.tsv").is_file()
+    assert (workdir / "logs/ground_truth.log").is_file()
+    assert (workdir / "benchmarks/ground_truth.tsv").is_file()
     for label, dose in study.dose_labels().items():
         for seed in study.seeds:
-            cell = workdir / f"results/phase_c/dose_{label}/seed_{seed}"
+            cell = workdir / f"results/simulate/dose_{label}/seed_{seed}"  # the layout, spelled out once here
             sentinel = verify_sentinel(cell / "sentinel.json", root=workdir)
             outputs = {Path(o["path"]).name for o in sentinel["outputs"]}
             assert outputs == {"train.npz", "test.npz", "preview.png"}
@@ -80,48 +81,48 @@ def test_phase_c_outputs_and_sentinels(phase_c_run):
             assert train.N == test.N == study.N
             assert train.metadata["provenance"]["config_hash"] == study.config_hash()
             assert (cell / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-            assert (workdir / f"logs/phase_c/dose_{label}/seed_{seed}/simulate.log").is_file()
-            assert (workdir / f"benchmarks/phase_c/dose_{label}/seed_{seed}/simulate.tsv").is_file()
+            assert (workdir / f"logs/simulate/dose_{label}/seed_{seed}.log").is_file()
+            assert (workdir / f"benchmarks/simulate/dose_{label}/seed_{seed}.tsv").is_file()
 
 
-def test_phase_d_views_groups_and_metrics(phase_c_run):
-    workdir = phase_c_run
+def test_views_groups_and_metrics(study_run):
+    workdir = study_run
     study = load_study(workdir / "config" / "config.yaml")
     for label in study.dose_labels():
         for seed in study.seeds:
             cells = {}
             for view in study.views:
-                cell = workdir / f"results/phase_d/dose_{label}/view_{view.name}/seed_{seed}"
+                cell = workdir / f"results/views/dose_{label}/view_{view.name}/seed_{seed}"
                 sentinel = verify_sentinel(cell / "sentinel.json", root=workdir)
                 assert {Path(o["path"]).name for o in sentinel["outputs"]} == {"view.npz", "overlap_metrics.json", "positions.png"}
-                train = load_diffraction_set(workdir / f"results/phase_c/dose_{label}/seed_{seed}/train.npz")
-                test = load_diffraction_set(workdir / f"results/phase_c/dose_{label}/seed_{seed}/test.npz")
+                sim = layout.simulated(layout.Cell(label, seed))
+                train, test = load_diffraction_set(workdir / sim.train), load_diffraction_set(workdir / sim.test)
                 v = load_view(cell / "view.npz", n_train=train.n, n_test=test.n)
                 metrics = json.loads((cell / "overlap_metrics.json").read_text())
-                assert metrics["metrics_version"] == METRICS_VERSION
+                assert metrics["metrics_version"] == OVERLAP_METRICS_VERSION
                 for split, ds in (("train", train), ("test", test)):
                     m = metrics["splits"][split]
                     assert m["n_before_view"] == ds.n
                     assert m["n_view"] == getattr(v, f"{split}_index").size
-                    assert 0 < m["metric_2_neighbours"] < 1 and 0 < m["metric_1_group"] < 1
+                    assert 0 < m["neighbour_overlap"] < 1 and 0 < m["group_overlap"] < 1
                     assert m["linear_overlap"] == pytest.approx(1 - view.stride * study.scan.step_fraction)
                 assert set(v.test_index) <= set(v.test_groups.ravel())
-                assert (workdir / f"logs/phase_d/dose_{label}/view_{view.name}/seed_{seed}/views.log").is_file()
-                assert (workdir / f"benchmarks/phase_d/dose_{label}/view_{view.name}/seed_{seed}/views.tsv").is_file()
+                assert (workdir / f"logs/views/dose_{label}/view_{view.name}/seed_{seed}.log").is_file()
+                assert (workdir / f"benchmarks/views/dose_{label}/view_{view.name}/seed_{seed}.tsv").is_file()
                 cells[view.name] = (v, metrics)
             dense, sparse = cells["dense"], cells["sparse"]
             assert set(sparse[0].train_index) < set(dense[0].train_index)
             assert set(sparse[0].test_index) < set(dense[0].test_index)
-            assert sparse[1]["splits"]["test"]["metric_2_neighbours"] < dense[1]["splits"]["test"]["metric_2_neighbours"]
+            assert sparse[1]["splits"]["test"]["neighbour_overlap"] < dense[1]["splits"]["test"]["neighbour_overlap"]
 
 
-def test_phase_e_bundles_history_and_sentinels(phase_c_run):
-    workdir = phase_c_run
+def test_trained_bundles_history_and_sentinels(study_run):
+    workdir = study_run
     study = load_study(workdir / "config" / "config.yaml")
     for method in ("PtychoPINN", "Baseline"):
         for label in study.dose_labels():
             for view in study.views:
-                cell = workdir / f"results/phase_e/{method}/dose_{label}/view_{view.name}/seed_0"
+                cell = workdir / f"results/networks/dose_{label}/view_{view.name}/seed_0/{method}"
                 sentinel = verify_sentinel(cell / "sentinel.json", root=workdir)
                 checks = sentinel["checks"]
                 assert checks["final_loss"] < checks["initial_loss"]
@@ -134,41 +135,45 @@ def test_phase_e_bundles_history_and_sentinels(phase_c_run):
                 header = history[0].split(",")
                 assert header[0] == "epoch" and "loss" in header and "val_loss" in header
                 assert len(history) == checks["epochs_run"] + 1
-                log = (workdir / f"logs/phase_e/{method}/dose_{label}/view_{view.name}/seed_0/train.log").read_text()
+                log = (workdir / f"logs/train/dose_{label}/view_{view.name}/seed_0/{method}.log").read_text()
                 assert "Epoch 1/" in log
-                assert (workdir / f"benchmarks/phase_e/{method}/dose_{label}/view_{view.name}/seed_0/train.tsv").is_file()
+                assert (workdir / f"benchmarks/train/dose_{label}/view_{view.name}/seed_0/{method}.tsv").is_file()
 
 
-def test_phase_f_every_method_scored_on_the_same_region(phase_c_run):
-    workdir = phase_c_run
+def test_every_method_scored_on_the_same_region(study_run):
+    workdir = study_run
     study = load_study(workdir / "config" / "config.yaml")
     for label in study.dose_labels():
         for view in study.views:
-            cell = workdir / f"results/phase_f/dose_{label}/view_{view.name}/seed_0"
-            verify_sentinel(cell / "sentinel.json", root=workdir)
-            rows = [line.split(",") for line in (cell / "metrics.csv").read_text().splitlines()]
+            cell = layout.Cell(label, 0, view.name)
+            scores = layout.scores(cell).under(workdir)
+            verify_sentinel(scores.sentinel, root=workdir)
+            rows = [line.split(",") for line in Path(scores.metrics).read_text().splitlines()]
             assert rows[0] == ["method", "quantity", "metric", "value"]
             assert {r[0] for r in rows[1:]} == ALL_METHODS
             assert all(math.isfinite(float(r[3])) for r in rows[1:])
-            alignment = json.loads((cell / "alignment.json").read_text())
+            alignment = json.loads(Path(scores.alignment).read_text())
             assert set(alignment["methods"]) == ALL_METHODS
             for method in sorted(ALL_METHODS):
-                verify_sentinel(cell / method / "sentinel.json", root=workdir)
-                assert (workdir / f"logs/phase_f/dose_{label}/view_{view.name}/seed_0/{method}/reconstruct.log").is_file()
+                verify_sentinel(layout.reconstruction(cell.with_method(method)).under(workdir).sentinel, root=workdir)
+                rule = Method(method).spec.reconstruct_step
+                assert (workdir / f"logs/{rule}/dose_{label}/view_{view.name}/seed_0/{method}.log").is_file()
             # the refined bundle: fine-tuned from the cell's trained PtychoPINN, on the test counts
-            ttr = verify_sentinel(cell / "PtychoPINN_TTR/bundle/sentinel.json", root=workdir)
+            refined = layout.bundle(cell.with_method("PtychoPINN_TTR")).under(workdir)
+            ttr = verify_sentinel(refined.sentinel, root=workdir)
             assert ttr["checks"]["deviance_best"] < ttr["checks"]["deviance_before"]
-            side = json.loads((cell / "PtychoPINN_TTR/bundle/bundle.json").read_text())
-            trained = json.loads((workdir / f"results/phase_e/PtychoPINN/dose_{label}/view_{view.name}/seed_0/bundle.json").read_text())
+            side = json.loads(Path(refined.sidecar).read_text())
+            trained = json.loads(Path(layout.refined_from(refined_cell := cell.with_method("PtychoPINN_TTR")).under(workdir).sidecar).read_text())
+            assert refined_cell.method == "PtychoPINN_TTR"
             assert side["method"] == "PtychoPINN_TTR" and side["refined_from"]["model_sha256"] == trained["model_sha256"]
             # the rule's threads reach torch (the default profile gives reconstruct_ptychi 1)
-            ptychi = load_recon(cell / "PtyChi" / "recon.npz")
+            ptychi = load_recon(layout.reconstruction(cell.with_method("PtyChi")).under(workdir).recon)
             assert ptychi.metadata["torch_threads"] == 1
 
 
-def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
-    workdir = phase_c_run
-    g = workdir / "results/phase_g"
+def test_report_tables_and_html(study_run, tmp_path):
+    workdir = study_run
+    g = workdir / "results/report"
     verify_sentinel(g / "sentinel.json", root=workdir)
     table = (g / "metrics.csv").read_text().splitlines()
     assert table[0] == "dose,view,seed,method,quantity,metric,value"
@@ -195,25 +200,25 @@ def test_phase_g_report_tables_and_html(phase_c_run, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = html.read_text(errors="replace")
-    assert "Phase G" in text and len(text) > 100_000
+    assert "Study" in text and len(text) > 100_000
     # the landing page leads with the answer: the headline tables and the crossover doses, inline
     assert "phase MS-SSIM of the stitched test region (\\u2605 highest mean)" in text, "no headline table on the landing page"
     assert "Crossover dose (photons per pattern)" in text
     assert "System Message" not in text, "the landing page's reStructuredText has errors"
 
 
-def test_rerun_is_a_no_op(phase_c_run):
-    proc = run_snakemake(phase_c_run, "-n")
+def test_rerun_is_a_no_op(study_run):
+    proc = run_snakemake(study_run, "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_a_missing_artifact_of_any_phase_is_regenerated(phase_c_run):
+def test_a_missing_artifact_of_any_step_is_regenerated(study_run):
     """A deleted reconstruction or bundle file (which no final target reads) makes a plain run redo its job."""
-    workdir = phase_c_run
+    workdir = study_run
     victims = [
-        workdir / "results/phase_f/dose_1e2/view_dense/seed_0/PtychoPINN/recon.npz",
-        workdir / "results/phase_e/Baseline/dose_1e4/view_sparse/seed_0/history.csv",
+        workdir / layout.reconstruction(layout.Cell("1e2", 0, "dense", "PtychoPINN")).recon,
+        workdir / layout.bundle(layout.Cell("1e4", 0, "sparse", "Baseline")).history,
     ]
     saved = {p: (p.read_bytes(), p.stat()) for p in victims}
     try:
@@ -267,13 +272,13 @@ def _rules_to_rerun(workdir: Path) -> tuple[set[str], str]:
     return {r for r in counts if r not in ("all", "total")}, table
 
 
-def test_a_config_change_reruns_exactly_the_rules_that_read_it(phase_c_run, tmp_path):
+def test_a_config_change_reruns_exactly_the_rules_that_read_it(study_run, tmp_path):
     import shutil
 
     import yaml
 
     workdir = tmp_path / "study"
-    shutil.copytree(phase_c_run, workdir, symlinks=True)  # results, logs and .snakemake, times kept
+    shutil.copytree(study_run, workdir, symlinks=True)  # results, logs and .snakemake, times kept
     original = (workdir / "config" / "config.yaml").read_text()
     for change, (edit, expected) in RERUN_SCOPE.items():
         cfg = yaml.safe_load(original)
@@ -288,13 +293,13 @@ def test_a_config_change_reruns_exactly_the_rules_that_read_it(phase_c_run, tmp_
 
 
 def test_a_study_file_defines_its_views_and_doses(tmp_path):
-    """--configfile with one view and two doses: that study runs (phases C and D), not the default's views besides."""
+    """--configfile with one view and two doses: that study runs (simulation and views), not the default's views besides."""
     workdir = deploy(tmp_path, (REPO / "config" / "test.yaml").read_text())
     study_file = tmp_path / "one_view.yaml"
     study_file.write_text("doses: [300.0, 3000.0]\nviews:\n  wide:\n    stride: 1\n")
-    proc = run_snakemake(workdir, "phase_d", "--configfile", str(study_file))  # --configfile takes several files: last
+    proc = run_snakemake(workdir, "all_views", "--configfile", str(study_file))  # --configfile takes several files: last
     assert proc.returncode == 0, proc.stderr[-4000:]
-    views = sorted(p.relative_to(workdir / "results/phase_d").as_posix() for p in (workdir / "results/phase_d").rglob("view.npz"))
+    views = sorted(p.relative_to(workdir / "results/views").as_posix() for p in (workdir / "results/views").rglob("view.npz"))
     assert views == ["dose_3e2/view_wide/seed_0/view.npz", "dose_3e3/view_wide/seed_0/view.npz"]
 
 
@@ -311,7 +316,7 @@ def test_a_study_file_defines_its_views_and_doses(tmp_path):
 )
 def test_bad_config_fails_before_any_job(tmp_path, bad, expected):
     workdir = deploy(tmp_path, bad)
-    proc = run_snakemake(workdir, "phase_c")
+    proc = run_snakemake(workdir, "all_simulate")
     assert proc.returncode != 0
     assert expected in proc.stderr + proc.stdout
     assert not (workdir / "results").exists()
@@ -326,12 +331,12 @@ LIBRARY_EDITS = {
 }
 
 
-def test_a_library_edit_reruns_the_jobs_whose_step_can_load_it(phase_c_run, tmp_path):
+def test_a_library_edit_reruns_the_jobs_whose_step_can_load_it(study_run, tmp_path):
     """Snakemake run on an edited copy of ptycho_core (first on PYTHONPATH): its code-hash params rerun exactly the importers."""
     import shutil
 
     workdir = tmp_path / "study"
-    shutil.copytree(phase_c_run, workdir, symlinks=True)
+    shutil.copytree(study_run, workdir, symlinks=True)
     for edited, expected in LIBRARY_EDITS.items():
         lib = tmp_path / edited.replace("/", "_")
         shutil.copytree(REPO / "ptycho_core", lib / "ptycho_core", ignore=shutil.ignore_patterns("__pycache__"))
@@ -355,18 +360,18 @@ def test_a_library_edit_reruns_the_jobs_whose_step_can_load_it(phase_c_run, tmp_
 
 
 
-def test_a_moved_checkout_reruns_nothing(phase_c_run, tmp_path):
+def test_a_moved_checkout_reruns_nothing(study_run, tmp_path):
     """The workflow copied elsewhere (fresh modification times, other absolute paths) finds the study up to date:
     no param holds a path, and the PtyChi script finds its interpreter when it runs."""
     import shutil
 
     moved = tmp_path / "elsewhere" / "workflow"
     shutil.copytree(REPO / "workflow", moved, copy_function=shutil.copy)  # copy, not copy2: the files are new
-    cmd = [str(SNAKEMAKE), "-s", str(moved / "Snakefile"), "-d", str(phase_c_run), "--cores", "2", "-n"]
+    cmd = [str(SNAKEMAKE), "-s", str(moved / "Snakefile"), "-d", str(study_run), "--cores", "2", "-n"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
-def test_the_workflow_deployed_as_a_module_runs_the_study(phase_c_run, tmp_path):
+def test_the_workflow_deployed_as_a_module_runs_the_study(study_run, tmp_path):
     """As `snakedeploy deploy-workflow` sets it up: another directory whose Snakefile uses this workflow as a module.
 
     The whole test-sized study runs through it and produces the same data files and scores as the direct run.
@@ -387,20 +392,20 @@ def test_the_workflow_deployed_as_a_module_runs_the_study(phase_c_run, tmp_path)
     )
     proc = subprocess.run([str(SNAKEMAKE), "--cores", "2"], cwd=workdir, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert (workdir / "results" / "phase_g" / "sentinel.json").is_file()
+    assert (workdir / layout.report([]).sentinel).is_file()
 
     def data_files(root: Path) -> dict[str, str]:
-        files = [*root.glob("results/phase_c/**/*.npz"), *root.glob("results/phase_d/**/view.npz")]
+        files = [*root.glob("results/simulate/**/*.npz"), *root.glob("results/views/**/view.npz")]
         return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(files)}
 
-    deployed, direct = data_files(workdir), data_files(phase_c_run)
-    assert deployed and deployed == direct, "phase C/D data files differ between the module deployment and the direct run"
+    deployed, direct = data_files(workdir), data_files(study_run)
+    assert deployed and deployed == direct, "simulated and view files differ between the module deployment and the direct run"
 
     def scores(root: Path) -> dict[tuple, float]:
-        with open(root / "results" / "phase_g" / "metrics.csv", newline="") as fh:
+        with open(root / layout.report([]).metrics, newline="") as fh:
             return {(r["dose"], r["view"], r["seed"], r["method"], r["quantity"], r["metric"]): float(r["value"]) for r in csv.DictReader(fh)}
 
-    a, b = scores(workdir), scores(phase_c_run)
+    a, b = scores(workdir), scores(study_run)
     assert a.keys() == b.keys()
     differ = {k: (a[k], b[k]) for k in a if not (a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])))}
     assert not differ, f"scores differ between the module deployment and the direct run: {dict(list(differ.items())[:10])}"

@@ -1,8 +1,8 @@
 """The study's answer, first: headline table, crossover doses, a short summary and a wide CSV.
 
-Everything here is computed from the phase G summary records
+Everything here is computed from the report's summary records
 (:func:`ptycho_core.evaluate.tables.summarise`: per dose x view x method x
-quantity x metric, statistics over replicate seeds) and the phase D overlap
+quantity x metric, statistics over replicate seeds) and the views' overlap
 records; nothing reads a reconstruction or the ground truth again.
 
 - **Headline metrics** (:data:`HEADLINE`): phase MS-SSIM and amplitude
@@ -19,32 +19,21 @@ records; nothing reads a reconstruction or the ground truth again.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import defaultdict
-from pathlib import Path
 
 from ptycho_core.config import dose_label
 from ptycho_core.evaluate.tables import CONFIDENCE, t_half_width
+from ptycho_core.io.records import HEADLINE_COLUMNS, HEADLINE_METRICS, HEADLINE_TABLE, LINEAR_OVERLAP, NEIGHBOUR_OVERLAP, OVERLAP_MEASURES, OVERLAP_RECORD, WIDE_METRICS
+from ptycho_core.io.records import HEADLINE_LABELS as LABELS
 from ptycho_core.methods import Method
 
 __all__ = ["CROSSOVER", "HEADLINE", "crossover_doses", "headline_cells", "landing_rst", "summary_lines", "view_overlap", "wide_csv"]
 
-#: (quantity, metric) of the headline table, in column order.
-HEADLINE = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))
+#: (quantity, metric) of the headline table, in column order (the wide CSV's columns, labels and
+#: units are the record's: :data:`ptycho_core.io.records.HEADLINE_TABLE`).
+HEADLINE = HEADLINE_METRICS
 #: The quality threshold that defines a method's crossover dose: (quantity, metric, threshold).
 CROSSOVER = ("phase", "ms_ssim", 0.8)
-#: Units of each metric in the wide CSV's header (MAE and RMSE: rad for phase, 1 for amplitude).
-UNITS = {"psnr": "dB", "ssim": "1", "ms_ssim": "1", "frc50": "cycles/pixel", "frc1_7": "cycles/pixel"}
-WIDE_METRICS = (("phase", "ms_ssim"), ("phase", "psnr"), ("phase", "mae"), ("phase", "frc50"), ("amplitude", "ms_ssim"), ("amplitude", "psnr"), ("amplitude", "mae"))
-LABELS = {"ms_ssim": "MS-SSIM", "psnr": "PSNR", "mae": "MAE", "frc50": "FRC 0.5 resolution", "ssim": "SSIM"}
-
-
-def _unit(quantity: str, metric: str) -> str:
-    if metric in ("mae", "rmse"):
-        return "rad" if quantity == "phase" else "1"
-    return UNITS[metric]
 
 
 def _index(summary: dict) -> dict:
@@ -108,12 +97,19 @@ def crossover_doses(summary: dict, threshold: float = CROSSOVER[2]) -> dict:
 
 
 def view_overlap(overlap_paths: dict) -> dict:
-    """{view: {"linear_overlap", "metric_1_group", "metric_2_neighbours", "metric_3_group_centres"}}: test split, mean over doses and seeds."""
-    keys = ("linear_overlap", "metric_1_group", "metric_2_neighbours", "metric_3_group_centres")
+    """{view: {measure: mean}} of the :data:`~ptycho_core.io.records.OVERLAP_MEASURES` of the test split over doses and seeds.
+
+    ``overlap_paths``: ``{(view, dose, seed): overlap_metrics.json}``. The
+    group overlap is None where the groups are single positions (gridsize 1).
+    """
     acc: dict = defaultdict(list)
     for (view, _dose, _seed), path in overlap_paths.items():
-        acc[view].append(json.loads(Path(path).read_text())["splits"]["test"])
-    return {view: {k: float(sum(r[k] for r in rows) / len(rows)) for k in keys} for view, rows in acc.items()}
+        acc[view].append(OVERLAP_RECORD.read(path)["splits"]["test"])
+
+    def mean(values: list) -> float | None:
+        return None if any(v is None for v in values) else float(sum(values) / len(values))
+
+    return {view: {k: mean([r[k] for r in rows]) for k in OVERLAP_MEASURES} for view, rows in acc.items()}
 
 
 def _fmt(v: dict) -> str:
@@ -151,7 +147,7 @@ def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2])
     cross = crossover_doses(summary, threshold)
     for view in views:
         ovl = overlap.get(view)
-        where = f"view {view}" + (f" (linear overlap {ovl['linear_overlap']:.0%})" if ovl else "")
+        where = f"view {view}" + (f" (linear overlap {ovl[LINEAR_OVERLAP]:.0%})" if ovl else "")
         parts = [f"{Method.parse(m).value} {_crossover_text(cross[view][m])}" for m in methods]
         lines.append(f"{where}: lowest dose from which phase MS-SSIM stays >= {threshold:g}: " + "; ".join(parts) + ".")
     wins: dict = defaultdict(int)
@@ -165,25 +161,20 @@ def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2])
 
 
 def wide_csv(summary: dict, overlap: dict) -> str:
-    """CSV text, one row per dose x view x method, one column per metric (mean over seeds), units in the header."""
+    """CSV text (:data:`~ptycho_core.io.records.HEADLINE_TABLE`): one row per dose x view x method, one column per metric (mean over seeds), units in the header."""
     idx = _index(summary)
     doses, views = _ladder(summary)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    header = ["dose (photons per pattern)", "dose (photons per illuminated pixel)", "view", "linear overlap (1)", "method", "n seeds"]
-    header += [f"{q} {LABELS[m]} ({_unit(q, m)})" for q, m in WIDE_METRICS]
-    header += [f"{q} {LABELS[m]} std over seeds ({_unit(q, m)})" for q, m in HEADLINE]
-    w.writerow(header)
+    rows = []
     for dose in doses:
         for view in views:
             for m in _methods(summary):
                 rec = {k: idx[(dose, view, m, *k)] for k in WIDE_METRICS}
                 ppp = rec[WIDE_METRICS[0]].get("photons_per_illuminated_pixel")
-                row = [repr(dose), "" if ppp is None else f"{ppp:.6g}", view, f"{overlap[view]['linear_overlap']:.4g}" if view in overlap else "", m, rec[WIDE_METRICS[0]]["n"]]
-                row += [f"{rec[k]['mean']:.6g}" for k in WIDE_METRICS]
-                row += ["" if idx[(dose, view, m, *k)]["std"] is None else f"{idx[(dose, view, m, *k)]['std']:.6g}" for k in HEADLINE]
-                w.writerow(row)
-    return buf.getvalue()
+                row = [dose, ppp, view, overlap[view][LINEAR_OVERLAP] if view in overlap else None, m, rec[WIDE_METRICS[0]]["n"]]
+                row += [rec[k]["mean"] for k in WIDE_METRICS]
+                row += [idx[(dose, view, m, *k)]["std"] for k in HEADLINE]
+                rows.append(dict(zip(HEADLINE_COLUMNS, row, strict=True)))
+    return HEADLINE_TABLE.format(rows, source="headline table")
 
 
 def _rst_table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
@@ -214,10 +205,10 @@ def landing_rst(*, study_name: str, config_lines: list[str], summary: dict, over
             rows.append(row)
         lines += _rst_table(f"{quantity} {LABELS[metric]} of the stitched test region (★ highest mean)", header, rows)
     cross = crossover_doses(summary, threshold)
-    header = ["view", "linear overlap", "group overlap (metric 2)", *methods]
+    header = ["view", "linear overlap", "neighbour overlap", *methods]
     rows = []
     for view in views:
         ovl = overlap.get(view, {})
-        rows.append([view, f"{ovl['linear_overlap']:.0%}" if ovl else "", f"{ovl['metric_2_neighbours']:.3f}" if ovl else "", *(_crossover_text(cross[view][m], "") for m in methods)])
+        rows.append([view, f"{ovl[LINEAR_OVERLAP]:.0%}" if ovl else "", f"{ovl[NEIGHBOUR_OVERLAP]:.3f}" if ovl else "", *(_crossover_text(cross[view][m], "") for m in methods)])
     lines += _rst_table(f"Crossover dose (photons per pattern): lowest dose from which phase MS-SSIM stays >= {threshold:g}", header, rows)
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Evaluation metrics of phase F (docs/DESIGN.md section 7 and lessons 8, 12, 13, 15).
+"""Evaluation metrics of the score step (docs/DESIGN.md section 7 and lessons 8, 12, 13, 15).
 
 A reconstruction is scored against the ground-truth object, identically for
 every method, in three steps:
@@ -53,10 +53,11 @@ reconstruction (the registration shift is reused, never estimated again):
   range, like the strict ones. The ratio is applied to these secondary
   numbers only; the strict amplitude stays raw.
 
-In the tidy tables of phase F and G they are the quantities
+In the tidy tables of the score step and the report they are the quantities
 ``amplitude_paper`` and ``phase_paper`` (metrics ``ssim``, ``ms_ssim``,
 ``psnr``; ``amplitude_paper`` also ``mean_ratio``), never ``amplitude`` or
-``phase``: the quantity name alone tells a secondary row from a primary one.
+``phase``: the quantity name alone tells a secondary row from a primary one
+(version 2 of the tidy rows, :data:`ptycho_core.io.records.METRIC_ROWS_VERSION`).
 """
 
 from __future__ import annotations
@@ -67,9 +68,6 @@ from scipy.optimize import minimize
 from scipy.signal import windows
 from skimage.metrics import structural_similarity
 from skimage.registration import phase_cross_correlation
-
-#: 2: score_reconstruction also returns the secondary "paper" metrics.
-METRICS_VERSION = 2
 
 #: Wang, Simoncelli & Bovik (2003) MS-SSIM weights, finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

@@ -1,27 +1,24 @@
 """The study's overlap table: the measured overlap of every view, one row per view x dose x seed x split.
 
-Collected by the ``report`` rule from the phase D ``overlap_metrics.json``
-files (:mod:`ptycho_core.sampling.overlap`) into ``results/phase_g/overlap.csv``.
+Collected by the ``report`` rule from the views step's ``overlap_metrics.json``
+files (:data:`ptycho_core.io.records.OVERLAP_RECORD`, measured by
+:mod:`ptycho_core.sampling.overlap`) into the report's ``overlap.csv``
+(:data:`ptycho_core.io.records.OVERLAP_TABLE`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from pathlib import Path
+from ptycho_core.io.records import OVERLAP_RECORD, OVERLAP_TABLE, OVERLAP_TABLE_COLUMNS
 
 __all__ = ["overlap_summary"]
 
 
 def overlap_summary(metric_paths: dict) -> str:
-    """CSV text: view, dose, seed, split and the measured overlap metrics from phase D."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    keys = ["n_before_view", "n_view", "n_groups", "linear_overlap", "metric_1_group", "metric_2_neighbours", "metric_3_group_centres", "metric_3_pairs"]
-    w.writerow(["view", "dose", "seed", "split", *keys])
+    """CSV text: view, dose, seed, split and the measured overlap metrics of each ``{(view, dose, seed): overlap_metrics.json}``."""
+    keys = OVERLAP_TABLE_COLUMNS[4:]
+    rows = []
     for (view, dose, seed), path in sorted(metric_paths.items()):
-        m = json.loads(Path(path).read_text())
+        m = OVERLAP_RECORD.read(path)
         for split in ("train", "test"):
-            w.writerow([view, dose, seed, split, *(m["splits"][split][k] for k in keys)])
-    return buf.getvalue()
+            rows.append((view, dose, seed, split, *(m["splits"][split][k] for k in keys)))
+    return OVERLAP_TABLE.format(rows, source="overlap table")

@@ -1,4 +1,8 @@
-"""The tidy rows of a phase F ``metrics.csv``: their names, how one method's scores become rows, how many there are.
+"""The tidy rows of a cell's ``metrics.csv`` (score step): their names, how one method's scores become rows, how many there are.
+
+The table's columns, types and version are the record
+:data:`ptycho_core.io.records.METRIC_ROWS`; this module names what its rows
+say (quantities and metrics).
 
 Every method of a cell has, per quantity (``amplitude``, ``phase``), the
 strict :data:`METRICS`, plus ``amplitude_scale`` and ``ms_ssim_scales``

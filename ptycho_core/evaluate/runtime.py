@@ -1,6 +1,6 @@
 """The run-time table of a study: wall seconds and peak memory per rule, from Snakemake's ``benchmark:`` files.
 
-Read by the ``report`` rule (``results/phase_g/runtime.csv``).
+Read by the ``report`` rule; written as ``runtime.csv`` (:data:`ptycho_core.io.records.RUNTIME_TABLE`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ptycho_core.evaluate.tables import AggregationError
+from ptycho_core.io.records import RUNTIME_COLUMNS, RUNTIME_TABLE
 
-__all__ = ["runtime_table"]
+__all__ = ["runtime_csv", "runtime_table"]
 
 
 def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
@@ -23,9 +24,10 @@ def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
     A file's columns include ``s`` (wall seconds) and ``max_rss`` (MB; "NA"
     or "-" when Snakemake could not measure it). A file with several rows
     (``repeat(...)``) counts as one job whose seconds are the mean of its
-    rows. Returns one row per rule, sorted by rule, with columns ``rule``,
-    ``jobs``, ``total_seconds``, ``mean_seconds``, ``max_rss_mb`` (max over
-    jobs; NaN when no job measured it).
+    rows. Returns one row per rule, sorted by rule, with the columns of
+    :data:`~ptycho_core.io.records.RUNTIME_COLUMNS`: ``rule``, ``jobs``,
+    ``total_seconds``, ``mean_seconds``, ``max_rss_mb`` (max over jobs; NaN
+    when no job measured it).
     """
     rows = []
     for rule in sorted(benchmark_paths):
@@ -61,4 +63,13 @@ def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
                 "max_rss_mb": max(rss) if rss else float("nan"),
             }
         )
-    return pd.DataFrame(rows, columns=["rule", "jobs", "total_seconds", "mean_seconds", "max_rss_mb"])
+    return pd.DataFrame(rows, columns=list(RUNTIME_COLUMNS))
+
+
+def runtime_csv(table: pd.DataFrame) -> str:
+    """``runtime.csv``: :func:`runtime_table` as the :data:`~ptycho_core.io.records.RUNTIME_TABLE` record (no measured memory: empty)."""
+    rows = []
+    for r in table.to_dict("records"):
+        rss = r["max_rss_mb"]
+        rows.append({**r, "max_rss_mb": None if rss is None or not np.isfinite(rss) else rss})
+    return RUNTIME_TABLE.format(rows, source="runtime table")

@@ -1,9 +1,12 @@
-"""Phase G core: aggregate every phase F table, summarise, compare, report.
+"""The report's core: aggregate every cell's score tables, summarise, compare, report.
 
-Holds the ingestion of the phase F tables (``metrics.csv``, ``frc.csv``),
+Holds the ingestion of the score tables (``metrics.csv``, ``frc.csv``),
 the statistics over seeds, the deltas, the one JSON and the highlights
-generated from it. The tidy-row names are those of
-:mod:`ptycho_core.evaluate.rows`; the study figures drawn from the table are in
+generated from it. The tables' columns are the records of
+:mod:`ptycho_core.io.records` (:data:`~ptycho_core.io.records.METRIC_ROWS`,
+:data:`~ptycho_core.io.records.STUDY_METRIC_ROWS`,
+:data:`~ptycho_core.io.records.FRC_ROWS`), the quantities and metrics their
+rows name those of :mod:`ptycho_core.evaluate.rows`; the study figures drawn from the table are in
 :mod:`ptycho_core.figures.study`, the run-time table in
 :mod:`ptycho_core.evaluate.runtime`, the overlap table in
 :mod:`ptycho_core.evaluate.overlap_table`.
@@ -14,14 +17,14 @@ The flow of a report is::
     table = collect_metrics(cells)                 # tidy, validated
     summary = summarise(table)                     # per-cell statistics over seeds
     records = deltas(table)                        # PtychoPINN minus each other method
-    write_report_data(table, summary, records, "results/phase_g/metrics.csv",
-                      "results/phase_g/summary.json")
-    lines = delta_lines(json.load(open("results/phase_g/summary.json")))
+    write_report_data(table, summary, records, "results/report/metrics.csv",
+                      "results/report/summary.json")
+    lines = delta_lines(json.load(open("results/report/summary.json")))
 
 **The one JSON** (written by :func:`write_report_data`, built by
 :func:`report_document`) is an object with the keys
 
-- ``schema_version`` (1),
+- ``schema_version`` (:data:`ptycho_core.io.records.SUMMARY_VERSION`),
 - ``summary``: the value of :func:`summarise` (a *list of records* under
   ``records``; records sort and diff better than nested dicts and need no
   stringified float keys),
@@ -65,8 +68,6 @@ interval ``mean +- t(0.975, n - 1) * std / sqrt(n)`` for ``n >= 2``. With
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -77,18 +78,10 @@ import pandas as pd
 
 from ptycho_core.config import dose_label
 from ptycho_core.evaluate.rows import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
-from ptycho_core.io.npz import atomic_write_text
+from ptycho_core.io.npz import DataContractError, atomic_write_text
+from ptycho_core.io.records import FRC_ROWS, METRIC_ROWS, STUDY_METRIC_COLUMNS, STUDY_METRIC_ROWS, SUMMARY_VERSION, CsvRecord
 from ptycho_core.methods import Method
 from ptycho_core.physics.probe import photons_per_illuminated_pixel
-
-SCHEMA_VERSION = 1
-
-#: Columns of the tidy phase G table, in order.
-TABLE_COLUMNS = ("dose", "view", "seed", "method", "quantity", "metric", "value")
-#: Columns of a phase F ``metrics.csv``.
-METRICS_CSV_COLUMNS = ("method", "quantity", "metric", "value")
-#: Columns of a phase F ``frc.csv``.
-FRC_CSV_COLUMNS = ("method", "quantity", "frequency_cycles_per_pixel", "frc")
 
 #: Metrics where a higher value is better (FRC resolutions are frequencies in cycles/pixel).
 HIGHER_IS_BETTER = frozenset({"ssim", "ms_ssim", "psnr", "frc50", "frc1_7"})
@@ -130,7 +123,7 @@ def t_half_width(std: float | None, n: int) -> float | None:
 
 
 class AggregationError(ValueError):
-    """A phase F table is missing, incomplete, inconsistent or not finite."""
+    """A score table is missing, incomplete, inconsistent or not finite."""
 
 
 # --------------------------------------------------------------------------
@@ -168,30 +161,16 @@ def _direction(metric: str) -> str:
     )
 
 
-def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
+def _read_rows(record: CsvRecord, path: Path, where: str) -> pd.DataFrame:
+    """The rows of ``record`` in ``path``, validated by the record (columns, types, finite numbers); errors name the file and ``where``."""
+    prefix = f"{where}: " if where else ""
     if not path.is_file():
-        raise AggregationError(f"{path}: {what} file not found")
+        raise AggregationError(f"{path}: {prefix}{record.name} file not found")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise AggregationError(f"{path}: {what} cannot be read as CSV ({exc})") from None
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise AggregationError(f"{path}: {what} lacks column(s) {missing}; found {list(df.columns)}")
-    return df[list(columns)]
-
-
-def _finite_floats(texts: pd.Series, path: Path, where: str, labels: pd.DataFrame) -> np.ndarray:
-    """Parse ``texts`` as floats; the first bad or non-finite one is named with its row."""
-    values = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        i = int(bad[0])
-        row = ", ".join(f"{c}={labels.iloc[i][c]}" for c in labels.columns)
-        raise AggregationError(
-            f"{path}: {where}: {len(bad)} value(s) missing or not finite, first at row {i + 2} ({row}): {texts.iloc[i]!r}"
-        )
-    return values
+        rows = record.read(path, source=f"{path}: {where}" if where else str(path))
+    except DataContractError as exc:
+        raise AggregationError(str(exc)) from None
+    return pd.DataFrame(rows, columns=list(record.fields))
 
 
 # --------------------------------------------------------------------------
@@ -206,9 +185,9 @@ def collect_metrics(
     quantities: Iterable[str] = QUANTITIES,
     paper: Iterable[tuple[str, str]] = PAPER_ROWS,
 ) -> pd.DataFrame:
-    """Every phase F ``metrics.csv`` in one tidy, validated table.
+    """Every cell's ``metrics.csv`` (score step) in one tidy, validated table.
 
-    ``cells``: one mapping per phase F cell with ``dose`` (float), ``view``
+    ``cells``: one mapping per cell with ``dose`` (float), ``view``
     (str), ``seed`` (int) and ``path`` (its ``metrics.csv``).
 
     Checks, each failing with :class:`AggregationError` naming the file, the
@@ -224,13 +203,13 @@ def collect_metrics(
     expected metrics (``amplitude_scale``, ``ms_ssim_scales``, alignment)
     are kept.
 
-    Returns columns :data:`TABLE_COLUMNS` (dose float, view str, seed int,
+    Returns columns :data:`~ptycho_core.io.records.STUDY_METRIC_COLUMNS` (dose float, view str, seed int,
     value float), sorted by dose, view, seed, method, quantity, metric.
     """
     expected_methods = _canonical_methods(methods)
     metrics, quantities, paper = tuple(metrics), tuple(quantities), tuple(tuple(p) for p in paper)
     if not cells:
-        raise AggregationError("collect_metrics: no phase F cells given")
+        raise AggregationError("collect_metrics: no cells given")
 
     seen: dict[tuple, str] = {}
     for cell in cells:
@@ -259,7 +238,7 @@ def collect_metrics(
     for (dose, view, seed), path_text in sorted(seen.items()):
         path = Path(path_text)
         where = f"cell {cell_name(dose, view, seed)}"
-        df = _read_csv(path, METRICS_CSV_COLUMNS, f"{where}: metrics table")
+        df = _read_rows(METRIC_ROWS, path, where)
         if df.empty:
             raise AggregationError(f"{path}: {where}: metrics table has no rows")
         unknown = sorted(set(df["method"]) - set(expected_methods))
@@ -286,7 +265,7 @@ def collect_metrics(
             lacking += [f"{q} {k}" for q, k in paper if (m, q, k) not in present]
             if lacking:
                 raise AggregationError(f"{path}: {where}: method {m} lacks metric(s) {lacking}")
-        values = _finite_floats(df["value"], path, where, df[["method", "quantity", "metric"]])
+        values = df["value"].to_numpy(dtype=float)
         frames.append(
             pd.DataFrame(
                 {
@@ -305,10 +284,10 @@ def collect_metrics(
 
 
 def _sorted_table(table: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    missing = [c for c in STUDY_METRIC_COLUMNS if c not in table.columns]
     if missing:
-        raise AggregationError(f"table lacks column(s) {missing}; expected {list(TABLE_COLUMNS)}")
-    t = table[list(TABLE_COLUMNS)].copy()
+        raise AggregationError(f"table lacks column(s) {missing}; expected {list(STUDY_METRIC_COLUMNS)}")
+    t = table[list(STUDY_METRIC_COLUMNS)].copy()
     t["dose"] = t["dose"].astype(float)
     t["view"] = t["view"].astype(str)
     t["seed"] = t["seed"].astype(np.int64)
@@ -316,7 +295,7 @@ def _sorted_table(table: pd.DataFrame) -> pd.DataFrame:
     t["quantity"] = t["quantity"].astype(str)
     t["metric"] = t["metric"].astype(str)
     t["value"] = t["value"].astype(float)
-    return t.sort_values(list(TABLE_COLUMNS[:-1]), kind="mergesort").reset_index(drop=True)
+    return t.sort_values(list(STUDY_METRIC_COLUMNS[:-1]), kind="mergesort").reset_index(drop=True)
 
 
 def check_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -328,7 +307,7 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
             f"table: value not finite for {cell_name(bad['dose'], bad['view'], bad['seed'])}, "
             f"method {bad['method']}, {bad['quantity']} {bad['metric']}"
         )
-    dup = t.duplicated(list(TABLE_COLUMNS[:-1]), keep=False)
+    dup = t.duplicated(list(STUDY_METRIC_COLUMNS[:-1]), keep=False)
     if dup.any():
         bad = t[dup].iloc[0]
         raise AggregationError(
@@ -487,9 +466,9 @@ def _delta_key(r: Mapping) -> tuple:
 
 
 def report_document(summary: dict, delta_records: list[dict]) -> dict:
-    """The one phase G JSON document (see the module docs)."""
+    """The report's one JSON document (see the module docs)."""
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SUMMARY_VERSION,
         "summary": summary,
         "deltas": sorted(delta_records, key=_delta_key),
         "conventions": {
@@ -512,22 +491,19 @@ def report_document(summary: dict, delta_records: list[dict]) -> dict:
 def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[dict], out_csv, out_json) -> None:
     """Write the tidy table (CSV) and the one JSON, atomically and deterministically.
 
-    The CSV has columns :data:`TABLE_COLUMNS`, rows sorted, floats written as
-    Python ``repr`` (round-trip exact). The JSON is :func:`report_document`
-    with sorted keys, two-space indent, ``allow_nan=False``.
+    The CSV is the :data:`~ptycho_core.io.records.STUDY_METRIC_ROWS` record, rows
+    sorted, floats written as Python ``repr`` (round-trip exact). The JSON is
+    :func:`report_document` with sorted keys, two-space indent, ``allow_nan=False``.
     """
     t = check_table(table)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(TABLE_COLUMNS)
-    for row in t.itertuples(index=False):
-        w.writerow([repr(float(row.dose)), row.view, int(row.seed), row.method, row.quantity, row.metric, repr(float(row.value))])
+    rows = [(float(r.dose), r.view, int(r.seed), r.method, r.quantity, r.metric, float(r.value)) for r in t.itertuples(index=False)]
+    csv_text = STUDY_METRIC_ROWS.format(rows, source=str(out_csv))
     doc = report_document(summary, delta_records)
     try:
         text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
     except ValueError as exc:
         raise AggregationError(f"{out_json}: report data contain NaN or inf ({exc})") from None
-    atomic_write_text(out_csv, buf.getvalue())
+    atomic_write_text(out_csv, csv_text)
     atomic_write_text(out_json, text + "\n")
 
 
@@ -575,10 +551,10 @@ def delta_lines(summary_json: dict) -> list[str]:
 
 
 def read_frc_table(path, where: str = "") -> pd.DataFrame:
-    """A phase F ``frc.csv``, validated: canonical methods, known quantities, finite numbers."""
+    """A cell's ``frc.csv`` (:data:`~ptycho_core.io.records.FRC_ROWS`), validated: canonical methods, known quantities, finite numbers."""
     path = Path(path)
     prefix = f"{where}: " if where else ""
-    df = _read_csv(path, FRC_CSV_COLUMNS, f"{prefix}FRC table")
+    df = _read_rows(FRC_ROWS, path, where)
     if df.empty:
         raise AggregationError(f"{path}: {prefix}FRC table has no rows")
     for m in sorted(set(df["method"])):
@@ -589,8 +565,4 @@ def read_frc_table(path, where: str = "") -> pd.DataFrame:
     bad_q = sorted(set(df["quantity"]) - set(QUANTITIES))
     if bad_q:
         raise AggregationError(f"{path}: {prefix}unknown quantity(ies) {bad_q}")
-    labels = df[["method", "quantity"]]
-    out = df[["method", "quantity"]].copy()
-    out["frequency_cycles_per_pixel"] = _finite_floats(df["frequency_cycles_per_pixel"], path, f"{prefix}frequency", labels)
-    out["frc"] = _finite_floats(df["frc"], path, f"{prefix}frc", labels)
-    return out
+    return df

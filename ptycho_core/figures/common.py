@@ -4,7 +4,7 @@ Figures are :class:`matplotlib.figure.Figure` objects drawn on the Agg
 canvas, never through pyplot's global state; :func:`save_figure` writes the
 PNG without a timestamp or software tag, so the same data give the same bytes.
 
-Every reconstruction figure (phase F comparison, phase G montage) follows one
+Every reconstruction figure (the score step's comparison, the report's montage) follows one
 convention, :func:`image_grid`: a block of images shares one colour scale and
 one colour bar labelled with its quantity and unit;
 amplitude in ``gray`` with the ground truth's limits, phase in a sequential

@@ -1,21 +1,19 @@
 """Figures that set reconstructions beside the ground truth.
 
 :func:`comparison_figure`: one cell's methods, aligned, with error maps on
-the evaluation region (phase F, rule ``score``). :func:`montage_figure`:
-every dose of one view, the test region each method covers (phase G, rule
+the evaluation region (rule ``score``). :func:`montage_figure`:
+every dose of one view, the test region each method covers (rule
 ``report``).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 
 from ptycho_core.config import StudyConfig
 from ptycho_core.io.datasets import load_ground_truth
 from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.io.records import ALIGNMENT_RECORD
 from ptycho_core.methods import Method
 
 __all__ = ["comparison_figure", "montage_figure"]
@@ -84,7 +82,7 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
     labels = list(study.dose_labels())
     amp_rows, phase_rows, shape = [], [], None
     for label in labels:
-        record = json.loads(Path(alignment_path_of(label)).read_text())
+        record = ALIGNMENT_RECORD.read(alignment_path_of(label))
         box = (slice(*record["region_rows"]), slice(*record["region_cols"]))
         g = gt[box]
         shape = g.shape

@@ -1,4 +1,4 @@
-"""The study figures drawn from the phase G tables: metric against dose, and FRC curves.
+"""The study figures drawn from the report's tables: metric against dose, and FRC curves.
 
 :data:`~ptycho_core.evaluate.rows.DOSE_RESPONSE` names the (quantity, metric)
 pairs drawn as dose-response figures (one file ``{quantity}_{metric}.png``

@@ -11,6 +11,7 @@ from matplotlib.patches import Circle
 
 from ptycho_core.figures.common import save_figure
 from ptycho_core.io.datasets import DiffractionSet
+from ptycho_core.io.records import GROUP_CENTRE_OVERLAP, GROUP_OVERLAP, LINEAR_OVERLAP, NEIGHBOUR_OVERLAP
 from ptycho_core.io.view_index import ViewIndex
 from ptycho_core.sampling.overlap import disc_overlap_fraction
 
@@ -33,10 +34,10 @@ def view_figure(path: str | Path, train: DiffractionSet, test: DiffractionSet, v
             segs = [[pos[g[0]], pos[m]] for g in shown for m in g[1:]]
             ax.add_collection(LineCollection(segs, colors="tab:red", lw=0.6, alpha=0.7, label=f"groups ({groups.shape[0]}{'' if name == 'test' else ', some shown'})"))
         m = metrics["splits"][name]
-        m1 = "n/a" if m["metric_1_group"] is None else f"{m['metric_1_group']:.3f}"
+        group = "n/a" if m[GROUP_OVERLAP] is None else f"{m[GROUP_OVERLAP]:.3f}"
         ax.set_title(
-            f"{name}: linear {m['linear_overlap']:.2f}, metric 1 {m1}, metric 2 {m['metric_2_neighbours']:.3f}, "
-            f"metric 3 {m['metric_3_group_centres']:.3f}",
+            f"{name}: linear {m[LINEAR_OVERLAP]:.2f}, group {group}, neighbour {m[NEIGHBOUR_OVERLAP]:.3f}, "
+            f"group centres {m[GROUP_CENTRE_OVERLAP]:.3f}",
             fontsize=8,
         )
         ax.set_aspect("equal")

@@ -1,4 +1,4 @@
-"""Data contract of a reconstruction (phase F): one method's object on the ground-truth frame.
+"""Data contract of a reconstruction: one method's object on the ground-truth frame.
 
 ``recon.npz`` holds:
 

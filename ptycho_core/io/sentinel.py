@@ -108,14 +108,13 @@ def provenance(study) -> dict:
 
 
 def library_versions(names: Iterable[str] = DEFAULT_LIBRARIES) -> dict[str, str]:
-    """Installed versions of ``names`` (missing ones skipped), plus ``"python"``."""
+    """Installed versions of the distributions ``names`` (missing ones skipped); the sentinel records Python's beside them."""
     versions = {}
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    versions["python"] = platform.python_version()
     return versions
 
 

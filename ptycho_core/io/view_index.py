@@ -1,8 +1,8 @@
-"""Data contract of a phase D view file (NPZ, never pickle).
+"""Data contract of a view file (views step) (NPZ, never pickle).
 
-A view file refers to the phase C split files by row:
+A view file refers to the simulated split files by row:
 
-- ``train_index``, ``test_index`` (n,) int64: rows of the phase C ``train.npz``
+- ``train_index``, ``test_index`` (n,) int64: rows of the simulated ``train.npz``
   / ``test.npz`` that belong to the view (unique);
 - ``train_groups``, ``test_groups`` (G, C) int64: groups of rows, every member
   a row of the view; the test groups cover every test row of the view;

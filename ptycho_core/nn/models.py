@@ -146,6 +146,17 @@ class DiffractionPhysics(layers.Layer):
         intensity = phys.far_field_intensity(psi_re, psi_im)
         return ops.transpose(intensity, (0, 2, 3, 1))
 
+    def get_config(self):
+        """The constructor's arguments; the complex probe as its real and imaginary parts (JSON holds no complex numbers)."""
+        return {**super().get_config(), "probe": {"real": self._probe[0].tolist(), "imag": self._probe[1].tolist()}, "canvas_size": self.canvas_size}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        parts = config.pop("probe")
+        probe = np.asarray(parts["real"], dtype=np.float32) + 1j * np.asarray(parts["imag"], dtype=np.float32)
+        return cls(probe.astype(np.complex64), **config)
+
 
 
 def build_pinn_training_model(object_model: keras.Model, probe: np.ndarray, canvas_size: int) -> keras.Model:

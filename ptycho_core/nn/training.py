@@ -1,7 +1,7 @@
 """Training data and training loops for PtychoPINN and the Baseline.
 
-Batches are gathered on the fly from the ungrouped phase C arrays through the
-phase D group indices (:class:`GroupBatches`), so the grouped data set is
+Batches are gathered on the fly from the ungrouped simulated arrays through the
+view's group indices (:class:`GroupBatches`), so the grouped data set is
 never materialised, whatever the oversampling.
 """
 

@@ -1,4 +1,4 @@
-"""Phase C physics: dose scaling, Poisson counts, train/test datasets.
+"""Simulation physics: dose scaling, Poisson counts, train/test datasets.
 
 **Units.** The probe is stored in sqrt(photons) per pixel. It is scaled so
 that the expected counts per pattern, sum(|P * O_patch|^2) (= sum(I) by

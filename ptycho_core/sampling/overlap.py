@@ -7,14 +7,16 @@ footprints at distance d overlap by the fraction
 
 of one disc's area (f(0) = 1, f(D/2) = 0.3910, f(d >= D) = 0).
 
-Metrics (all measured, never assumed):
+Metrics (all measured, never assumed), named in the overlap record
+(:mod:`ptycho_core.io.records`) by what they measure:
 
-1. group-based (gridsize >= 2): for each member of each group, the mean f
-   to the other members of its group; averaged over members and groups;
-2. image-based: for each unique position, the mean f to its K - 1 nearest
-   other positions; averaged over positions;
-3. group-to-group: the mean f between group centres (member centroids) closer
-   than D, over all such pairs (0 with a pair count of 0 if there are none).
+- ``group_overlap`` (gridsize >= 2): for each member of each group, the mean
+  f to the other members of its group; averaged over members and groups;
+- ``neighbour_overlap``: for each unique position of the view, the mean f to
+  its K - 1 nearest other positions; averaged over positions;
+- ``group_centre_overlap``: the mean f between group centres (member
+  centroids) closer than D, over all such pairs (``group_centre_pairs``; 0
+  with a pair count of 0 if there are none).
 
 Also reported: the linear overlap 1 - step / D, and a geometric bound on how
 many non-overlapping footprints fit the scanned area (hexagonal packing).
@@ -25,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-METRICS_VERSION = 1
+from ptycho_core.io.records import GROUP_CENTRE_OVERLAP, GROUP_CENTRE_PAIRS, GROUP_OVERLAP, LINEAR_OVERLAP, NEIGHBOUR_OVERLAP
 
 
 def _require_diameter(D: float) -> None:
@@ -41,7 +43,7 @@ def disc_overlap_fraction(d: np.ndarray | float, D: float) -> np.ndarray:
 
 
 def group_overlap(positions: np.ndarray, groups: np.ndarray, D: float) -> float | None:
-    """Metric 1: mean overlap of each member with the other members of its group.
+    """Group overlap: mean overlap of each member with the other members of its group.
 
     ``positions`` (n, 2); ``groups`` (G, C) indices into positions. Returns None
     for C = 1 (single-position groups have no group overlap).
@@ -60,7 +62,7 @@ def group_overlap(positions: np.ndarray, groups: np.ndarray, D: float) -> float 
 
 
 def neighbour_overlap(positions: np.ndarray, K: int, D: float) -> float:
-    """Metric 2: mean overlap of each position with its K - 1 nearest other positions."""
+    """Neighbour overlap: mean overlap of each position with its K - 1 nearest other positions."""
     n = positions.shape[0]
     if n < 2 or K < 2:
         raise ValueError(f"neighbour overlap: needs at least 2 positions and K >= 2, found n={n}, K={K}")
@@ -70,7 +72,7 @@ def neighbour_overlap(positions: np.ndarray, K: int, D: float) -> float:
 
 
 def group_centre_overlap(positions: np.ndarray, groups: np.ndarray, D: float) -> tuple[float, int]:
-    """Metric 3: mean overlap between group centres closer than D, and the pair count."""
+    """Group-centre overlap: mean overlap between group centres closer than D, and the pair count."""
     _require_diameter(D)
     centres = positions[np.asarray(groups)].mean(axis=1)
     pairs = cKDTree(centres).query_pairs(r=D, output_type="ndarray")
@@ -96,20 +98,20 @@ def packing_bound(positions: np.ndarray, D: float) -> dict:
 
 
 def overlap_metrics(positions: np.ndarray, view_rows: np.ndarray, groups: np.ndarray, D: float, K: int, nominal_step: float) -> dict:
-    """All overlap metrics of one split of one view.
+    """All overlap metrics of one split of one view (keys: :data:`ptycho_core.io.records.OVERLAP_SPLIT_FIELDS`).
 
     ``positions`` (n, 2) are every position of the split; ``view_rows`` the rows
-    in the view (metric 2 and the packing bound use these); ``groups`` (G, C)
-    rows of the view's groups (metrics 1 and 3).
+    in the view (the neighbour overlap and the packing bound use these); ``groups`` (G, C)
+    rows of the view's groups (the group and group-centre overlaps).
     """
     view_positions = positions[view_rows]
-    m3, n_pairs = group_centre_overlap(positions, groups, D)
+    centre_overlap, n_pairs = group_centre_overlap(positions, groups, D)
     return {
-        "metric_1_group": group_overlap(positions, groups, D),
-        "metric_2_neighbours": neighbour_overlap(view_positions, K, D),
-        "metric_3_group_centres": m3,
-        "metric_3_pairs": n_pairs,
-        "linear_overlap": float(1.0 - nominal_step / D),
+        GROUP_OVERLAP: group_overlap(positions, groups, D),
+        NEIGHBOUR_OVERLAP: neighbour_overlap(view_positions, K, D),
+        GROUP_CENTRE_OVERLAP: centre_overlap,
+        GROUP_CENTRE_PAIRS: n_pairs,
+        LINEAR_OVERLAP: float(1.0 - nominal_step / D),
         "nominal_step_px": float(nominal_step),
         **packing_bound(view_positions, D),
     }

@@ -19,7 +19,7 @@ order, each position not yet covered seeds a group with its nearest
 neighbours, so every test position is covered, with at most one group per
 position, and no random draw.
 
-Indices returned here are rows of the phase C split file the positions came
+Indices returned here are rows of the simulated split file the positions came
 from, so every later phase reads exactly these rows.
 """
 
@@ -144,7 +144,7 @@ def covering_groups(pos: np.ndarray, g: GroupingConfig, radius: float) -> np.nda
 
 @dataclass(frozen=True)
 class SplitView:
-    """One split of one view: rows of the phase C split file and groups of rows."""
+    """One split of one view: rows of the simulated split file and groups of rows."""
 
     index: np.ndarray
     groups: np.ndarray
@@ -155,16 +155,18 @@ class SplitView:
 def build_split_view(
     xcoords: np.ndarray,
     ycoords: np.ndarray,
+    *,
     scan_index: np.ndarray,
     grid_shape: tuple[int, int] | None,
     stride_chain: tuple[int, ...],
     step: float,
     probe_diameter: float,
-    g: GroupingConfig,
+    grouping: GroupingConfig,
     split: str,
     rng: np.random.Generator | None,
 ) -> SplitView:
     """Select the view's positions of one split and group them (train: oversampled; test: covering)."""
+    g = grouping
     if not probe_diameter > 0:
         raise InfeasibleViewError(f"probe diameter: expected D > 0, found {probe_diameter}")
     if g.K < g.C:
@@ -200,14 +202,14 @@ def check_views_feasible(study: StudyConfig) -> None:
                     build_split_view(
                         scan.x[idx],
                         scan.y[idx],
-                        scan.index[idx],
-                        scan.grid_shape,
-                        chain,
-                        scan.step,
-                        geo.probe_diameter,
-                        study.grouping,
-                        split,
-                        np.random.default_rng(group_entropy(seed, view.name, split)),
+                        scan_index=scan.index[idx],
+                        grid_shape=scan.grid_shape,
+                        stride_chain=chain,
+                        step=scan.step,
+                        probe_diameter=geo.probe_diameter,
+                        grouping=study.grouping,
+                        split=split,
+                        rng=np.random.default_rng(group_entropy(seed, view.name, split)),
                     )
                 except InfeasibleViewError as exc:
                     raise InfeasibleViewError(f"view '{view.name}' (stride {view.stride}), seed {seed}: {exc}") from None

@@ -1,4 +1,4 @@
-"""Workflow step ``reconstruct_network`` (phase F): a trained or refined network reconstructs the view's test region.
+"""Workflow step ``reconstruct_network``: a trained or refined network reconstructs the view's test region.
 
 The bundle predicts the view's test groups (PtychoPINN, PtychoPINN_TTR) or
 test rows (Baseline); the patches are brought to one gauge and stitched onto
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet, load_diffrac
 from ptycho_core.io.reconstruction import Reconstruction, load_recon, save_recon
 from ptycho_core.io.sentinel import provenance
 from ptycho_core.io.view_index import load_view
+from ptycho_core.layout import BundleFiles, Cell, ReconFiles, SimulatedFiles, ViewFiles
 from ptycho_core.methods import Method
 from ptycho_core.recon.network import STITCHING, predict_and_stitch
 from ptycho_core.steps.skeleton import Step, require
@@ -31,39 +31,35 @@ log = logging.getLogger(__name__)
 def run_reconstruct_network(
     study: StudyConfig,
     *,
-    method: str,
-    dose: float,
-    view_name: str,
-    seed: int,
-    test_path: str | Path,
-    view_path: str | Path,
-    model_path: str | Path,
-    sidecar_path: str | Path,
-    input_sentinels: list,
-    out_recon: str | Path,
-    sentinel_path: str | Path,
+    cell: Cell,
+    simulated: SimulatedFiles,
+    view: ViewFiles,
+    bundle: BundleFiles,
+    out: ReconFiles,
 ) -> dict:
-    """Reconstruct the view's test region with a trained bundle; save, verify, write the sentinel."""
+    """Reconstruct the cell's test region with its method's bundle; save, verify, write the sentinel."""
     from ptycho_core.nn.bundle import load_bundle
 
-    method = Method.parse(method)
+    method = Method.parse(cell.method)
     if not method.spec.network:
         raise ValueError(f"method {method.value} is not reconstructed by a network")
     depends_on = ("physics", "views", "training") + (("refinement",) if method.spec.produced_by == "refined" else ())
+    dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
+    test_path, sidecar_path, out_recon = simulated.test, bundle.sidecar, out.recon
     with Step(
         "reconstruct_network",
         study,
-        sentinel=sentinel_path,
+        sentinel=out.sentinel,
         depends_on=depends_on,
-        input_sentinels=input_sentinels,
-        extra={"method": method.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
+        input_sentinels=[simulated.sentinel, view.sentinel, bundle.sentinel],
+        extra=cell.record(),
     ) as step:
-        step.inputs += [test_path, view_path, model_path, sidecar_path]
+        step.inputs += [test_path, view.view, bundle.model, sidecar_path]
         step.outputs += [out_recon]
         test = load_diffraction_set(test_path)
-        view = load_view(view_path, n_test=test.n)
+        view = load_view(view.view, n_test=test.n)
         channels = study.grouping.C if method.spec.grouped else 1
-        model, side = load_bundle(model_path, sidecar_path, N=test.N, channels=channels, probe=test.probe)
+        model, side = load_bundle(bundle.model, sidecar_path, N=test.N, channels=channels, probe=test.probe)
         require(sidecar_path, "method", side["method"] == method.value, f"bundle of {side['method']}, expected {method.value}")
         shape = study.frame_shape
         t_inf = time.perf_counter()

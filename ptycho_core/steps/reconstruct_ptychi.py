@@ -7,9 +7,12 @@ runs this module in the PtyChi environment's interpreter::
 
     python -m ptycho_core.steps.reconstruct_ptychi \
         --configfile STUDY.yaml | --config-json STUDY.json \
-        --dose D --view V --seed S --test test.npz --view-file view.npz \
-        --sentinels phase_c.json phase_d.json \
-        --out recon.npz --sentinel recon.json --log job.log [--threads T]
+        --dose 1e4 --view dense --seed 0 [--method PtyChi] [--root STUDY_DIR] \
+        --log job.log [--threads T]
+
+Every path (the test split, the view and their sentinels, the
+reconstruction and its sentinel) is the cell's in :mod:`ptycho_core.layout`,
+below ``--root``.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from ptycho_core import layout
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate.metrics import is_degenerate
 from ptycho_core.io.datasets import load_diffraction_set
-from ptycho_core.io.reconstruction import Reconstruction, load_recon, save_recon
+from ptycho_core.io.reconstruction import SCHEMA_VERSION, Reconstruction, load_recon, save_recon
 from ptycho_core.io.sentinel import provenance
 from ptycho_core.io.view_index import load_view
+from ptycho_core.layout import Cell, ReconFiles, SimulatedFiles, ViewFiles
 from ptycho_core.methods import Method
 from ptycho_core.recon.ptychi import POSITION_TOLERANCE_PX, reconstruct_ptychi
 from ptycho_core.steps.skeleton import Step, require
@@ -39,33 +43,35 @@ log = logging.getLogger(__name__)
 def run_reconstruct_ptychi(
     study: StudyConfig,
     *,
-    dose: float,
-    view_name: str,
-    seed: int,
-    test_path: str | Path,
-    view_path: str | Path,
-    input_sentinels: list,
-    out_recon: str | Path,
-    sentinel_path: str | Path,
+    cell: Cell,
+    simulated: SimulatedFiles,
+    view: ViewFiles,
+    out: ReconFiles,
     threads: int | None = None,
 ) -> dict:
-    """Reconstruct one dose x view x seed with pty-chi onto the study's frame, save, verify, write the sentinel."""
+    """Reconstruct the cell's test region with pty-chi onto the study's frame, save, verify, write the sentinel."""
+    method = Method.parse(cell.method)
+    if method.spec.reconstruct_step != "reconstruct_ptychi":
+        raise ValueError(f"method {method.value} is not reconstructed by pty-chi (its step is {method.spec.reconstruct_step})")
     with Step(
         "reconstruct_ptychi",
         study,
-        sentinel=sentinel_path,
+        sentinel=out.sentinel,
         depends_on=("physics", "views", "ptychi"),
-        input_sentinels=input_sentinels,
-        extra={"method": Method.PTYCHI.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
+        input_sentinels=[simulated.sentinel, view.sentinel],
+        extra=cell.record(),
     ) as step:
-        step.inputs += [test_path, view_path]
-        step.outputs.append(out_recon)
-        _reconstruct(study, dose, view_name, seed, test_path, view_path, out_recon, threads, step)
-    log.info("PtyChi dose %g view %s seed %d: %s", dose, view_name, seed, json.dumps(step.checks))
+        step.inputs += [simulated.test, view.view]
+        step.outputs.append(out.recon)
+        _reconstruct(study, cell, simulated, view, out, threads, step)
+    log.info("%s %s: %s", method.value, cell.key, json.dumps(step.checks))
     return step.checks
 
 
-def _reconstruct(study, dose, view_name, seed, test_path, view_path, out_recon, threads, step: Step) -> None:
+def _reconstruct(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files: ViewFiles, out: ReconFiles,
+                 threads: int | None, step: Step) -> None:
+    dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
+    test_path, view_path, out_recon = simulated.test, view_files.view, out.recon
     test = load_diffraction_set(test_path)
     view = load_view(view_path, n_test=test.n)
     require(
@@ -80,8 +86,8 @@ def _reconstruct(study, dose, view_name, seed, test_path, view_path, out_recon, 
     obj, covered, info = reconstruct_ptychi(test, rows, frame_shape, cfg, ptychi_seed(seed), threads=threads)
 
     meta = {
-        "schema_version": 1,
-        "method": Method.PTYCHI.value,
+        "schema_version": SCHEMA_VERSION,
+        "method": cell.method,
         "dose": float(dose),
         "view": view_name,
         "seed": int(seed),
@@ -149,7 +155,8 @@ def _reconstruct(study, dose, view_name, seed, test_path, view_path, out_recon, 
         f"{info['positions_round_trip_max_px']:.3g} px",
     )
     step.extra.update(
-        # the distribution is "ptychi"; sentinel.DEFAULT_LIBRARIES names it "pty-chi"
+        # the versions the reconstruction imported (library_versions records the installed distributions
+        # "ptychi" and "torch" of sentinel.DEFAULT_LIBRARIES as well)
         ptychi_version=info["ptychi_version"],
         torch_version=info["torch_version"],
         loss_history=losses,
@@ -161,21 +168,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     study = p.add_mutually_exclusive_group(required=True)
     study.add_argument("--config-json", help="the study configuration as a JSON file (the study_config rule's output)")
     study.add_argument("--configfile", help="the study configuration as a YAML file")
-    p.add_argument("--dose", type=float, required=True, help="dose (expected photons per pattern)")
+    p.add_argument("--dose", required=True, help="dose label of the cell (e.g. 1e4, as in the results paths)")
     p.add_argument("--view", required=True, help="view name (e.g. dense)")
     p.add_argument("--seed", type=int, required=True, help="replicate seed")
-    p.add_argument("--test", required=True, help="phase C test split (test.npz)")
-    p.add_argument("--view-file", required=True, help="phase D view file (view.npz)")
-    p.add_argument("--sentinels", nargs="+", required=True, help="sentinels of the inputs, verified first")
-    p.add_argument("--out", required=True, help="reconstruction to write (recon.npz)")
-    p.add_argument("--sentinel", required=True, help="sentinel JSON to write after the checks")
+    p.add_argument("--method", default=Method.PTYCHI.value, help="the method (default %(default)s)")
+    p.add_argument("--root", default=".", help="the study directory holding results/ (default: the working directory)")
     p.add_argument("--log", required=True, help="log file (stdout, stderr and logging go there)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: log to the job's file, validate the study, reconstruct."""
+    """The command line: log to the job's file, validate the study, reconstruct the cell (paths from ptycho_core.layout)."""
     args = parse_args(argv)
 
     from ptycho_core.config import load_study, study_from_dict
@@ -187,16 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with open(args.config_json, encoding="utf-8") as fh:
             study = study_from_dict(json.load(fh), source=args.config_json)
+    cell = layout.Cell(args.dose, args.seed, args.view, args.method)
+    if cell.dose not in study.dose_labels():
+        raise SystemExit(f"--dose {cell.dose}: not a dose of the study; its doses are {list(study.dose_labels())}")
     run_reconstruct_ptychi(
         study,
-        dose=args.dose,
-        view_name=args.view,
-        seed=args.seed,
-        test_path=args.test,
-        view_path=args.view_file,
-        input_sentinels=list(args.sentinels),
-        out_recon=args.out,
-        sentinel_path=args.sentinel,
+        cell=cell,
+        simulated=layout.simulated(cell).under(args.root),
+        view=layout.view(cell).under(args.root),
+        out=layout.reconstruction(cell).under(args.root),
         threads=args.threads,
     )
     return 0

@@ -1,4 +1,4 @@
-"""Workflow step ``score`` (phase F): score every method's reconstruction of one dose x view x seed.
+"""Workflow step ``score``: score every method's reconstruction of one dose x view x seed.
 
 Every method reconstructs the same test rows of the view (PtychoPINN: the
 view's test groups; Baseline: each test row; PtyChi: every test row, in its
@@ -13,11 +13,6 @@ the comparison figure.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from pathlib import Path
-
 import numpy as np
 
 from ptycho_core.config import StudyConfig
@@ -27,9 +22,10 @@ from ptycho_core.evaluate.rows import QUANTITIES, tidy_rows
 from ptycho_core.evaluate.tables import collect_metrics
 from ptycho_core.figures.comparison import comparison_figure
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
-from ptycho_core.io.npz import atomic_write_text
 from ptycho_core.io.reconstruction import load_recon
+from ptycho_core.io.records import ALIGNMENT_RECORD, FRC_ROWS, METRIC_ROWS
 from ptycho_core.io.view_index import load_view
+from ptycho_core.layout import Cell, GroundTruthFiles, ReconFiles, ScoreFiles, SimulatedFiles, ViewFiles
 from ptycho_core.methods import Method
 from ptycho_core.steps.skeleton import Step, require
 
@@ -37,32 +33,29 @@ from ptycho_core.steps.skeleton import Step, require
 def run_score(
     study: StudyConfig,
     *,
-    dose: float,
-    view_name: str,
-    seed: int,
-    ground_truth: str | Path,
-    test_path: str | Path,
-    view_path: str | Path,
-    recon_paths: dict,
-    input_sentinels: list,
-    out_metrics: str | Path,
-    out_frc: str | Path,
-    out_alignment: str | Path,
-    out_figure: str | Path,
-    sentinel_path: str | Path,
+    cell: Cell,
+    ground_truth: GroundTruthFiles,
+    simulated: SimulatedFiles,
+    view: ViewFiles,
+    reconstructions: dict[str, ReconFiles],
+    out: ScoreFiles,
 ) -> dict:
-    """Score every method's reconstruction against the ground truth on one region; tidy outputs."""
+    """Score every method's reconstruction (``{method id: files}``) of the cell against the ground truth on one region."""
+    dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
+    recon_paths = {m: files.recon for m, files in reconstructions.items()}
+    out_metrics, out_frc, out_alignment, out_figure = out.metrics, out.frc, out.alignment, out.figure
     with Step(
         "score",
         study,
-        sentinel=sentinel_path,
+        sentinel=out.sentinel,
         depends_on=("physics", "views", "training", "refinement", "ptychi"),
-        input_sentinels=input_sentinels,
-        extra={"dose": float(dose), "view": view_name, "seed": int(seed)},
+        input_sentinels=[ground_truth.sentinel, simulated.sentinel, view.sentinel, *(f.sentinel for f in reconstructions.values())],
+        extra=cell.record(),
     ) as step:
-        step.inputs += [ground_truth, test_path, view_path, *recon_paths.values()]
+        step.inputs += [ground_truth.obj, simulated.test, view.view, *recon_paths.values()]
         step.outputs += [out_metrics, out_frc, out_alignment, out_figure]
-        gt = load_ground_truth(ground_truth).obj.astype(np.complex128)
+        test_path, view_path = simulated.test, view.view
+        gt = load_ground_truth(ground_truth.obj).obj.astype(np.complex128)
         test = load_diffraction_set(test_path)
         view = load_view(view_path, n_test=test.n)
         D = float(test.metadata["probe"]["fwhm_diameter_px"])
@@ -95,16 +88,8 @@ def run_score(
             shifted = shift_image(recon.obj.astype(np.complex128), scores["shift"])
             aligned[method] = remove_global_phase(gt, shifted, region_mask(region, gt.shape))[0]
 
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["method", "quantity", "metric", "value"])
-        w.writerows((m, q, k, repr(v)) for m, q, k, v in rows)
-        atomic_write_text(out_metrics, buf.getvalue())
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["method", "quantity", "frequency_cycles_per_pixel", "frc"])
-        w.writerows((m, q, repr(f), repr(c)) for m, q, f, c in frc_rows)
-        atomic_write_text(out_frc, buf.getvalue())
+        METRIC_ROWS.write(out_metrics, rows)
+        FRC_ROWS.write(out_frc, frc_rows)
         record = {
             "region_rows": [region[0].start, region[0].stop],
             "region_cols": [region[1].start, region[1].stop],
@@ -112,9 +97,9 @@ def run_score(
             "policy": "subpixel registration to the ground truth (shift applied), global phase offset removed, amplitude raw",
             "methods": alignment,
         }
-        atomic_write_text(out_alignment, json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        ALIGNMENT_RECORD.write(out_alignment, record)
         comparison_figure(out_figure, gt, recons, region, aligned, f"dose {dose:.3g}, view {view_name}, seed {seed}")
-        # The table as phase G will read it: reloaded from disk and validated by the aggregator (every
+        # The table as the report will read it: reloaded from disk and validated by the aggregator (every
         # method, every declared metric once, finite), and equal to the rows scored here.
         table = collect_metrics([{"dose": dose, "view": view_name, "seed": seed, "path": out_metrics}], methods=list(recons))
         read = {(r.method, r.quantity, r.metric): r.value for r in table.itertuples()}

@@ -1,4 +1,4 @@
-"""Workflow steps ``ground_truth``, ``training_object`` and ``simulate`` (phase C), with verification.
+"""Workflow steps ``ground_truth``, ``training_object`` and ``simulate``, with verification.
 
 Each step writes its artifacts, reloads them through the data contract,
 runs its checks and only then writes the JSON sentinel. A failed check
@@ -17,6 +17,7 @@ from ptycho_core.config import StudyConfig
 from ptycho_core.figures.simulation import simulation_preview
 from ptycho_core.io.datasets import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
 from ptycho_core.io.sentinel import provenance, sha256_file
+from ptycho_core.layout import Cell, GroundTruthFiles, SimulatedFiles
 from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.simulate import simulate_dose
 from ptycho_core.steps.skeleton import Step, require
@@ -33,7 +34,7 @@ def source_records(files: dict[str, str]) -> dict[str, dict]:
     return {key: {"path": str(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size} for key, path in files.items()}
 
 
-def run_ground_truth(study: StudyConfig, *, out_path: str | Path, sentinel_path: str | Path, training: bool = False) -> dict:
+def run_ground_truth(study: StudyConfig, *, out: GroundTruthFiles, training: bool = False) -> dict:
     """Generate the study's object (or, ``training``, its separate training object), save, verify, write the sentinel.
 
     A family-``file`` object's source files are the step's inputs (the
@@ -42,7 +43,8 @@ def run_ground_truth(study: StudyConfig, *, out_path: str | Path, sentinel_path:
     """
     if training and not study.object.separate_training:
         raise ValueError("training object: the configuration has no object.train_seed or object.train_file")
-    with Step("training_object" if training else "ground_truth", study, sentinel=sentinel_path, depends_on=("physics",)) as step:
+    out_path = out.obj
+    with Step("training_object" if training else "ground_truth", study, sentinel=out.sentinel, depends_on=("physics",)) as step:
         step.outputs.append(out_path)
         cfg = study.object.training_object() if training else study.object
         files = study.object.source_files(training=training)
@@ -82,47 +84,45 @@ def run_ground_truth(study: StudyConfig, *, out_path: str | Path, sentinel_path:
 def run_simulate(
     study: StudyConfig,
     *,
-    dose: float,
-    seed: int,
-    ground_truth: str | Path,
-    ground_truth_sentinel: str | Path,
-    out_train: str | Path,
-    out_test: str | Path,
-    out_preview: str | Path,
-    sentinel_path: str | Path,
-    training_object: str | Path | None = None,
-    training_object_sentinel: str | Path | None = None,
+    cell: Cell,
+    ground_truth: GroundTruthFiles,
+    out: SimulatedFiles,
+    training_object: GroundTruthFiles | None = None,
 ) -> dict:
-    """Simulate one dose x seed, save both splits and a preview, verify, write the sentinel.
+    """Simulate one dose x seed (the cell's view is ignored), save both splits and a preview, verify, write the sentinel.
 
-    ``training_object`` (and its sentinel): the separate training object,
-    required exactly when the configuration has one (``object.train_seed`` or
-    ``object.train_file``). A probe read from a file (``probe.file``) is an
-    input of the step; its sha256 goes into the datasets' provenance.
+    ``training_object``: the separate training object, required exactly when
+    the configuration has one (``object.train_seed`` or ``object.train_file``).
+    A probe read from a file (``probe.file``) is an input of the step; its
+    sha256 goes into the datasets' provenance.
     """
     if (training_object is None) == study.object.separate_training:
         raise ValueError(f"training object: object.train_seed is {study.object.train_seed}, training files "
                          f"{study.object.source_files(training=True)}, training object file {training_object}")
-    separate = training_object is not None
+    objects = [ground_truth] + ([training_object] if training_object is not None else [])
     with Step(
         "simulate",
         study,
-        sentinel=sentinel_path,
+        sentinel=out.sentinel,
         depends_on=("physics",),
-        input_sentinels=[ground_truth_sentinel] + ([training_object_sentinel] if separate else []),
-        extra={"dose": float(dose), "seed": int(seed)},
+        input_sentinels=[o.sentinel for o in objects],
+        extra={"dose": cell.photons(study), "seed": int(cell.seed)},
     ) as step:
-        step.inputs += [ground_truth] + ([training_object] if separate else []) + list(study.probe.source_files().values())
-        step.outputs += [out_train, out_test, out_preview]
-        _simulate(study, dose, seed, ground_truth, training_object, out_train, out_test, out_preview, step.checks)
-    log.info("dose %g seed %d: %s", dose, seed, step.checks)
+        step.inputs += [o.obj for o in objects] + list(study.probe.source_files().values())
+        step.outputs += [out.train, out.test, out.preview]
+        _simulate(study, cell, ground_truth, training_object, out, step)
+    log.info("dose %s seed %s: %s", cell.dose, cell.seed, step.checks)
     return step.checks
 
 
-def _simulate(study, dose, seed, ground_truth, training_object, out_train, out_test, out_preview, checks: dict) -> None:
-    gt = load_ground_truth(ground_truth)
+def _simulate(study: StudyConfig, cell: Cell, ground_truth: GroundTruthFiles, training_object: GroundTruthFiles | None,
+              out: SimulatedFiles, step: Step) -> None:
+    dose, seed, checks = cell.photons(study), int(cell.seed), step.checks
+    out_train, out_test = out.train, out.test
+    gt = load_ground_truth(ground_truth.obj)
     train_gt = None
     if training_object is not None:
+        training_object = training_object.obj
         train_gt = load_ground_truth(training_object)
         expected = asdict(study.object.training_object())
         require(training_object, "training object of this configuration", train_gt.metadata["role"] == "training object" and train_gt.metadata["object"] == expected,
@@ -177,4 +177,4 @@ def _simulate(study, dose, seed, ground_truth, training_object, out_train, out_t
         checks[f"{name}_mean_counts_z"] = z
         require(path, "Poisson mean counts", abs(z) <= POISSON_SIGMAS, f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}")
 
-    simulation_preview(out_preview, gt.obj, train, test, sim.probe_diameter, None if train_gt is None else train_gt.obj)
+    simulation_preview(out.preview, gt.obj, train, test, sim.probe_diameter, None if train_gt is None else train_gt.obj)

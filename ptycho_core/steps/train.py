@@ -1,6 +1,6 @@
-"""Phase E step: train PtychoPINN or the Baseline on one dose x view x seed.
+"""Workflow step ``train``: train a network (PtychoPINN or the Baseline) on one cell.
 
-PtychoPINN trains on the view's training groups (phase D) from measured
+PtychoPINN trains on the view's training groups (views step) from measured
 counts only; the Baseline trains on the view's training rows, one pattern
 each, against the ground-truth object on the N/2 x N/2 support (the object,
 never the illuminated P * O) of the object the training split was simulated
@@ -15,18 +15,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ptycho_core.config import StudyConfig
-from ptycho_core.figures.training import loss_figure
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
-from ptycho_core.io.npz import atomic_write_text
-from ptycho_core.io.sentinel import provenance, sha256_file
 from ptycho_core.io.view_index import load_view
+from ptycho_core.layout import BundleFiles, Cell, GroundTruthFiles, SimulatedFiles, ViewFiles
 from ptycho_core.methods import Method
 from ptycho_core.recon.stitch import probe_window
+from ptycho_core.steps.network_bundle import data_record, write_bundle
 from ptycho_core.steps.skeleton import Step, require
 from ptycho_core.streams import training_seed
 
@@ -36,31 +34,23 @@ log = logging.getLogger(__name__)
 def run_train(
     study: StudyConfig,
     *,
-    method: str,
-    dose: float,
-    view_name: str,
-    seed: int,
-    train_path: str | Path,
-    view_path: str | Path,
-    input_sentinels: list,
-    ground_truth: str | Path | None = None,
-    out_model: str | Path,
-    out_sidecar: str | Path,
-    out_history: str | Path,
-    out_figure: str | Path,
-    sentinel_path: str | Path,
+    cell: Cell,
+    simulated: SimulatedFiles,
+    view: ViewFiles,
+    out: BundleFiles,
+    ground_truth: GroundTruthFiles | None = None,
     threads: int = 1,
 ) -> dict:
-    """Train one model, save and verify its bundle, write history, figure and sentinel.
+    """Train the cell's method on its view, save and verify its bundle, write history, figure and sentinel.
 
     ``ground_truth``: the object the training split was simulated on, for a
     supervised method (its targets) and only then; an unsupervised method
     is refused one, so that the ground truth cannot reach it.
     """
-    method = Method.parse(method)
+    method = Method.parse(cell.method)
     spec = method.spec
     if spec.produced_by != "trained":
-        raise ValueError(f"method {method.value} is not trained in phase E (it is {spec.produced_by})")
+        raise ValueError(f"method {method.value} is not trained (it is {spec.produced_by})")
     if spec.supervised != (ground_truth is not None):
         raise ValueError(
             f"method {method.value} is {'supervised: it needs' if spec.supervised else 'unsupervised: it must not be given'} "
@@ -69,32 +59,30 @@ def run_train(
     with Step(
         "train",
         study,
-        sentinel=sentinel_path,
+        sentinel=out.sentinel,
         depends_on=("physics", "views", "training"),
-        input_sentinels=input_sentinels,
-        extra={"method": method.value, "dose": float(dose), "view": view_name, "seed": int(seed)},
+        input_sentinels=[simulated.sentinel, view.sentinel] + ([ground_truth.sentinel] if ground_truth else []),
+        extra=cell.record(),
     ) as step:
-        step.inputs += [train_path, view_path] + ([ground_truth] if spec.supervised else [])
-        step.outputs += [out_model, out_sidecar, out_history, out_figure]
-        step.checks.update(
-            _train(study, method, dose, view_name, seed, train_path, view_path, ground_truth,
-                   out_model, out_sidecar, out_history, out_figure, threads)
-        )
+        step.inputs += [simulated.train, view.view] + ([ground_truth.obj] if ground_truth else [])
+        step.outputs += [out.model, out.sidecar, out.history, out.figure]
+        _train(study, cell, simulated, view, ground_truth, out, threads, step)
     log.info("%s trained: %s", method.value, json.dumps(step.checks))
     return step.checks
 
 
-def _train(study, method, dose, view_name, seed, train_path, view_path, ground_truth,
-           out_model, out_sidecar, out_history, out_figure, threads) -> dict:
+def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files: ViewFiles,
+           ground_truth: GroundTruthFiles | None, out: BundleFiles, threads: int, step: Step) -> None:
     import keras
 
     from ptycho_core.nn import models, training
     from ptycho_core.nn.backend import compute_record, configure_backend
-    from ptycho_core.nn.bundle import probe_hash, save_bundle, verify_reload
+    from ptycho_core.nn.bundle import probe_hash
 
-    spec = method.spec
+    method, dose, view_name, seed = Method(cell.method), cell.photons(study), cell.view, int(cell.seed)
+    spec, train_path, out_model = method.spec, simulated.train, out.model
     train = load_diffraction_set(train_path)
-    view = load_view(view_path, n_train=train.n)
+    view = load_view(view_files.view, n_train=train.n)
     N, tcfg = train.N, study.training
     configure_backend(threads)
     seed_int = training_seed(seed, method, view_name)
@@ -116,10 +104,10 @@ def _train(study, method, dose, view_name, seed, train_path, view_path, ground_t
         loss_name = "Poisson NLL of counts (log k! dropped)"
     else:
         canvas = None
-        gt = load_ground_truth(ground_truth)
+        gt = load_ground_truth(ground_truth.obj)
         if gt.metadata["object"]["seed"] != train.metadata["object"]["seed"]:
             require(
-                ground_truth, "training object", False,
+                ground_truth.obj, "training object", False,
                 f"object seed {gt.metadata['object']['seed']}, but the training split {train_path} was simulated "
                 f"on the object of seed {train.metadata['object']['seed']}",
             )
@@ -150,7 +138,8 @@ def _train(study, method, dose, view_name, seed, train_path, view_path, ground_t
     samples_per_s = tr_idx.size * n_epochs / fit_seconds
 
     losses = np.asarray(history["loss"], dtype=np.float64)
-    checks: dict = {
+    checks = step.checks
+    checks.update({
         "epochs_run": n_epochs,
         "initial_loss": float(losses[0]),
         "final_loss": float(losses[-1]),
@@ -160,7 +149,7 @@ def _train(study, method, dose, view_name, seed, train_path, view_path, ground_t
         "n_samples_validation": int(va_idx.size),
         "n_samples_dropped_in_guard": int(strip.n_dropped_in_guard),
         "training_samples_per_second": samples_per_s,
-    }
+    })
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
     require(out_model, "loss decreased", losses.min() < losses[0], f"initial {losses[0]:.6g}, best {losses.min():.6g}")
 
@@ -196,22 +185,13 @@ def _train(study, method, dose, view_name, seed, train_path, view_path, ground_t
         "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
         "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
         "data": {
-            "dose": float(dose),
-            "view": view_name,
-            "seed": int(seed),
-            "train": {"path": str(train_path), "sha256": sha256_file(train_path)},
-            "view_file": {"path": str(view_path), "sha256": sha256_file(view_path)},
+            **data_record(study, cell, train=train_path, view_file=view_files.view),
             "n_samples_train": int(tr_idx.size),
             "n_samples_validation": int(va_idx.size),
             "validation": strip.record(),
         },
-        "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
-        "provenance": provenance(study),
     }
-    save_bundle(out_model, out_sidecar, obj_model, sidecar)
-    checks["reload_max_abs_difference"] = verify_reload(obj_model, out_model, out_sidecar, x, N=N, channels=channels, probe=train.probe)
-
-    atomic_write_text(out_history, training.history_csv(history))
-    loss_figure(out_figure, history, f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}")
-    return checks
+    checks["reload_max_abs_difference"] = write_bundle(
+        study, out, obj_model, sidecar, probe_batch=x, probe=train.probe, history_csv=training.history_csv(history),
+        curve=history, title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}",
+    )

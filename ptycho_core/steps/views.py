@@ -1,6 +1,6 @@
-"""Workflow step ``views`` (phase D): build one overlap view of one dose x seed, group it, measure its overlap.
+"""Workflow step ``views``: build one overlap view of one dose x seed, group it, measure its overlap.
 
-Writes the view file (rows and groups referring to the phase C split files),
+Writes the view file (rows and groups referring to the simulated split files),
 the overlap metrics JSON, a figure of positions, footprints and groups, and
 the sentinel, after reloading and checking what it wrote.
 """
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from ptycho_core.config import StudyConfig
 from ptycho_core.figures.views import view_figure
 from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet, load_diffraction_set
-from ptycho_core.io.npz import atomic_write_text
+from ptycho_core.io.records import OVERLAP_METRICS_VERSION, OVERLAP_RECORD
 from ptycho_core.io.sentinel import provenance, sha256_file
 from ptycho_core.io.view_index import ViewIndex, load_view, save_view
-from ptycho_core.sampling.overlap import METRICS_VERSION, overlap_metrics
+from ptycho_core.layout import Cell, SimulatedFiles, ViewFiles
+from ptycho_core.sampling.overlap import overlap_metrics
 from ptycho_core.sampling.views import build_split_view
 from ptycho_core.steps.skeleton import Step, require
 from ptycho_core.streams import group_entropy
@@ -37,37 +37,26 @@ def _max_member_distance(pos: np.ndarray, groups: np.ndarray) -> float:
     return float(np.linalg.norm(p - p[:, :1], axis=-1).max())
 
 
-def run_view(
-    study: StudyConfig,
-    *,
-    view_name: str,
-    dose: float,
-    seed: int,
-    train_path: str | Path,
-    test_path: str | Path,
-    phase_c_sentinel: str | Path,
-    out_view: str | Path,
-    out_metrics: str | Path,
-    out_figure: str | Path,
-    sentinel_path: str | Path,
-) -> dict:
-    """Build, verify and document one view of one dose x seed."""
+def run_view(study: StudyConfig, *, cell: Cell, simulated: SimulatedFiles, out: ViewFiles) -> dict:
+    """Build, verify and document the cell's view of its dose x seed (the splits ``simulated``)."""
     with Step(
         "views",
         study,
-        sentinel=sentinel_path,
+        sentinel=out.sentinel,
         depends_on=("physics", "views"),
-        input_sentinels=[phase_c_sentinel],
-        extra={"view": view_name, "dose": float(dose), "seed": int(seed)},
+        input_sentinels=[simulated.sentinel],
+        extra={"view": cell.view, "dose": cell.photons(study), "seed": int(cell.seed)},
     ) as step:
-        step.inputs += [train_path, test_path]
-        step.outputs += [out_view, out_metrics, out_figure]
-        metrics = _build_view(study, view_name, dose, seed, train_path, test_path, out_view, out_metrics, out_figure, step.checks)
-    log.info("view %s dose %g seed %d: %s", view_name, dose, seed, json.dumps(metrics["splits"]))
+        step.inputs += [simulated.train, simulated.test]
+        step.outputs += [out.view, out.overlap, out.figure]
+        metrics = _build_view(study, cell, simulated, out, step)
+    log.info("view %s dose %s seed %s: %s", cell.view, cell.dose, cell.seed, json.dumps(metrics["splits"]))
     return metrics
 
 
-def _build_view(study, view_name, dose, seed, train_path, test_path, out_view, out_metrics, out_figure, checks: dict) -> dict:
+def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: ViewFiles, step: Step) -> dict:
+    view_name, dose, seed, checks = cell.view, cell.photons(study), int(cell.seed), step.checks
+    train_path, test_path, out_view, out_metrics, out_figure = simulated.train, simulated.test, out.view, out.overlap, out.figure
     train, test = load_diffraction_set(train_path), load_diffraction_set(test_path)
     meta = train.metadata
     for name, ds in (("train", train), ("test", test)):
@@ -77,7 +66,7 @@ def _build_view(study, view_name, dose, seed, train_path, test_path, out_view, o
                 f"expected dose {dose}, seed {seed}; found dose {ds.metadata['dose']}, seed {ds.metadata['seed']}",
             )
     D = float(meta["probe"]["fwhm_diameter_px"])
-    step = float(meta["scan"]["step_px"])
+    scan_step = float(meta["scan"]["step_px"])
     grid = tuple(meta["scan"]["grid_shape"]) if meta["scan"]["grid_shape"] else None
     chain = study.stride_chain(view_name)
     g = study.grouping
@@ -86,7 +75,9 @@ def _build_view(study, view_name, dose, seed, train_path, test_path, out_view, o
     built = {}
     for name, ds in (("train", train), ("test", test)):
         rng = np.random.default_rng(group_entropy(seed, view_name, name))
-        built[name] = build_split_view(ds.xcoords, ds.ycoords, ds.scan_index, grid, chain, step, D, g, name, rng)
+        built[name] = build_split_view(
+            ds.xcoords, ds.ycoords, scan_index=ds.scan_index, grid_shape=grid, stride_chain=chain, step=scan_step, probe_diameter=D, grouping=g, split=name, rng=rng
+        )
     view_meta = {
         "schema_version": SCHEMA_VERSION,
         "view": view_name,
@@ -121,7 +112,7 @@ def _build_view(study, view_name, dose, seed, train_path, test_path, out_view, o
             "n_seeds_without_group": int(built[name].n_seeds_without_group),
             "fraction_covered_by_groups": float(covered),
             "max_member_distance_px": far,
-            **overlap_metrics(pos, rows, groups, D, g.K, chain[-1] * step),
+            **overlap_metrics(pos, rows, groups, D, g.K, chain[-1] * scan_step),
         }
         checks[f"{name}_n_view"] = int(rows.size)
         checks[f"{name}_n_groups"] = int(groups.shape[0])
@@ -130,13 +121,13 @@ def _build_view(study, view_name, dose, seed, train_path, test_path, out_view, o
     require(out_view, "test coverage", checks["test_fraction_covered"] == 1.0, f"{checks['test_fraction_covered']:.3f} of test rows grouped")
 
     metrics = {
-        "metrics_version": METRICS_VERSION,
+        "metrics_version": OVERLAP_METRICS_VERSION,
         "view": view_name,
         "stride": chain[-1],
         "dose": float(dose),
         "seed": int(seed),
         "probe_diameter_px": D,
-        "base_step_px": step,
+        "base_step_px": scan_step,
         "gridsize": g.gridsize,
         "C": g.C,
         "K": g.K,
@@ -144,6 +135,6 @@ def _build_view(study, view_name, dose, seed, train_path, test_path, out_view, o
         "n_base_scan": int(meta["scan"]["n_base"]),
         "splits": splits,
     }
-    atomic_write_text(out_metrics, json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    OVERLAP_RECORD.write(out_metrics, metrics)
     view_figure(out_figure, train, test, view, metrics)
     return metrics

@@ -1,4 +1,4 @@
-# Configuration validation and input functions shared by every phase.
+# Configuration validation and input functions shared by every step.
 # Validation happens once, here: the schema fills defaults and refuses unknown
 # keys, then ptycho_core builds the frozen StudyConfig (cross-field checks) and
 # checks that every view and its groups can be built. Scripts receive the
@@ -8,9 +8,9 @@ import yaml
 
 from snakemake.utils import validate
 
+from ptycho_core import layout
 from ptycho_core.code_hash import code_hashes
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
-from ptycho_core.evaluate.rows import DOSE_RESPONSE
 from ptycho_core.physics.objects import make_object
 from ptycho_core.methods import (
     ITERATIVE_METHODS,
@@ -43,7 +43,7 @@ if STUDY.object.family == "file":
 DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
 VIEWS = [v.name for v in STUDY.views]
-# What each phase depends on: a change reruns exactly the jobs concerned.
+# What each step depends on: a change reruns exactly the jobs concerned.
 # (ptycho_core.config.SECTION_GROUPS; each step's sentinel records the same hashes.)
 SECTION_HASHES = STUDY.section_hashes(*SECTION_GROUPS)
 PHYSICS_HASH = SECTION_HASHES["physics"]
@@ -54,14 +54,18 @@ REFINEMENT_HASH = SECTION_HASHES["refinement"]
 TRAINED = [m.value for m in TRAINED_METHODS]
 REFINED = [m.value for m in REFINED_METHODS]
 NETWORK = [m.value for m in NETWORK_METHODS]
-ALL_METHODS = [m.value for m in Method]
+# reconstruction rule -> the methods it reconstructs (methods.MethodSpec.reconstruct_step)
+RECONSTRUCTED_BY = {
+    step: [m.value for m in Method if m.spec.reconstruct_step == step]
+    for step in dict.fromkeys(m.spec.reconstruct_step for m in Method)
+}
 # The library code each rule's job can load (ptycho_core.code_hash), a param
 # of every rule: editing a ptycho_core module or a rule's script reruns the jobs
 # that can load it, and nothing else (by content: the profiles turn off
 # Snakemake's mtime-based code trigger, so a fresh clone reruns nothing).
 # Each rule's adapter script (workflow/scripts/) imports its step module in
 # ptycho_core.steps and at most ADAPTER_IMPORTS.
-ADAPTER_IMPORTS = ("ptycho_core.config", "ptycho_core.steps.joblog")
+ADAPTER_IMPORTS = ("ptycho_core.config", "ptycho_core.layout", "ptycho_core.steps.joblog")
 # rule -> (its step module in ptycho_core.steps, its adapter script in workflow/scripts/)
 STEP_OF_RULE = {
     "ground_truth": ("simulate", "ground_truth"),
@@ -117,131 +121,62 @@ def probe_files(wildcards):
     return list(STUDY.probe.source_files().values())
 
 
+def cell_of(wildcards):
+    """The cell of a job's wildcards (ptycho_core.layout.Cell)."""
+    return layout.Cell.from_wildcards(wildcards)
+
+
 def training_object_inputs(wildcards):
-    """The separate training object of phase C, when the configuration has one (object.train_seed or object.train_file)."""
+    """The separate training object, when the configuration has one (object.train_seed or object.train_file)."""
     if not STUDY.object.separate_training:
         return {}
-    return {
-        "train_obj": "results/phase_c/training_object.npz",
-        "train_obj_sentinel": "results/phase_c/training_object.sentinel.json",
-    }
+    files = layout.ground_truth(training=True)
+    return {"train_obj": files.obj, "train_obj_sentinel": files.sentinel}
 
 
 def supervised_targets(wildcards):
     """For a supervised method only, the object its training split was simulated
-    on (its targets): the DAG shows that no unsupervised method reads a ground truth."""
+    on (its targets) and its sentinel: the DAG shows that no unsupervised method reads a ground truth.
+    """
     if not Method(wildcards.method).spec.supervised:
         return {}
-    if not STUDY.object.separate_training:
-        return {"ground_truth": "results/phase_c/ground_truth.npz"}
-    return {"ground_truth": "results/phase_c/training_object.npz"}
+    files = layout.ground_truth(training=STUDY.object.separate_training)
+    return {"ground_truth": files.obj, "ground_truth_sentinel": files.sentinel}
 
 
 def network_bundle(wildcards):
-    """The bundle a network method reconstructs with: trained in phase E, or refined in phase F."""
-    method = Method(wildcards.method)
-    cell = f"dose_{wildcards.dose}/view_{wildcards.view}/seed_{wildcards.seed}"
-    if method.spec.produced_by == "refined":
-        d = f"results/phase_f/{cell}/{method.value}/bundle"
-    else:
-        d = f"results/phase_e/{method.value}/{cell}"
+    """The bundle a network method reconstructs with, trained or refined."""
+    files = layout.bundle(cell_of(wildcards))
     return {
-        "model": f"{d}/model.keras",
-        "sidecar": f"{d}/bundle.json",
-        "bundle_sentinel": f"{d}/sentinel.json",
+        "model": files.model,
+        "sidecar": files.sidecar,
+        "bundle_sentinel": files.sentinel,
     }
 
 
 def refined_from(wildcards):
-    """The phase E bundle that a refined method fine-tunes."""
-    source = Method(wildcards.refined).spec.refines.value
-    d = f"results/phase_e/{source}/dose_{wildcards.dose}/view_{wildcards.view}/seed_{wildcards.seed}"
+    """The trained bundle that a refined method fine-tunes."""
+    files = layout.refined_from(cell_of(wildcards))
     return {
-        "model": f"{d}/model.keras",
-        "sidecar": f"{d}/bundle.json",
-        "phase_e": f"{d}/sentinel.json",
+        "model": files.model,
+        "sidecar": files.sidecar,
+        "bundle_sentinel": files.sentinel,
     }
+
+
+def reconstructions_of_cell(wildcards):
+    """Every method's reconstruction of the cell and its sentinel."""
+    return [p for f in layout.reconstructions(cell_of(wildcards)).values() for p in f]
 
 
 def every_output(rule, **wildcards):
     """Every output file of every job of ``rule`` over the given wildcard values.
 
-    The phase targets request these, not only the sentinels downstream rules
-    read, so that a plain run regenerates any artifact of the phase that is
+    The step targets request these, not only the sentinels downstream rules
+    read, so that a plain run regenerates any artifact of the step that is
     missing (a deleted reconstruction, a bundle file)."""
     return expand([str(f) for f in rule.output], **wildcards)
 
 
-def phase_f_sentinels():
-    """Sentinels of every phase F score job of the study."""
-    return expand(
-        "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
-        dose=DOSES,
-        view=VIEWS,
-        seed=SEEDS,
-    )
-
-
-def report_cells():
-    """Every cell (dose, view, seed) with the files the report reads of it: its
-    metrics table (``path``), FRC table, alignment record and phase D overlap metrics. The report
-    takes each file from its cell, never by the order of separate lists."""
-    return [
-        {
-            "dose": DOSES[d],
-            "view": v,
-            "seed": int(s),
-            "path": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/metrics.csv",
-            "frc": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/frc.csv",
-            "alignment": f"results/phase_f/dose_{d}/view_{v}/seed_{s}/alignment.json",
-            "overlap": f"results/phase_d/dose_{d}/view_{v}/seed_{s}/overlap_metrics.json",
-        }
-        for d in DOSES
-        for v in VIEWS
-        for s in SEEDS
-    ]
-
-
-REPORT_CELLS = report_cells()
-
-
-def benchmark_files():
-    """Benchmark files of every job of phases C to F, by rule (read by the run-time table)."""
-    cells = [(d, v, s) for d in DOSES for v in VIEWS for s in SEEDS]
-    return {
-        "simulate": [
-            f"benchmarks/phase_c/dose_{d}/seed_{s}/simulate.tsv"
-            for d in DOSES
-            for s in SEEDS
-        ],
-        "views": [
-            f"benchmarks/phase_d/dose_{d}/view_{v}/seed_{s}/views.tsv"
-            for d, v, s in cells
-        ],
-        "train": [
-            f"benchmarks/phase_e/{m}/dose_{d}/view_{v}/seed_{s}/train.tsv"
-            for m in TRAINED
-            for d, v, s in cells
-        ],
-        "refine": [
-            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m}/refine.tsv"
-            for m in REFINED
-            for d, v, s in cells
-        ],
-        "reconstruct_network": [
-            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m}/reconstruct.tsv"
-            for m in NETWORK
-            for d, v, s in cells
-        ],
-        **{
-            m.spec.reconstruct_step: [
-                f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/{m.value}/reconstruct.tsv"
-                for d, v, s in cells
-            ]
-            for m in ITERATIVE_METHODS
-        },
-        "score": [
-            f"benchmarks/phase_f/dose_{d}/view_{v}/seed_{s}/score.tsv"
-            for d, v, s in cells
-        ],
-    }
+# Every cell of the study (dose, view, seed), in ladder order.
+CELLS = layout.cells(STUDY)

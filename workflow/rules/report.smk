@@ -1,99 +1,90 @@
-# Phase G: one tidy table of every phase F result feeds the summary, the
-# deltas, the highlights, the figures and the Snakemake HTML report.
+# The study report: one tidy table of every cell's scores feeds the summary,
+# the deltas, the highlights, the figures and the Snakemake HTML report.
+# Paths: ptycho_core.layout.
 
-G = "results/phase_g"
-DOSE_RESPONSE_FIGS = [
-    f"{G}/figures/dose_response/{q}_{m}.png" for q, m in DOSE_RESPONSE
-]
+REPORT = layout.report(VIEWS)
 
 
 rule report:
     input:
-        metrics=[c["path"] for c in REPORT_CELLS],
-        frc=[c["frc"] for c in REPORT_CELLS],
-        alignments=[c["alignment"] for c in REPORT_CELLS],
-        overlap=[c["overlap"] for c in REPORT_CELLS],
-        recons=expand(
-            "results/phase_f/dose_{dose}/view_{view}/seed_{seed}/{method}/recon.npz",
-            dose=DOSES,
-            view=VIEWS,
-            seed=SEEDS,
-            method=ALL_METHODS,
-        ),
-        sentinels=phase_f_sentinels(),
-        ground_truth=rules.ground_truth.output.obj,
+        scores=[p for c in CELLS for p in layout.scores(c)],
+        overlap=[layout.view(c).overlap for c in CELLS],
+        view_sentinels=[layout.view(c).sentinel for c in CELLS],
+        recons=[p for c in CELLS for f in layout.reconstructions(c).values() for p in f],
+        ground_truth=GROUND_TRUTH.obj,
+        ground_truth_sentinel=GROUND_TRUTH.sentinel,
     output:
         metrics=report(
-            f"{G}/metrics.csv",
+            REPORT.metrics,
             caption="../report/study_table.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
-        summary=f"{G}/summary.json",
+        summary=REPORT.summary,
         highlights=report(
-            f"{G}/highlights.txt",
+            REPORT.highlights,
             caption="../report/highlights.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
         headline=report(
-            f"{G}/headline.csv",
+            REPORT.headline,
             caption="../report/headline.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
-        deltas=f"{G}/deltas.txt",
+        deltas=REPORT.deltas,
         # included by the report's landing page (report/workflow.rst)
-        landing=f"{G}/landing.rst",
+        landing=REPORT.landing,
         dose_response=report(
-            DOSE_RESPONSE_FIGS,
+            list(REPORT.dose_response),
             caption="../report/dose_response.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
         frc=report(
-            f"{G}/figures/frc.png",
+            REPORT.frc,
             caption="../report/frc.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
         montages=report(
-            expand(f"{G}/figures/montage_{{view}}.png", view=VIEWS),
+            list(REPORT.montages),
             caption="../report/montage.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
         overlap=report(
-            f"{G}/overlap.csv",
+            REPORT.overlap,
             caption="../report/overlap.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
         runtime=report(
-            f"{G}/runtime.csv",
+            REPORT.runtime,
             caption="../report/runtime.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
-        sentinel=f"{G}/sentinel.json",
+        sentinel=REPORT.sentinel,
     log:
-        "logs/phase_g/report.log",
+        layout.log("report"),
     benchmark:
-        "benchmarks/phase_g/report.tsv"
+        layout.benchmark("report")
     conda:
         "../envs/study.yaml"
     threads: 1
     params:
         code=CODE["report"],
-        cells=REPORT_CELLS,
-        benchmarks=lambda w: benchmark_files(),
     script:
         "../scripts/report.py"
 
 
 rule inventory:
     input:
-        rules.report.output.sentinel,
+        REPORT.sentinel,
     output:
         report(
-            f"{G}/inventory.csv",
+            REPORT.inventory,
             caption="../report/inventory.rst",
-            category="Phase G (study)",
+            category="Study",
         ),
     log:
-        "logs/phase_g/inventory.log",
+        layout.log("inventory"),
+    benchmark:
+        layout.benchmark("inventory")
     conda:
         "../envs/study.yaml"
     threads: 1
@@ -103,7 +94,7 @@ rule inventory:
         "../scripts/inventory.py"
 
 
-rule phase_g:
+rule all_report:
     input:
-        rules.report.output.sentinel,
-        rules.inventory.output,
+        REPORT.sentinel,
+        REPORT.inventory,

@@ -1,17 +1,20 @@
-# Phase C: simulate the dose ladder (object, probe, scan, Poisson counts) and
-# split every dataset into train and test regions.
+# Simulate the dose ladder (object, probe, scan, Poisson counts) and split
+# every dataset into train and test regions. Paths: ptycho_core.layout.
+
+GROUND_TRUTH = layout.ground_truth()
+TRAINING_OBJECT = layout.ground_truth(training=True)
+SIMULATED = layout.simulated(layout.Cell.pattern(view=False))
 
 
 rule ground_truth:
     input:
         object_files,
     output:
-        obj="results/phase_c/ground_truth.npz",
-        sentinel="results/phase_c/ground_truth.sentinel.json",
+        **GROUND_TRUTH.as_dict(),
     log:
-        "logs/phase_c/ground_truth.log",
+        layout.log("ground_truth"),
     benchmark:
-        "benchmarks/phase_c/ground_truth.tsv"
+        layout.benchmark("ground_truth")
     conda:
         "../envs/study.yaml"
     threads: 1
@@ -27,12 +30,11 @@ rule training_object:
     input:
         training_object_files,
     output:
-        obj="results/phase_c/training_object.npz",
-        sentinel="results/phase_c/training_object.sentinel.json",
+        **TRAINING_OBJECT.as_dict(),
     log:
-        "logs/phase_c/training_object.log",
+        layout.log("training_object"),
     benchmark:
-        "benchmarks/phase_c/training_object.tsv"
+        layout.benchmark("training_object")
     conda:
         "../envs/study.yaml"
     threads: 1
@@ -48,33 +50,32 @@ rule simulate:
     input:
         probe_files,
         unpack(training_object_inputs),
-        obj=rules.ground_truth.output.obj,
-        obj_sentinel=rules.ground_truth.output.sentinel,
+        obj=GROUND_TRUTH.obj,
+        obj_sentinel=GROUND_TRUTH.sentinel,
     output:
-        train="results/phase_c/dose_{dose}/seed_{seed}/train.npz",
-        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
+        train=SIMULATED.train,
+        test=SIMULATED.test,
         preview=report(
-            "results/phase_c/dose_{dose}/seed_{seed}/preview.png",
+            SIMULATED.preview,
             caption="../report/simulation_preview.rst",
-            category="Phase C (simulation)",
+            category="Simulation",
             labels={"dose": "{dose}", "seed": "{seed}"},
         ),
-        sentinel="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
+        sentinel=SIMULATED.sentinel,
     log:
-        "logs/phase_c/dose_{dose}/seed_{seed}/simulate.log",
+        layout.log("simulate", layout.Cell.pattern(view=False)),
     benchmark:
-        "benchmarks/phase_c/dose_{dose}/seed_{seed}/simulate.tsv"
+        layout.benchmark("simulate", layout.Cell.pattern(view=False))
     conda:
         "../envs/study.yaml"
     threads: 1
     params:
         code=CODE["simulate"],
-        dose=dose_value,
     script:
         "../scripts/simulate.py"
 
 
-rule phase_c:
+rule all_simulate:
     input:
         every_output(rules.ground_truth),
         every_output(rules.training_object) if STUDY.object.separate_training else [],

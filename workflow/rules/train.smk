@@ -1,22 +1,27 @@
-# Phase E: train PtychoPINN (unsupervised, groups of the view) and the
-# supervised Baseline (single patterns of the view) per dose, view and seed.
+# The networks: train PtychoPINN (unsupervised, groups of the view) and the
+# supervised Baseline (single patterns of the view) per cell, and refine a
+# trained PtychoPINN on the test counts (PtychoPINN_TTR). Trained and refined
+# bundles live in one tree (ptycho_core.layout.bundle).
+
+METHOD_CELL = layout.Cell.pattern(method=True)
+BUNDLE = layout.bundle(METHOD_CELL)
 
 
 rule train:
     input:
         unpack(supervised_targets),
-        train="results/phase_c/dose_{dose}/seed_{seed}/train.npz",
-        phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
-        view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
-        phase_d="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        train=SIMULATED.train,
+        simulated_sentinel=SIMULATED.sentinel,
+        view=VIEW.view,
+        view_sentinel=VIEW.sentinel,
     output:
-        model="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/model.keras",
-        sidecar="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/bundle.json",
-        history="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/history.csv",
+        model=BUNDLE.model,
+        sidecar=BUNDLE.sidecar,
+        history=BUNDLE.history,
         figure=report(
-            "results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/loss.png",
+            BUNDLE.figure,
             caption="../report/loss_curve.rst",
-            category="Phase E (training)",
+            category="Training",
             labels={
                 "method": "{method}",
                 "dose": "{dose}",
@@ -24,11 +29,11 @@ rule train:
                 "seed": "{seed}",
             },
         ),
-        sentinel="results/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        sentinel=BUNDLE.sentinel,
     log:
-        "logs/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/train.log",
+        layout.log("train", METHOD_CELL),
     benchmark:
-        "benchmarks/phase_e/{method}/dose_{dose}/view_{view}/seed_{seed}/train.tsv"
+        layout.benchmark("train", METHOD_CELL)
     wildcard_constraints:
         method="|".join(TRAINED),
     conda:
@@ -38,7 +43,6 @@ rule train:
         gpu=1,
     params:
         code=CODE["train"],
-        dose=dose_value,
         physics=PHYSICS_HASH,
         views=VIEWS_HASH,
         training=TRAINING_HASH,
@@ -46,6 +50,51 @@ rule train:
         "../scripts/train.py"
 
 
-rule phase_e:
+rule refine:
+    input:
+        unpack(refined_from),
+        test=SIMULATED.test,
+        simulated_sentinel=SIMULATED.sentinel,
+        view=VIEW.view,
+        view_sentinel=VIEW.sentinel,
+    output:
+        model=BUNDLE.model,
+        sidecar=BUNDLE.sidecar,
+        history=BUNDLE.history,
+        figure=report(
+            BUNDLE.figure,
+            caption="../report/refinement_curve.rst",
+            category="Test-time refinement",
+            labels={
+                "method": "{method}",
+                "dose": "{dose}",
+                "view": "{view}",
+                "seed": "{seed}",
+            },
+        ),
+        sentinel=BUNDLE.sentinel,
+    log:
+        layout.log("refine", METHOD_CELL),
+    benchmark:
+        layout.benchmark("refine", METHOD_CELL)
+    wildcard_constraints:
+        method="|".join(REFINED),
+    conda:
+        "../envs/nn.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        code=CODE["refine"],
+        physics=PHYSICS_HASH,
+        views=VIEWS_HASH,
+        training=TRAINING_HASH,
+        refinement=REFINEMENT_HASH,
+    script:
+        "../scripts/refine.py"
+
+
+rule all_networks:
     input:
         every_output(rules.train, method=TRAINED, dose=DOSES, view=VIEWS, seed=SEEDS),
+        every_output(rules.refine, method=REFINED, dose=DOSES, view=VIEWS, seed=SEEDS),

@@ -1,38 +1,40 @@
-# Phase D: overlap views (subsets of the base scan) with persisted groups and
-# measured overlap metrics.
+# Overlap views (subsets of the base scan) with persisted groups and measured
+# overlap metrics. Paths: ptycho_core.layout.
+
+CELL = layout.Cell.pattern()
+VIEW = layout.view(CELL)
 
 
 rule views:
     input:
-        train="results/phase_c/dose_{dose}/seed_{seed}/train.npz",
-        test="results/phase_c/dose_{dose}/seed_{seed}/test.npz",
-        phase_c="results/phase_c/dose_{dose}/seed_{seed}/sentinel.json",
+        train=SIMULATED.train,
+        test=SIMULATED.test,
+        simulated_sentinel=SIMULATED.sentinel,
     output:
-        view="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/view.npz",
-        metrics="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/overlap_metrics.json",
+        view=VIEW.view,
+        overlap=VIEW.overlap,
         figure=report(
-            "results/phase_d/dose_{dose}/view_{view}/seed_{seed}/positions.png",
+            VIEW.figure,
             caption="../report/view_positions.rst",
-            category="Phase D (overlap views)",
+            category="Overlap views",
             labels={"dose": "{dose}", "view": "{view}", "seed": "{seed}"},
         ),
-        sentinel="results/phase_d/dose_{dose}/view_{view}/seed_{seed}/sentinel.json",
+        sentinel=VIEW.sentinel,
     log:
-        "logs/phase_d/dose_{dose}/view_{view}/seed_{seed}/views.log",
+        layout.log("views", CELL),
     benchmark:
-        "benchmarks/phase_d/dose_{dose}/view_{view}/seed_{seed}/views.tsv"
+        layout.benchmark("views", CELL)
     conda:
         "../envs/study.yaml"
     threads: 1
     params:
         code=CODE["views"],
-        dose=dose_value,
         physics=PHYSICS_HASH,
         views=VIEWS_HASH,
     script:
         "../scripts/views.py"
 
 
-rule phase_d:
+rule all_views:
     input:
         every_output(rules.views, dose=DOSES, view=VIEWS, seed=SEEDS),

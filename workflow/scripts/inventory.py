@@ -1,4 +1,4 @@
-"""Phase G adapter: inventory of the study's artifacts (relative path, size, sha256)."""
+"""Adapter of rule inventory: inventory of the study's artifacts (relative path, size, sha256)."""
 
 from ptycho_core.steps.joblog import log_to_file
 

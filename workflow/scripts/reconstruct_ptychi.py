@@ -1,4 +1,4 @@
-"""Phase F adapter, PtyChi arm: pty-chi LSQML on one dose x view x seed.
+"""Adapter of rule reconstruct_ptychi: pty-chi LSQML on one cell (every path is the cell's in ptycho_core.layout).
 
 pty-chi needs torch, which must not share an environment with TensorFlow, so
 where the work runs depends on the interpreter Snakemake gave this script:
@@ -22,14 +22,10 @@ from pathlib import Path
 sm = snakemake  # noqa: F821
 argv = [
     "--config-json", sm.input.config,
-    "--dose", repr(float(sm.params.dose)),
+    "--dose", sm.wildcards.dose,
     "--view", sm.wildcards.view,
     "--seed", sm.wildcards.seed,
-    "--test", sm.input.test,
-    "--view-file", sm.input.view,
-    "--sentinels", sm.input.phase_c, sm.input.phase_d,
-    "--out", sm.output.recon,
-    "--sentinel", sm.output.sentinel,
+    "--method", sm.wildcards.method,
     "--log", sm.log[0],
     "--threads", str(sm.threads),
 ]  # fmt: skip

@@ -1,0 +1,335 @@
+"""Where every artifact of a study lives: the :class:`Cell` and one path template per artifact.
+
+This module is the only place that spells a path. The workflow's rules,
+input functions and adapters, the report and the scripts take their paths
+from it, and nothing parses a path back into a cell.
+
+The results tree is named for what it holds, with the cell keys in one
+order (dose, view, seed, then method)::
+
+    results/simulate/ground_truth.npz, training_object.npz (+ .sentinel.json)
+    results/simulate/dose_<d>/seed_<s>/         train.npz, test.npz, preview.png, sentinel.json
+    results/views/dose_<d>/view_<v>/seed_<s>/   view.npz, overlap_metrics.json, positions.png, sentinel.json
+    results/networks/<cell>/<method>/           model.keras, bundle.json, history.csv, loss.png, sentinel.json
+                                                (trained and refined bundles alike)
+    results/reconstruct/<cell>/<method>/        recon.npz, sentinel.json
+    results/score/<cell>/                       metrics.csv, frc.csv, alignment.json, comparison.png, sentinel.json
+    results/report/                             the study's tables, figures and sentinel
+    logs/<rule>/<cell>[/<method>].log, benchmarks/<rule>/<cell>[/<method>].tsv
+
+A template is a path of a :class:`Cell` whose fields are Snakemake wildcards
+(:meth:`Cell.pattern`); the same functions give a concrete cell's paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import astuple, dataclass, fields, replace
+from typing import Iterator
+
+from ptycho_core.config import StudyConfig
+from ptycho_core.evaluate.rows import DOSE_RESPONSE
+from ptycho_core.methods import Method
+
+__all__ = [
+    "BENCHMARKS",
+    "LOGS",
+    "RESULTS",
+    "STUDY_CONFIG",
+    "BundleFiles",
+    "Cell",
+    "GroundTruthFiles",
+    "ReconFiles",
+    "ReportFiles",
+    "ScoreFiles",
+    "SimulatedFiles",
+    "ViewFiles",
+    "CELL_RULES",
+    "benchmark",
+    "benchmarks",
+    "bundle",
+    "cells",
+    "ground_truth",
+    "log",
+    "reconstruction",
+    "reconstructions",
+    "refined_from",
+    "report",
+    "scores",
+    "simulated",
+    "study_files",
+    "view",
+]
+
+RESULTS = "results"
+LOGS = "logs"
+BENCHMARKS = "benchmarks"
+#: The validated configuration as JSON, read by the PtyChi rule's own process.
+STUDY_CONFIG = f"{RESULTS}/study_config.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the study grid: dose label, view, replicate seed, and the method where it applies.
+
+    ``dose`` is the path label of the dose (``config.dose_label``: ``"1e4"``);
+    :meth:`photons` gives its value. ``view`` is ``None`` for a simulation
+    (the splits do not depend on the view), ``method`` for what is per cell.
+    """
+
+    dose: str
+    seed: int | str
+    view: str | None = None
+    method: str | None = None
+
+    @classmethod
+    def pattern(cls, *, view: bool = True, method: bool = False) -> "Cell":
+        """The cell whose fields are the Snakemake wildcards ``{dose}``, ``{view}``, ``{seed}``, ``{method}``."""
+        return cls("{dose}", "{seed}", "{view}" if view else None, "{method}" if method else None)
+
+    @classmethod
+    def from_wildcards(cls, wildcards) -> "Cell":
+        """The cell of a job's wildcards (a mapping with ``dose``, ``seed`` and optionally ``view``, ``method``)."""
+        w = dict(wildcards.items()) if hasattr(wildcards, "items") else dict(wildcards)
+        return cls(w["dose"], int(w["seed"]), w.get("view"), w.get("method"))
+
+    def with_method(self, method: Method | str) -> "Cell":
+        """The same cell for ``method`` (a :class:`Method`, its id, or a wildcard)."""
+        return replace(self, method=method.value if isinstance(method, Method) else str(method))
+
+    def without_method(self) -> "Cell":
+        return replace(self, method=None)
+
+    def photons(self, study: StudyConfig) -> float:
+        """The dose in photons per pattern."""
+        return study.dose_labels()[self.dose]
+
+    @property
+    def key(self) -> str:
+        """The cell's directories: ``dose_<d>[/view_<v>]/seed_<s>[/<method>]``."""
+        parts = [f"dose_{self.dose}"] + ([f"view_{self.view}"] if self.view is not None else []) + [f"seed_{self.seed}"]
+        return "/".join(parts + ([self.method] if self.method is not None else []))
+
+    def record(self) -> dict:
+        """The cell as recorded in sentinels and metadata (method omitted when ``None``)."""
+        out = {"dose": self.dose, "view": self.view, "seed": int(self.seed)}
+        return {**out, "method": self.method} if self.method is not None else out
+
+
+def cells(study: StudyConfig, *, view: bool = True) -> list[Cell]:
+    """Every cell of the study (dose, then view, then seed), or every dose x seed with ``view=False``."""
+    views = [v.name for v in study.views] if view else [None]
+    return [Cell(d, s, v) for d in study.dose_labels() for v in views for s in study.seeds]
+
+
+@dataclass(frozen=True)
+class _Files:
+    """A group of artifact paths written by one job; iterates over its paths."""
+
+    def __iter__(self) -> Iterator[str]:
+        for value in astuple(self):
+            yield from (value if isinstance(value, tuple) else (value,))
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def under(self, root: str | os.PathLike) -> "_Files":
+        """The same files below ``root`` (a study directory other than the working directory; ``"."`` changes nothing)."""
+        root = os.fspath(root)
+        if root in ("", "."):
+            return self
+
+        def moved(value):
+            return tuple(moved(v) for v in value) if isinstance(value, tuple) else os.path.join(root, value)
+
+        return type(self)(**{k: moved(v) for k, v in self.as_dict().items()})
+
+
+@dataclass(frozen=True)
+class GroundTruthFiles(_Files):
+    obj: str
+    sentinel: str
+
+
+@dataclass(frozen=True)
+class SimulatedFiles(_Files):
+    train: str
+    test: str
+    preview: str
+    sentinel: str
+
+
+@dataclass(frozen=True)
+class ViewFiles(_Files):
+    view: str
+    overlap: str
+    figure: str
+    sentinel: str
+
+
+@dataclass(frozen=True)
+class BundleFiles(_Files):
+    model: str
+    sidecar: str
+    history: str
+    figure: str
+    sentinel: str
+
+
+@dataclass(frozen=True)
+class ReconFiles(_Files):
+    recon: str
+    sentinel: str
+
+
+@dataclass(frozen=True)
+class ScoreFiles(_Files):
+    metrics: str
+    frc: str
+    alignment: str
+    figure: str
+    sentinel: str
+
+
+@dataclass(frozen=True)
+class ReportFiles(_Files):
+    metrics: str
+    summary: str
+    highlights: str
+    headline: str
+    deltas: str
+    landing: str
+    dose_response: tuple[str, ...]
+    frc: str
+    montages: tuple[str, ...]
+    overlap: str
+    runtime: str
+    sentinel: str
+    inventory: str
+
+
+def ground_truth(*, training: bool = False) -> GroundTruthFiles:
+    """The study object (or, ``training=True``, the separate training object) and its sentinel."""
+    name = "training_object" if training else "ground_truth"
+    return GroundTruthFiles(f"{RESULTS}/simulate/{name}.npz", f"{RESULTS}/simulate/{name}.sentinel.json")
+
+
+def simulated(cell: Cell) -> SimulatedFiles:
+    """The two splits of one dose x seed (the cell's view and method are ignored)."""
+    d = f"{RESULTS}/simulate/{replace(cell, view=None, method=None).key}"
+    return SimulatedFiles(f"{d}/train.npz", f"{d}/test.npz", f"{d}/preview.png", f"{d}/sentinel.json")
+
+
+def view(cell: Cell) -> ViewFiles:
+    """The view index (rows and groups) of one cell and its overlap record."""
+    d = f"{RESULTS}/views/{cell.without_method().key}"
+    return ViewFiles(f"{d}/view.npz", f"{d}/overlap_metrics.json", f"{d}/positions.png", f"{d}/sentinel.json")
+
+
+def bundle(cell: Cell) -> BundleFiles:
+    """The network bundle of one cell and method, trained or refined."""
+    d = f"{RESULTS}/networks/{cell.key}"
+    return BundleFiles(f"{d}/model.keras", f"{d}/bundle.json", f"{d}/history.csv", f"{d}/loss.png", f"{d}/sentinel.json")
+
+
+def refined_from(cell: Cell) -> BundleFiles:
+    """The trained bundle that the cell's (refined) method fine-tunes (``methods.MethodSpec.refines``)."""
+    source = Method(cell.method).spec.refines
+    if source is None:
+        raise ValueError(f"method {cell.method} refines no other method")
+    return bundle(cell.with_method(source))
+
+
+def reconstruction(cell: Cell) -> ReconFiles:
+    """One method's reconstruction of one cell's test region."""
+    d = f"{RESULTS}/reconstruct/{cell.key}"
+    return ReconFiles(f"{d}/recon.npz", f"{d}/sentinel.json")
+
+
+def reconstructions(cell: Cell) -> dict[str, ReconFiles]:
+    """Every method's reconstruction of one cell, by method id (registry order)."""
+    return {m.value: reconstruction(cell.with_method(m)) for m in Method}
+
+
+def scores(cell: Cell) -> ScoreFiles:
+    """The scores of every method of one cell."""
+    d = f"{RESULTS}/score/{cell.without_method().key}"
+    return ScoreFiles(f"{d}/metrics.csv", f"{d}/frc.csv", f"{d}/alignment.json", f"{d}/comparison.png", f"{d}/sentinel.json")
+
+
+def report(views: list[str]) -> ReportFiles:
+    """The study's report: tables, the landing page, figures (a montage per view) and the inventory."""
+    d = f"{RESULTS}/report"
+    return ReportFiles(
+        metrics=f"{d}/metrics.csv",
+        summary=f"{d}/summary.json",
+        highlights=f"{d}/highlights.txt",
+        headline=f"{d}/headline.csv",
+        deltas=f"{d}/deltas.txt",
+        landing=f"{d}/landing.rst",
+        dose_response=tuple(f"{d}/figures/dose_response/{q}_{m}.png" for q, m in DOSE_RESPONSE),
+        frc=f"{d}/figures/frc.png",
+        montages=tuple(f"{d}/figures/montage_{v}.png" for v in views),
+        overlap=f"{d}/overlap.csv",
+        runtime=f"{d}/runtime.csv",
+        sentinel=f"{d}/sentinel.json",
+        inventory=f"{d}/inventory.csv",
+    )
+
+
+def log(rule: str, cell: Cell | None = None) -> str:
+    """The log file of one job of ``rule``."""
+    return f"{LOGS}/{rule}/{cell.key}.log" if cell is not None else f"{LOGS}/{rule}.log"
+
+
+def benchmark(rule: str, cell: Cell | None = None) -> str:
+    """The benchmark (run-time) file of one job of ``rule``."""
+    return f"{BENCHMARKS}/{rule}/{cell.key}.tsv" if cell is not None else f"{BENCHMARKS}/{rule}.tsv"
+
+
+def _jobs(study: StudyConfig) -> Iterator[tuple[str, Cell | None, tuple[str, ...]]]:
+    """Every job of the study as (rule, cell, output paths)."""
+    yield "ground_truth", None, tuple(ground_truth())
+    if study.object.separate_training:
+        yield "training_object", None, tuple(ground_truth(training=True))
+    for c in cells(study, view=False):
+        yield "simulate", c, tuple(simulated(c))
+    yield "study_config", None, (STUDY_CONFIG,)
+    for c in cells(study):
+        yield "views", c, tuple(view(c))
+        for m in Method:
+            mc = c.with_method(m)
+            if m.spec.produced_by in ("trained", "refined"):
+                rule = "train" if m.spec.produced_by == "trained" else "refine"
+                yield rule, mc, tuple(bundle(mc))
+            yield m.spec.reconstruct_step, mc, tuple(reconstruction(mc))
+        yield "score", c, tuple(scores(c))
+    files = report([v.name for v in study.views])
+    yield "report", None, tuple(p for p in files if p != files.inventory)
+    yield "inventory", None, (files.inventory,)
+
+
+#: The rules whose jobs the run-time table counts: every job of a cell (the report's own are not).
+CELL_RULES = ("simulate", "views", "train", "refine", *dict.fromkeys(m.spec.reconstruct_step for m in Method), "score")
+
+
+def benchmarks(study: StudyConfig, rules: tuple[str, ...] = CELL_RULES) -> dict[str, list[str]]:
+    """The benchmark files of every job of ``rules`` in ``study``, by rule."""
+    out: dict[str, list[str]] = {r: [] for r in rules}
+    for rule, cell, _ in _jobs(study):
+        if rule in out:
+            out[rule].append(benchmark(rule, cell))
+    return out
+
+
+def study_files(study: StudyConfig) -> set[str]:
+    """Every file a finished run of ``study`` writes under results/, logs/ and benchmarks/ (relative paths).
+
+    The inventory marks any other file (a cell since removed from the
+    configuration, a stray file) as not of this study.
+    """
+    out: set[str] = set()
+    for rule, cell, outputs in _jobs(study):
+        out.update(outputs)
+        out.update((log(rule, cell), benchmark(rule, cell)))
+    return out
