@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ptycho_core.io.npz import DataContractError
+from ptycho_core.io.records import check_keys
 
 #: Version of every contract's layout (diffraction sets, ground truth, views, reconstructions).
 SCHEMA_VERSION = 1
@@ -34,15 +35,6 @@ def open_envelope(arrays: Mapping[str, Any], keys: tuple[str, ...], required_met
 
 def describe(arr: np.ndarray) -> str:
     return f"{arr.dtype} array of shape {arr.shape}"
-
-
-def check_keys(arrays: Mapping[str, Any], expected: tuple[str, ...], source: str) -> None:
-    for key in expected:
-        if key not in arrays:
-            raise DataContractError(f"{source}: missing key '{key}' (expected keys: {', '.join(expected)})")
-    for key in arrays:
-        if key not in expected:
-            raise DataContractError(f"{source}: unexpected key '{key}' (expected keys: {', '.join(expected)})")
 
 
 def check_dtype(arr: np.ndarray, key: str, dtype: type, source: str) -> None:

@@ -56,6 +56,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ptycho_core.io.npz import DataContractError, atomic_write_text
 
 __all__ = [
+    "check_keys",
     "ALIGNMENT_METHOD_FIELDS",
     "ALIGNMENT_RECORD",
     "ALIGNMENT_VERSION",
@@ -202,7 +203,7 @@ class CsvRecord:
 
     def _as_mapping(self, row: Mapping | Sequence, source: str, line: int) -> Mapping[str, Any]:
         if isinstance(row, Mapping):
-            _check_keys(row.keys(), self.fields, source, f" (line {line})")
+            check_keys(row.keys(), self.fields, source, suffix=f" (line {line})")
             return row
         row = tuple(row)
         if len(row) != len(self.columns):
@@ -230,7 +231,7 @@ class CsvRecord:
         header = next(reader, None)
         if header is None:
             raise DataContractError(f"{source}: empty {self.name}: no header (expected keys: {', '.join(self.fields)})")
-        _check_keys(header, self.fields, source)
+        check_keys(header, self.fields, source)
         if tuple(header) != self.fields:
             raise DataContractError(f"{source}: columns out of order: expected {', '.join(self.fields)}; found {', '.join(header)}")
         rows = []
@@ -244,27 +245,32 @@ class CsvRecord:
     def read(self, path: str | os.PathLike, *, source: str | None = None) -> list[dict[str, Any]]:
         """:meth:`parse` the file at ``path``; ``source`` (default the path) starts every message."""
         source = os.fspath(path) if source is None else source
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataContractError(f"{source}: {self.name} file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataContractError(f"{source}: {self.name} cannot be read ({exc})") from None
-        return self.parse(text, source)
+        return self.parse(_read_text(path, source, self.name), source)
 
 
-def _check_keys(found: Iterable[str], expected: Sequence[str], source: str, suffix: str = "") -> None:
+def check_keys(found: Iterable[str], expected: Sequence[str], source: str, *, prefix: str = "", suffix: str = "") -> None:
+    """Refuse a missing, unexpected or repeated key of ``found``, naming ``source`` and the key (``prefix`` + key)."""
     found = list(found)
     for key in expected:
         if key not in found:
-            raise DataContractError(f"{source}: missing key '{key}'{suffix} (expected keys: {', '.join(expected)})")
+            raise DataContractError(f"{source}: missing key '{prefix}{key}'{suffix} (expected keys: {', '.join(expected)})")
     seen = set()
     for key in found:
         if key not in expected:
-            raise DataContractError(f"{source}: unexpected key '{key}'{suffix} (expected keys: {', '.join(expected)})")
+            raise DataContractError(f"{source}: unexpected key '{prefix}{key}'{suffix} (expected keys: {', '.join(expected)})")
         if key in seen:
-            raise DataContractError(f"{source}: key '{key}' repeated{suffix}")
+            raise DataContractError(f"{source}: key '{prefix}{key}' repeated{suffix}")
         seen.add(key)
+
+
+def _read_text(path: str | os.PathLike, source: str, name: str) -> str:
+    """The text of a record file; a missing or unreadable file is refused naming ``source`` and the record ``name``."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataContractError(f"{source}: {name} file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataContractError(f"{source}: {name} cannot be read ({exc})") from None
 
 
 # --------------------------------------------------------------------------
@@ -349,12 +355,7 @@ def _check_value(value: Any, spec: Any, source: str, key: str) -> None:
 
 def _check_object(value: Mapping, spec: Mapping[str, Any], source: str, prefix: str = "") -> None:
     expected = tuple(spec)
-    for k in expected:
-        if k not in value:
-            raise DataContractError(f"{source}: missing key '{prefix}{k}' (expected keys: {', '.join(expected)})")
-    for k in value:
-        if k not in spec:
-            raise DataContractError(f"{source}: unexpected key '{prefix}{k}' (expected keys: {', '.join(expected)})")
+    check_keys(value, expected, source, prefix=prefix)
     for k in expected:
         _check_value(value[k], spec[k], source, prefix + k)
 
@@ -409,13 +410,7 @@ class JsonRecord:
     def read(self, path: str | os.PathLike, *, source: str | None = None) -> dict:
         """The record in the file at ``path``, validated; ``source`` (default the path) starts every message."""
         source = os.fspath(path) if source is None else source
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataContractError(f"{source}: {self.name} file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataContractError(f"{source}: {self.name} cannot be read ({exc})") from None
-        return self.loads(text, source)
+        return self.loads(_read_text(path, source, self.name), source)
 
 
 # --------------------------------------------------------------------------
