@@ -34,6 +34,7 @@ study: venv
 	@echo "tables and figures: results/report/; logs: logs/; timings: benchmarks/."
 
 lint: venv
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint

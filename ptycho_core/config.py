@@ -69,7 +69,9 @@ class ObjectConfig:
         """
         prefix = "train_" if training else ""
         names = ("file", "amplitude_file", "phase_file")
-        return {f"object.{prefix}{n}": getattr(self, prefix + n) for n in names if getattr(self, prefix + n) is not None}
+        return {
+            f"object.{prefix}{n}": getattr(self, prefix + n) for n in names if getattr(self, prefix + n) is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -303,9 +305,15 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
     if study.probe.kind == "file" and study.probe.file is None:
         fail("probe.file", "expected the NPZ file of the probe (probe.kind is file), found null")
     if study.probe.kind != "file" and study.probe.file is not None:
-        fail("probe.file", f"expected null unless probe.kind is file (kind {study.probe.kind!r}), found {study.probe.file!r}")
+        fail(
+            "probe.file",
+            f"expected null unless probe.kind is file (kind {study.probe.kind!r}), found {study.probe.file!r}",
+        )
     if study.object.train_seed is not None and study.object.train_seed == study.object.seed:
-        fail("object.train_seed", f"expected a seed other than object.seed ({study.object.seed}): the training object must be a different draw")
+        fail(
+            "object.train_seed",
+            f"expected a seed other than object.seed ({study.object.seed}): the training object must be a different draw",
+        )
     margin = 2 * study.N
     if study.object.size < margin:
         fail("object.size", f"expected at least 2*N = {margin} pixels, found {study.object.size}")
@@ -335,21 +343,36 @@ def _object_file_checks(obj: ObjectConfig, fail) -> None:
     if obj.family != "file":
         given = {**obj.source_files(), **obj.source_files(training=True)}
         if given:
-            fail(next(iter(given)), f"expected null unless object.family is file (family {obj.family!r}), found {next(iter(given.values()))!r}")
+            fail(
+                next(iter(given)),
+                f"expected null unless object.family is file (family {obj.family!r}), found {next(iter(given.values()))!r}",
+            )
         return
     if obj.train_seed is not None:
-        fail("object.train_seed", f"expected null for family file (a file has no seed to redraw), found {obj.train_seed}; "
-             "set object.train_file (or train_amplitude_file and train_phase_file) for a separate training object")
+        fail(
+            "object.train_seed",
+            f"expected null for family file (a file has no seed to redraw), found {obj.train_seed}; "
+            "set object.train_file (or train_amplitude_file and train_phase_file) for a separate training object",
+        )
     for prefix, required in (("", True), ("train_", False)):
         file, amp, phase = (getattr(obj, prefix + n) for n in ("file", "amplitude_file", "phase_file"))
         if file is not None and (amp is not None or phase is not None):
-            fail(f"object.{prefix}file", f"expected either object.{prefix}file or object.{prefix}amplitude_file and "
-                 f"object.{prefix}phase_file, found both ({file!r}, {amp!r}, {phase!r})")
+            fail(
+                f"object.{prefix}file",
+                f"expected either object.{prefix}file or object.{prefix}amplitude_file and "
+                f"object.{prefix}phase_file, found both ({file!r}, {amp!r}, {phase!r})",
+            )
         if (amp is None) != (phase is None):
             missing = "phase_file" if phase is None else "amplitude_file"
-            fail(f"object.{prefix}{missing}", f"expected an image to go with object.{prefix}{'amplitude_file' if phase is None else 'phase_file'}, found null")
+            fail(
+                f"object.{prefix}{missing}",
+                f"expected an image to go with object.{prefix}{'amplitude_file' if phase is None else 'phase_file'}, found null",
+            )
         if required and file is None and amp is None:
-            fail("object.file", "expected the NPZ file of the object (or object.amplitude_file and object.phase_file) for family file, found null")
+            fail(
+                "object.file",
+                "expected the NPZ file of the object (or object.amplitude_file and object.phase_file) for family file, found null",
+            )
         if file is not None and not file.lower().endswith(".npz"):
             fail(f"object.{prefix}file", f"expected an NPZ file (name ending .npz), found {file!r}")
         for name, path in (("amplitude_file", amp), ("phase_file", phase)):
@@ -385,9 +408,16 @@ def study_from_dict(raw: Any, source: str = "<config>") -> StudyConfig:
         probe=_build(ProbeConfig, cfg["probe"]),
         scan=_build(ScanConfig, cfg["scan"]),
         split=_build(SplitConfig, cfg["split"]),
-        views=tuple(sorted((ViewConfig(name, int(v["stride"])) for name, v in cfg["views"].items()), key=lambda v: (v.stride, v.name))),
+        views=tuple(
+            sorted(
+                (ViewConfig(name, int(v["stride"])) for name, v in cfg["views"].items()),
+                key=lambda v: (v.stride, v.name),
+            )
+        ),
         grouping=_build(GroupingConfig, cfg["grouping"]),
-        training=_build(TrainingConfig, {**cfg["training"], "filters": tuple(int(f) for f in cfg["training"]["filters"])}),
+        training=_build(
+            TrainingConfig, {**cfg["training"], "filters": tuple(int(f) for f in cfg["training"]["filters"])}
+        ),
         ptychi=_build(PtyChiConfig, cfg["ptychi"]),
         refinement=_build(RefinementConfig, cfg["refinement"]),
     )

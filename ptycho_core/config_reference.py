@@ -48,7 +48,9 @@ def render(schema: dict | None = None) -> str:
         if props:
             out += ["", "| key | default | meaning |", "|---|---|---|"]
             for key, sub in props.items():
-                out.append(f"| `{name}.{key}` | {_default(sub.get('default'))} | {_one_line(sub.get('description', ''))} |")
+                out.append(
+                    f"| `{name}.{key}` | {_default(sub.get('default'))} | {_one_line(sub.get('description', ''))} |"
+                )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

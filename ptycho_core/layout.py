@@ -229,7 +229,9 @@ def view(cell: Cell) -> ViewFiles:
 def bundle(cell: Cell) -> BundleFiles:
     """The network bundle of one cell and method, trained or refined."""
     d = f"{RESULTS}/networks/{cell.key}"
-    return BundleFiles(f"{d}/model.keras", f"{d}/bundle.json", f"{d}/history.csv", f"{d}/loss.png", f"{d}/sentinel.json")
+    return BundleFiles(
+        f"{d}/model.keras", f"{d}/bundle.json", f"{d}/history.csv", f"{d}/loss.png", f"{d}/sentinel.json"
+    )
 
 
 def refined_from(cell: Cell) -> BundleFiles:
@@ -254,7 +256,9 @@ def reconstructions(cell: Cell) -> dict[str, ReconFiles]:
 def scores(cell: Cell) -> ScoreFiles:
     """The scores of every method of one cell."""
     d = f"{RESULTS}/score/{cell.without_method().key}"
-    return ScoreFiles(f"{d}/metrics.csv", f"{d}/frc.csv", f"{d}/alignment.json", f"{d}/comparison.png", f"{d}/sentinel.json")
+    return ScoreFiles(
+        f"{d}/metrics.csv", f"{d}/frc.csv", f"{d}/alignment.json", f"{d}/comparison.png", f"{d}/sentinel.json"
+    )
 
 
 def report(views: list[str]) -> ReportFiles:

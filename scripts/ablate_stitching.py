@@ -44,7 +44,9 @@ VARIANTS = (("taper", False), ("taper", True), ("probe", False), ("probe", True)
 def main(root: Path, config: Path) -> None:
     study = load_study(config)
     gt = load_ground_truth(layout.ground_truth().under(root).obj).obj.astype(np.complex128)
-    print("cell | method | weights | gauge | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | gauge spread rad | residual rad | s")
+    print(
+        "cell | method | weights | gauge | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | gauge spread rad | residual rad | s"
+    )
     for cell in layout.cells(study):  # dose, then view, then seed
         test = load_diffraction_set(layout.simulated(cell).under(root).test)
         view = load_view(layout.view(cell).under(root).view, n_test=test.n)

@@ -56,7 +56,10 @@ def read_scores(metrics: str | Path) -> dict:
     rows = METRIC_ROWS.read(metrics)
     value = {(r["method"], r["quantity"], r["metric"]): r["value"] for r in rows}
     methods = sorted({r["method"] for r in rows})
-    return {m: (value[(m, "phase", "ms_ssim")], value[(m, "phase", "psnr")], value[(m, "amplitude", "ms_ssim")]) for m in methods}
+    return {
+        m: (value[(m, "phase", "ms_ssim")], value[(m, "phase", "psnr")], value[(m, "amplitude", "ms_ssim")])
+        for m in methods
+    }
 
 
 def main() -> int:
@@ -73,7 +76,9 @@ def main() -> int:
 
     cell = layout.Cell(dose_label(args.dose), 0, args.view)
     trained = {m.value for m in TRAINED_METHODS}
-    lines = ["variant | method | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | train s | train samples | best val loss"]
+    lines = [
+        "variant | method | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | train s | train samples | best val loss"
+    ]
     for name in args.variants.split(","):
         d = (args.out / name).resolve()
         d.mkdir(parents=True, exist_ok=True)

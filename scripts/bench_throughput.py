@@ -98,7 +98,17 @@ def synthetic_data(study, channels: int, n_patterns: int = 2048):
     return sqrt_counts, pos, groups, probe
 
 
-def run_case(size: str, method: str, channels: int, what: str, precision: str, steps: int, warmup: int, repeats: int, threads: int) -> dict:
+def run_case(
+    size: str,
+    method: str,
+    channels: int,
+    what: str,
+    precision: str,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    threads: int,
+) -> dict:
     import keras
 
     from ptycho_core.nn import models, training
@@ -138,8 +148,13 @@ def run_case(size: str, method: str, channels: int, what: str, precision: str, s
             ph = np.random.default_rng(3).uniform(-1.0, 1.0, (pos.shape[0], N // 2, N // 2)).astype(np.float32)
             targets = (amp, ph)
             fit_model = obj_model
-            fit_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=[models.SupportWeightedMAE(w, 0.2), models.SupportWeightedMAE(w, 0.5)])
-        data = training.GroupBatches(sqrt_counts, pos, groups[: steps * batch], batch, rng=np.random.default_rng(0), targets=targets)
+            fit_model.compile(
+                optimizer=keras.optimizers.Adam(1e-4),
+                loss=[models.SupportWeightedMAE(w, 0.2), models.SupportWeightedMAE(w, 0.5)],
+            )
+        data = training.GroupBatches(
+            sqrt_counts, pos, groups[: steps * batch], batch, rng=np.random.default_rng(0), targets=targets
+        )
         fit_model.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0)
         rates = []
         for _ in range(repeats):
@@ -178,15 +193,47 @@ def main() -> None:
     args = ap.parse_args()
     if args.case:
         size, method, channels, what = args.case.split(",")
-        print(json.dumps(run_case(size, method, int(channels), what, args.precision, args.steps, args.warmup, args.repeats, args.threads)))
+        print(
+            json.dumps(
+                run_case(
+                    size,
+                    method,
+                    int(channels),
+                    what,
+                    args.precision,
+                    args.steps,
+                    args.warmup,
+                    args.repeats,
+                    args.threads,
+                )
+            )
+        )
         return
-    print(f"precision {args.precision}, {args.threads} threads; median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps")
-    print(f"{'size':9} {'method':10} {'C':>2} {'what':7} {'N':>3} {'params':>9} {'rate':>9} {'(min-max)':>13} {'unit':11} {'peak MB':>8} {'earlier impl.':>13} {'ratio':>6}")
+    print(
+        f"precision {args.precision}, {args.threads} threads; median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps"
+    )
+    print(
+        f"{'size':9} {'method':10} {'C':>2} {'what':7} {'N':>3} {'params':>9} {'rate':>9} {'(min-max)':>13} {'unit':11} {'peak MB':>8} {'earlier impl.':>13} {'ratio':>6}"
+    )
     for size, method, channels, what in CASES:
         if args.size not in ("all", size):
             continue
-        cmd = [sys.executable, __file__, "--case", f"{size},{method},{channels},{what}", "--precision", args.precision,
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--case",
+            f"{size},{method},{channels},{what}",
+            "--precision",
+            args.precision,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
@@ -196,7 +243,10 @@ def main() -> None:
         ref_s = f"{ref:13.1f}" if ref else f"{'':13}"
         ratio = f"{r['rate'] / ref:5.2f}x" if ref else ""
         spread = f"({r['rate_min']:.0f}-{r['rate_max']:.0f})"
-        print(f"{size:9} {method:10} {channels:>2} {what:7} {r['N']:>3} {r['parameters']:>9,} {r['rate']:9.1f} {spread:>13} {r['unit']:11} {r['peak_rss_mb']:8.0f} {ref_s} {ratio:>6}", flush=True)
+        print(
+            f"{size:9} {method:10} {channels:>2} {what:7} {r['N']:>3} {r['parameters']:>9,} {r['rate']:9.1f} {spread:>13} {r['unit']:11} {r['peak_rss_mb']:8.0f} {ref_s} {ratio:>6}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,9 @@ def main() -> None:
                 s = out["scores"][method]
                 row = {"precision": precision, "seed": seed, "method": method, "wall_s": wall}
                 row.update({f"{q}_{m}": float(s[q][m]) for q, m in FIGURES})
-                row["fit_s"] = out["train"]["fit_seconds"] if method == "PtychoPINN" else out["refine"]["refine_seconds"]
+                row["fit_s"] = (
+                    out["train"]["fit_seconds"] if method == "PtychoPINN" else out["refine"]["refine_seconds"]
+                )
                 row["epochs"] = out["train"]["epochs_run"] if method == "PtychoPINN" else out["refine"]["epochs_run"]
                 rows.append(row)
                 print(
@@ -79,8 +81,14 @@ def main() -> None:
     for precision in args.precisions:
         for method in METHODS:
             sel = [r for r in rows if r["precision"] == precision and r["method"] == method]
-            stats[precision, method] = {k: (np.mean([r[k] for r in sel]), np.std([r[k] for r in sel], ddof=1) if len(sel) > 1 else np.nan) for k in keys}
-            print(f"{precision:15} {method:15} " + "  ".join(f"{k} {m:.4f} +- {sd:.4f}" for k, (m, sd) in stats[precision, method].items()))
+            stats[precision, method] = {
+                k: (np.mean([r[k] for r in sel]), np.std([r[k] for r in sel], ddof=1) if len(sel) > 1 else np.nan)
+                for k in keys
+            }
+            print(
+                f"{precision:15} {method:15} "
+                + "  ".join(f"{k} {m:.4f} +- {sd:.4f}" for k, (m, sd) in stats[precision, method].items())
+            )
     if len(args.precisions) == 2:
         ref, fast = args.precisions
         print(f"\n{fast} - {ref}, in units of the {ref} standard deviation over seeds")

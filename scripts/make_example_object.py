@@ -37,7 +37,9 @@ SIZE = 96
 N = 32
 
 
-def _ellipses(rng: np.random.Generator, n: int, radius: tuple[float, float], yy: np.ndarray, xx: np.ndarray) -> tuple[np.ndarray, list]:
+def _ellipses(
+    rng: np.random.Generator, n: int, radius: tuple[float, float], yy: np.ndarray, xx: np.ndarray
+) -> tuple[np.ndarray, list]:
     """Sum of ``n`` random ellipses' thickness profiles sqrt(1 - r^2); and their (centre, axes, angle)."""
     total = np.zeros_like(xx)
     shapes = []
@@ -83,7 +85,9 @@ def example_probe() -> np.ndarray:
     rho_max = 14.0 / 2
     rho = np.hypot(kx, ky) / rho_max
     angle = np.arctan2(ky, kx)
-    pupil = (rho <= 1.0) * np.exp(-4.0 * rho**2) * np.exp(2j * np.pi * (0.7 * rho**2 + 0.3 * rho**2 * np.cos(2 * angle)))
+    pupil = (
+        (rho <= 1.0) * np.exp(-4.0 * rho**2) * np.exp(2j * np.pi * (0.7 * rho**2 + 0.3 * rho**2 * np.cos(2 * angle)))
+    )
     probe = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(pupil)))
     probe /= np.abs(probe).max()
     return (np.round(probe.real, 6) + 1j * np.round(probe.imag, 6)).astype(np.complex64)
@@ -103,6 +107,8 @@ def write_examples(out: Path) -> list[Path]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "config" / "examples", help="output folder (default config/examples)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "config" / "examples", help="output folder (default config/examples)"
+    )
     for p in write_examples(parser.parse_args().out):
         print(p, p.stat().st_size, "bytes")

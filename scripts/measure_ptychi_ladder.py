@@ -65,12 +65,24 @@ def run(args, noise_model: str) -> tuple[Path, dict]:
     study = study_from_dict(cfg)
     # the PtyChi reconstructions (paths relative to the study directory); Snakemake runs the simulation and views they need
     targets = [layout.reconstruction(cell.with_method(Method.PTYCHI)).recon for cell in layout.cells(study)]
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores), *targets]
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(ROOT / "workflow" / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        str(args.cores),
+        *targets,
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"snakemake failed for {noise_model} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    print(f"{noise_model}: simulation, views and PtyChi reconstruction in {time.monotonic() - start:.0f} s ({workdir})", flush=True)
+    print(
+        f"{noise_model}: simulation, views and PtyChi reconstruction in {time.monotonic() - start:.0f} s ({workdir})",
+        flush=True,
+    )
     return workdir, {"study": study}
 
 
@@ -115,13 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="output directory (one study directory per noise model)")
     p.add_argument("--doses", nargs="+", type=float, default=[10.0, 100.0, 1000.0, 10000.0])
     p.add_argument("--views", nargs="+", default=["dense:1", "mid:2", "sparse:4"], help="name:stride, densest first")
-    p.add_argument("--step-fraction", type=float, default=0.2, help="base scan step / probe FWHM (None: the default config's)")
+    p.add_argument(
+        "--step-fraction", type=float, default=0.2, help="base scan step / probe FWHM (None: the default config's)"
+    )
     p.add_argument("--noise-models", nargs="+", default=["gaussian", "poisson"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--cores", type=int, default=2)
     p.add_argument(
-        "--object-seed", type=int, default=None,
+        "--object-seed",
+        type=int,
+        default=None,
         help="draw the object with this seed instead of the study's: choose settings on another object, never on the study's own ground truth",
     )
     args = p.parse_args(argv)

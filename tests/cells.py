@@ -10,7 +10,18 @@ from ptycho_core.steps.simulate import run_ground_truth, run_simulate
 from ptycho_core.steps.views import run_view
 
 #: Keys of the returned paths: ground truth, the two splits, the view, and their sentinels and figures.
-CELL_FILES = ("gt.npz", "gt.json", "train.npz", "test.npz", "preview.png", "c.json", "view.npz", "m.json", "v.png", "d.json")
+CELL_FILES = (
+    "gt.npz",
+    "gt.json",
+    "train.npz",
+    "test.npz",
+    "preview.png",
+    "c.json",
+    "view.npz",
+    "m.json",
+    "v.png",
+    "d.json",
+)
 
 
 def simulate_cell(study: StudyConfig, d: Path, *, dose: float, seed: int, view: str, as_str: bool = True) -> dict:
@@ -25,6 +36,17 @@ def simulate_cell(study: StudyConfig, d: Path, *, dose: float, seed: int, view: 
     run_ground_truth(study, out=gt)
     run_simulate(study, cell=cell, ground_truth=gt, out=sim)
     run_view(study, cell=cell, simulated=sim, out=v)
-    paths = (gt.obj, gt.sentinel, sim.train, sim.test, sim.preview, sim.sentinel, v.view, v.overlap, v.figure, v.sentinel)
+    paths = (
+        gt.obj,
+        gt.sentinel,
+        sim.train,
+        sim.test,
+        sim.preview,
+        sim.sentinel,
+        v.view,
+        v.overlap,
+        v.figure,
+        v.sentinel,
+    )
     p = {k: (str(path) if as_str else Path(path)) for k, path in zip(CELL_FILES, paths, strict=True)}
     return {**p, "cell": cell, "files": {"ground_truth": gt, "simulated": sim, "view": v}}

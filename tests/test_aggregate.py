@@ -49,7 +49,15 @@ METHODS = ("PtychoPINN", "PtychoPINN_TTR", "Baseline", "PtyChi")
 BASE = {
     # PINN vs PtyChi: ssim 0.9 vs 0.8 (+0.1, better); PINN vs Baseline: mae 0.05 vs 0.04 (+0.01, not better)
     "PtychoPINN": {"mae": 0.05, "rmse": 0.07, "psnr": 20.0, "ssim": 0.9, "ms_ssim": 0.92, "frc50": 0.25, "frc1_7": 0.4},
-    "PtychoPINN_TTR": {"mae": 0.03, "rmse": 0.05, "psnr": 24.0, "ssim": 0.97, "ms_ssim": 0.98, "frc50": 0.35, "frc1_7": 0.45},
+    "PtychoPINN_TTR": {
+        "mae": 0.03,
+        "rmse": 0.05,
+        "psnr": 24.0,
+        "ssim": 0.97,
+        "ms_ssim": 0.98,
+        "frc50": 0.35,
+        "frc1_7": 0.45,
+    },
     "Baseline": {"mae": 0.04, "rmse": 0.06, "psnr": 22.5, "ssim": 0.95, "ms_ssim": 0.9, "frc50": 0.2, "frc1_7": 0.45},
     "PtyChi": {"mae": 0.08, "rmse": 0.1, "psnr": 18.0, "ssim": 0.8, "ms_ssim": 0.85, "frc50": 0.3, "frc1_7": 0.35},
 }
@@ -61,8 +69,15 @@ PAPER_BASE = {
     "PtyChi": {"ssim": 0.75, "ms_ssim": 0.76, "psnr": 33.0, "mean_ratio": 1.0},
 }
 #: Rows per method and cell: strict metrics + ms_ssim_scales per quantity, amplitude_scale, paper-style rows.
-ROWS_PER_METHOD = len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(PAPER_QUANTITIES) * len(PAPER_METRICS) + len(PAPER_AMPLITUDE_METRICS)
-JITTER = {"PtychoPINN": (-0.01, 0.0, 0.01), "PtychoPINN_TTR": (0.0, 0.0, 0.0), "Baseline": (0.0, 0.0, 0.0), "PtyChi": (0.0, 0.0, 0.0)}
+ROWS_PER_METHOD = (
+    len(QUANTITIES) * (len(METRICS) + 1) + 1 + len(PAPER_QUANTITIES) * len(PAPER_METRICS) + len(PAPER_AMPLITUDE_METRICS)
+)
+JITTER = {
+    "PtychoPINN": (-0.01, 0.0, 0.01),
+    "PtychoPINN_TTR": (0.0, 0.0, 0.0),
+    "Baseline": (0.0, 0.0, 0.0),
+    "PtyChi": (0.0, 0.0, 0.0),
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -82,7 +97,11 @@ def cell_rows(seed: int) -> list[tuple]:
 
 def write_csv(path, rows, header="method,quantity,metric,value") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + "\n" + "".join(f"{m},{q},{k},{v!r}\n" if isinstance(v, float) else f"{m},{q},{k},{v}\n" for m, q, k, v in rows))
+    path.write_text(
+        header
+        + "\n"
+        + "".join(f"{m},{q},{k},{v!r}\n" if isinstance(v, float) else f"{m},{q},{k},{v}\n" for m, q, k, v in rows)
+    )
 
 
 def make_grid(root, doses=DOSES, views=VIEWS, seeds=SEEDS, edit=None) -> list[dict]:
@@ -135,7 +154,9 @@ def test_collect_metrics_tidy_table(table):
 
 
 def test_collect_metrics_subset_of_methods_and_metrics(tmp_path):
-    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if r[0] not in ("Baseline", "PtychoPINN_TTR")])
+    cells = make_grid(
+        tmp_path, edit=lambda d, v, s, rows: [r for r in rows if r[0] not in ("Baseline", "PtychoPINN_TTR")]
+    )
     t = collect_metrics(cells, methods=["PtychoPINN", "PtyChi"], metrics=("ssim", "mae"))
     assert set(t["method"]) == {"PtychoPINN", "PtyChi"}
     with pytest.raises(AggregationError, match=r"method (Baseline|PtychoPINN_TTR) missing"):
@@ -143,12 +164,21 @@ def test_collect_metrics_subset_of_methods_and_metrics(tmp_path):
 
 
 def test_paper_rows_are_required_and_carried_but_not_compared(table, tmp_path):
-    assert set(PAPER_ROWS) == {(q, k) for q in PAPER_QUANTITIES for k in PAPER_METRICS} | {("amplitude_paper", "mean_ratio")}
+    assert set(PAPER_ROWS) == {(q, k) for q in PAPER_QUANTITIES for k in PAPER_METRICS} | {
+        ("amplitude_paper", "mean_ratio")
+    }
     assert PAPER_QUANTITIES == ("amplitude_paper", "phase_paper")
     # carried: in the tidy table and the summary, with their own values
     sel = table[(table.quantity == "phase_paper") & (table.metric == "ssim") & (table.method == "PtyChi")]
     assert len(sel) == len(DOSES) * len(VIEWS) * len(SEEDS) and set(sel["value"]) == {0.75}
-    r = find(summarise(table)["records"], dose=1e3, view="dense", method="PtychoPINN", quantity="amplitude_paper", metric="mean_ratio")
+    r = find(
+        summarise(table)["records"],
+        dose=1e3,
+        view="dense",
+        method="PtychoPINN",
+        quantity="amplitude_paper",
+        metric="mean_ratio",
+    )
     assert r["mean"] == pytest.approx(0.8, abs=1e-12) and r["std"] == pytest.approx(0.0, abs=1e-12) and r["n"] == 3
     # not compared: the deltas (hence the highlights) use the strict quantities only
     recs = deltas(table)
@@ -160,10 +190,20 @@ def test_paper_rows_are_required_and_carried_but_not_compared(table, tmp_path):
     with pytest.raises(AggregationError, match="mean_ratio"):
         deltas(table, quantities=("amplitude_paper",), metrics=("mean_ratio",))
     # required: a missing paper row is named; tables without any pass with paper=()
-    cells = make_grid(tmp_path / "a", edit=lambda d, v, s, rows: [r for r in rows if not (r[:3] == ("Baseline", "amplitude_paper", "mean_ratio") and s == 1 and d == 1e4)])
-    with pytest.raises(AggregationError, match=r"dose 1e4, view dense, seed 1: method Baseline lacks metric\(s\) \['amplitude_paper mean_ratio'\]"):
+    cells = make_grid(
+        tmp_path / "a",
+        edit=lambda d, v, s, rows: [
+            r for r in rows if not (r[:3] == ("Baseline", "amplitude_paper", "mean_ratio") and s == 1 and d == 1e4)
+        ],
+    )
+    with pytest.raises(
+        AggregationError,
+        match=r"dose 1e4, view dense, seed 1: method Baseline lacks metric\(s\) \['amplitude_paper mean_ratio'\]",
+    ):
         collect_metrics(cells)
-    strict_only = make_grid(tmp_path / "b", edit=lambda d, v, s, rows: [r for r in rows if r[1] not in PAPER_QUANTITIES])
+    strict_only = make_grid(
+        tmp_path / "b", edit=lambda d, v, s, rows: [r for r in rows if r[1] not in PAPER_QUANTITIES]
+    )
     assert set(collect_metrics(strict_only, paper=())["quantity"]) == set(QUANTITIES)
     # an unknown quantity is refused
     typo = make_grid(tmp_path / "c", edit=lambda d, v, s, rows: rows + [("PtyChi", "phase_papers", "ssim", 0.7)])
@@ -225,13 +265,22 @@ def test_overlap_table_has_every_cell_and_split_with_the_overlaps_named_by_meani
     paths = {}
     for i, (view, seed, group) in enumerate([("sparse", 0, 0.3), ("dense", 1, None)]):
         paths[(view, 1e3, seed)] = tmp_path / f"{i}.json"
-        paths[(view, 1e3, seed)].write_text(json.dumps(overlap_record(view=view, seed=seed, test={"group_overlap": group, "neighbour_overlap": 0.1 * (i + 1)})))
+        paths[(view, 1e3, seed)].write_text(
+            json.dumps(
+                overlap_record(view=view, seed=seed, test={"group_overlap": group, "neighbour_overlap": 0.1 * (i + 1)})
+            )
+        )
     text = overlap_summary(paths)
     assert text.splitlines()[0] == (
         "view,dose,seed,split,n_before_view,n_view,n_groups,linear_overlap,group_overlap,neighbour_overlap,group_centre_overlap,group_centre_pairs"
     )
     rows = OVERLAP_TABLE.parse(text, "overlap.csv")
-    assert [(r["view"], r["seed"], r["split"]) for r in rows] == [("dense", 1, "train"), ("dense", 1, "test"), ("sparse", 0, "train"), ("sparse", 0, "test")]
+    assert [(r["view"], r["seed"], r["split"]) for r in rows] == [
+        ("dense", 1, "train"),
+        ("dense", 1, "test"),
+        ("sparse", 0, "train"),
+        ("sparse", 0, "test"),
+    ]
     assert rows[1]["group_overlap"] is None and rows[1]["neighbour_overlap"] == 0.2
     assert rows[3]["group_overlap"] == 0.3 and rows[3]["neighbour_overlap"] == 0.1
 
@@ -287,7 +336,9 @@ def test_delta_interval_matches_scipy(table):
 def test_delta_n1_has_no_interval(tmp_path):
     t = collect_metrics(make_grid(tmp_path, seeds=(1,)))
     recs = deltas(t)
-    assert recs and all(r["n"] == 1 and r["interval"] is None and r["std"] is None and r["interval_excludes_zero"] is None for r in recs)
+    assert recs and all(
+        r["n"] == 1 and r["interval"] is None and r["std"] is None and r["interval_excludes_zero"] is None for r in recs
+    )
     assert all(r["note"] == NO_INTERVAL_NOTE == "n = 1: no interval" for r in recs)
     lines = delta_lines(report_document(summarise(t), recs))
     assert all("(n = 1: no interval)" in line and "CI" not in line for line in lines)
@@ -318,7 +369,12 @@ def test_delta_missing_reference_or_metric_is_refused(table):
 
 
 def test_missing_method_is_named(tmp_path):
-    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if not (r[0] == "Baseline" and d == 1e4 and v == "sparse" and s == 1)])
+    cells = make_grid(
+        tmp_path,
+        edit=lambda d, v, s, rows: [
+            r for r in rows if not (r[0] == "Baseline" and d == 1e4 and v == "sparse" and s == 1)
+        ],
+    )
     with pytest.raises(AggregationError) as exc:
         collect_metrics(cells)
     msg = str(exc.value)
@@ -327,8 +383,15 @@ def test_missing_method_is_named(tmp_path):
 
 
 def test_missing_metric_is_named(tmp_path):
-    cells = make_grid(tmp_path, edit=lambda d, v, s, rows: [r for r in rows if not (r[:3] == ("PtyChi", "phase", "ms_ssim") and s == 2 and d == 1e3)])
-    with pytest.raises(AggregationError, match=r"dose 1e3, view dense, seed 2: method PtyChi lacks metric\(s\) \['phase ms_ssim'\]"):
+    cells = make_grid(
+        tmp_path,
+        edit=lambda d, v, s, rows: [
+            r for r in rows if not (r[:3] == ("PtyChi", "phase", "ms_ssim") and s == 2 and d == 1e3)
+        ],
+    )
+    with pytest.raises(
+        AggregationError, match=r"dose 1e3, view dense, seed 2: method PtyChi lacks metric\(s\) \['phase ms_ssim'\]"
+    ):
         collect_metrics(cells)
 
 
@@ -341,7 +404,9 @@ def test_missing_cell_is_named(tmp_path):
 def test_missing_file_is_named(tmp_path):
     cells = make_grid(tmp_path)
     cells[3]["path"] = str(tmp_path / "nowhere" / "metrics.csv")
-    with pytest.raises(AggregationError, match=r"nowhere/metrics.csv: cell dose 1e3, view sparse, seed 0: metrics table file not found"):
+    with pytest.raises(
+        AggregationError, match=r"nowhere/metrics.csv: cell dose 1e3, view sparse, seed 0: metrics table file not found"
+    ):
         collect_metrics(cells)
 
 
@@ -363,7 +428,9 @@ def test_duplicate_row_is_named(tmp_path):
     def edit(d, v, s, rows):
         return rows + [("PtyChi", "amplitude", "ssim", 0.7)] if (d, v, s) == (1e4, "dense", 0) else rows
 
-    with pytest.raises(AggregationError, match=r"dose 1e4, view dense, seed 0: duplicate row\(s\) for method PtyChi, amplitude ssim"):
+    with pytest.raises(
+        AggregationError, match=r"dose 1e4, view dense, seed 0: duplicate row\(s\) for method PtyChi, amplitude ssim"
+    ):
         collect_metrics(make_grid(tmp_path, edit=edit))
 
 
@@ -418,14 +485,24 @@ def test_report_data_and_delta_lines_match_json(tmp_path, table):
         assert (m.group(10) == "better") == r["better"]
         lo, hi = r["interval"]
         assert r["interval_excludes_zero"] == (lo > 0 or hi < 0) == (m.group(11) is None)
-    line = lines[[i for i, r in enumerate(doc["deltas"]) if (r["dose"], r["view"], r["quantity"], r["metric"], r["other"]) == (1e4, "dense", "phase", "ms_ssim", "PtyChi")][0]]
+    line = lines[
+        [
+            i
+            for i, r in enumerate(doc["deltas"])
+            if (r["dose"], r["view"], r["quantity"], r["metric"], r["other"])
+            == (1e4, "dense", "phase", "ms_ssim", "PtyChi")
+        ][0]
+    ]
     half = stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
     assert line == (
         f"dose 1e4, view dense, phase MS-SSIM: PtychoPINN − PtyChi = +0.070 "
         f"(n = 3, 95 % CI [{0.07 - half:+.3f}, {0.07 + half:+.3f}]) — PtychoPINN better"
     )
     assert any(" = -2.500 " in x and x.endswith("not better") for x in lines)  # PSNR vs Baseline
-    assert "dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)" in lines
+    assert (
+        "dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)"
+        in lines
+    )
 
 
 def test_highlights_need_deltas():
@@ -467,7 +544,10 @@ def test_frc_figure(tmp_path):
     assert out.read_bytes()[:8] == PNG_MAGIC
     bad = tmp_path / "bad.csv"
     bad.write_text("method,quantity,frequency_cycles_per_pixel,frc\nPtyChi,phase,0.1,nan\n")
-    with pytest.raises(AggregationError, match=r"bad.csv: cell dose 1e4, view dense, seed 0: key 'frc': expected a finite number, found 'nan'"):
+    with pytest.raises(
+        AggregationError,
+        match=r"bad.csv: cell dose 1e4, view dense, seed 0: key 'frc': expected a finite number, found 'nan'",
+    ):
         frc_figure(out, [e if e[:3] != (1e4, "dense", 0) else (1e4, "dense", 0, str(bad)) for e in entries])
     with pytest.raises(AggregationError, match="dose 1e5 not among"):
         frc_figure(out, entries, dose=1e5)
@@ -476,7 +556,10 @@ def test_frc_figure(tmp_path):
 def test_runtime_table(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     files = {}
-    for rule, secs, rss in [("train", (10.5, 20.25), ("512.5", "1024.0")), ("score", (1.5, 2.5, 3.0), ("NA", "100.0", "-"))]:
+    for rule, secs, rss in [
+        ("train", (10.5, 20.25), ("512.5", "1024.0")),
+        ("score", (1.5, 2.5, 3.0), ("NA", "100.0", "-")),
+    ]:
         files[rule] = []
         for i, (s, r) in enumerate(zip(secs, rss)):
             p = tmp_path / rule / f"{i}.tsv"
@@ -486,13 +569,31 @@ def test_runtime_table(tmp_path):
     rt = runtime_table(files)
     assert rt["rule"].tolist() == ["score", "train"]
     score, train = rt.iloc[0], rt.iloc[1]
-    assert train["jobs"] == 2 and train["total_seconds"] == pytest.approx(30.75) and train["mean_seconds"] == pytest.approx(15.375)
+    assert (
+        train["jobs"] == 2
+        and train["total_seconds"] == pytest.approx(30.75)
+        and train["mean_seconds"] == pytest.approx(15.375)
+    )
     assert train["max_rss_mb"] == pytest.approx(1024.0)
-    assert score["jobs"] == 3 and score["total_seconds"] == pytest.approx(7.0) and score["max_rss_mb"] == pytest.approx(100.0)
+    assert (
+        score["jobs"] == 3
+        and score["total_seconds"] == pytest.approx(7.0)
+        and score["max_rss_mb"] == pytest.approx(100.0)
+    )
     text = runtime_csv(rt)
-    assert text.splitlines() == ["rule,jobs,total_seconds,mean_seconds,max_rss_mb", "score,3,7.0,2.3333333333333335,100.0", "train,2,30.75,15.375,1024.0"]
+    assert text.splitlines() == [
+        "rule,jobs,total_seconds,mean_seconds,max_rss_mb",
+        "score,3,7.0,2.3333333333333335,100.0",
+        "train,2,30.75,15.375,1024.0",
+    ]
     assert text == rt.to_csv(index=False, lineterminator="\n")  # the CSV pandas wrote before the record existed
-    assert RUNTIME_TABLE.parse(text)[0] == {"rule": "score", "jobs": 3, "total_seconds": 7.0, "mean_seconds": 7.0 / 3, "max_rss_mb": 100.0}
+    assert RUNTIME_TABLE.parse(text)[0] == {
+        "rule": "score",
+        "jobs": 3,
+        "total_seconds": 7.0,
+        "mean_seconds": 7.0 / 3,
+        "max_rss_mb": 100.0,
+    }
     unmeasured = runtime_table({"score": files["score"][:1]})
     assert runtime_csv(unmeasured).splitlines()[1] == "score,1,1.5,1.5,"  # "NA": nothing measured, an empty cell
     with pytest.raises(AggregationError, match=r"missing.tsv: benchmark file of rule score not found"):
@@ -505,7 +606,9 @@ def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
     from ptycho_core.config import load_study
     from ptycho_core.steps.report import inventory
 
-    study = load_study(Path(__file__).resolve().parents[1] / "config" / "test.yaml")  # doses 1e2, 1e4; dense, sparse; seed 0
+    study = load_study(
+        Path(__file__).resolve().parents[1] / "config" / "test.yaml"
+    )  # doses 1e2, 1e4; dense, sparse; seed 0
     files = {
         "results/simulate/ground_truth.npz": "yes",
         "results/simulate/dose_1e2/seed_0/train.npz": "yes",
@@ -525,7 +628,9 @@ def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
     assert rows[0] == ["path", "bytes", "sha256", "in_study"]
     assert {r[0]: r[3] for r in rows[1:]} == files
     back = INVENTORY.parse(text, "inventory.csv")
-    assert {r["path"]: (r["bytes"], r["sha256"]) for r in back} == {rel: (len(rel), hashlib.sha256(rel.encode()).hexdigest()) for rel in files}
+    assert {r["path"]: (r["bytes"], r["sha256"]) for r in back} == {
+        rel: (len(rel), hashlib.sha256(rel.encode()).hexdigest()) for rel in files
+    }
 
 
 def test_reconstruction_figures_share_one_visual_convention():
@@ -539,7 +644,17 @@ def test_reconstruction_figures_share_one_visual_convention():
     fig = Figure(layout="constrained")
     axes = fig.subplots(2, 3, squeeze=False).tolist()
     imgs = [[np.zeros((4, 2)), None, np.ones((4, 2))], [np.zeros((4, 2))] * 3]
-    image_grid(fig, axes, imgs, cmap="gray", vmin=0, vmax=1, label="amplitude", col_titles=["a", "b", "c"], row_labels=["r0", "r1"])
+    image_grid(
+        fig,
+        axes,
+        imgs,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        label="amplitude",
+        col_titles=["a", "b", "c"],
+        row_labels=["r0", "r1"],
+    )
     bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(bars) == 1 and bars[0].get_ylabel() == "amplitude"
     assert not axes[0][1].axison and axes[0][0].get_title() == "a" and axes[1][0].get_ylabel() == "r1"

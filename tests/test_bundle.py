@@ -18,11 +18,20 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from ptycho_core.nn import models  # noqa: E402
-from ptycho_core.nn.bundle import BUNDLE_VERSION, BundleError, load_bundle, probe_hash, read_sidecar, save_bundle  # noqa: E402
+from ptycho_core.nn.bundle import (  # noqa: E402
+    BUNDLE_VERSION,
+    BundleError,
+    load_bundle,
+    probe_hash,
+    read_sidecar,
+    save_bundle,
+)
 from ptycho_core.physics.probe import disk_probe, focused_probe  # noqa: E402
 
 # Keras' TensorFlow backend converts tensors with np.array(x), which NumPy 2 warns about; not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 N = 16
 ARCH = models.ArchitectureConfig(filters=(4, 8, 8), amplitude_max=1.5)
@@ -66,7 +75,16 @@ def saved(request, tmp_path_factory, probe):
     d = tmp_path_factory.mktemp(f"bundle{channels}")
     model_path, side_path = d / "model.keras", d / "bundle.json"
     written = save_bundle(model_path, side_path, model, _sidecar(probe, channels, scale))
-    return {"channels": channels, "model_path": model_path, "side_path": side_path, "written": written, "x": x, "amp": amp, "phase": phase, "dir": d}
+    return {
+        "channels": channels,
+        "model_path": model_path,
+        "side_path": side_path,
+        "written": written,
+        "x": x,
+        "amp": amp,
+        "phase": phase,
+        "dir": d,
+    }
 
 
 def _copy_bundle(saved, tmp_path):
@@ -96,7 +114,18 @@ def test_round_trip_reproduces_predictions(saved, probe):
 
 def test_sidecar_keys(saved, probe):
     side = json.loads(saved["side_path"].read_text())
-    for key in ("N", "channels", "gridsize", "input_scale", "probe_sha256", "architecture", "training", "bundle_version", "model_file", "model_sha256"):
+    for key in (
+        "N",
+        "channels",
+        "gridsize",
+        "input_scale",
+        "probe_sha256",
+        "architecture",
+        "training",
+        "bundle_version",
+        "model_file",
+        "model_sha256",
+    ):
         assert key in side, key
     assert side["bundle_version"] == BUNDLE_VERSION
     assert side["model_file"] == "model.keras"

@@ -12,7 +12,17 @@ from ptycho_core.code_hash import code_closure, code_hash, code_hashes
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ptycho_core"
-STEPS = ["simulate", "views", "train", "refine", "reconstruct_network", "reconstruct_ptychi", "score", "report", "study_config"]
+STEPS = [
+    "simulate",
+    "views",
+    "train",
+    "refine",
+    "reconstruct_network",
+    "reconstruct_ptychi",
+    "score",
+    "report",
+    "study_config",
+]
 
 
 def _rel(paths) -> set[str]:
@@ -22,7 +32,14 @@ def _rel(paths) -> set[str]:
 def test_closure_follows_imports_inside_functions_and_package_inits():
     ptychi = _rel(code_closure("ptycho_core.steps.reconstruct_ptychi"))
     # what the step imports at the top, its lazy imports, the package inits and the schema config.py reads
-    assert {"steps/reconstruct_ptychi.py", "recon/ptychi.py", "steps/joblog.py", "recon/__init__.py", "__init__.py", "config.schema.yaml"} <= ptychi
+    assert {
+        "steps/reconstruct_ptychi.py",
+        "recon/ptychi.py",
+        "steps/joblog.py",
+        "recon/__init__.py",
+        "__init__.py",
+        "config.schema.yaml",
+    } <= ptychi
     # the layout's promise, seen from the code hash: the PtyChi step loads no Keras module and no figure
     assert not {f for f in ptychi if f.startswith(("nn/", "figures/"))}
     train = _rel(code_closure("ptycho_core.steps.train"))
@@ -76,7 +93,13 @@ def test_relative_imports_and_from_package_import_submodule(tmp_path):
     (pkg / "d.py").write_text("def f():\n    from ptycho_core.a import e\n")
     (pkg / "a" / "e.py").write_text("import numpy\n")
     (pkg / "unused.py").write_text("")
-    assert {p.name for p in code_closure("ptycho_core.a.b", root=pkg)} == {"__init__.py", "b.py", "c.py", "d.py", "e.py"}
+    assert {p.name for p in code_closure("ptycho_core.a.b", root=pkg)} == {
+        "__init__.py",
+        "b.py",
+        "c.py",
+        "d.py",
+        "e.py",
+    }
     h = code_hash("ptycho_core.a.b", root=pkg)
     (pkg / "a" / "e.py").write_text("import numpy  # edited\n")
     assert code_hash("ptycho_core.a.b", root=pkg) != h
@@ -98,7 +121,9 @@ def test_every_rule_hashes_the_modules_its_adapter_imports():
     """common.smk's STEP_OF_RULE and ADAPTER_IMPORTS against each rule's real script and what it imports."""
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     table = common.split("STEP_OF_RULE = {")[1].split("}")[0]
-    step_of_rule = {r: (step, script) for r, step, script in re.findall(r'^\s+"(\w+)": \("(\w+)", "(\w+)"\),$', table, re.M)}
+    step_of_rule = {
+        r: (step, script) for r, step, script in re.findall(r'^\s+"(\w+)": \("(\w+)", "(\w+)"\),$', table, re.M)
+    }
     adapter_imports = set(re.findall(r'"(ptycho_core[\w.]+)"', common.split("ADAPTER_IMPORTS = ")[1].split("\n")[0]))
     scripts = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
@@ -116,7 +141,9 @@ def test_every_rule_hashes_the_modules_its_adapter_imports():
         used |= {f"ptycho_core.{m}" for m in re.findall(r"from ptycho_core import (\w+)", text)}
         step = f"ptycho_core.steps.{step_module}"
         assert step in used, f"rule {rule}: its script imports {sorted(used)}, not {step}"
-        assert used <= {step} | adapter_imports, f"rule {rule}: its script imports {sorted(used - {step} - adapter_imports)} beyond what its code hash covers"
+        assert used <= {step} | adapter_imports, (
+            f"rule {rule}: its script imports {sorted(used - {step} - adapter_imports)} beyond what its code hash covers"
+        )
 
 
 def test_extra_files_count_by_content_and_name_not_location(tmp_path):
@@ -126,7 +153,11 @@ def test_extra_files_count_by_content_and_name_not_location(tmp_path):
     (a / "train.py").write_text("x = 1\n")
     (b / "train.py").write_text("x = 1\n")
     h = code_hash("ptycho_core.steps.study_config", files=[a / "train.py"])
-    assert h == code_hash("ptycho_core.steps.study_config", files=[b / "train.py"]) != code_hash("ptycho_core.steps.study_config")
+    assert (
+        h
+        == code_hash("ptycho_core.steps.study_config", files=[b / "train.py"])
+        != code_hash("ptycho_core.steps.study_config")
+    )
     (b / "train.py").write_text("x = 2\n")
     assert code_hash("ptycho_core.steps.study_config", files=[b / "train.py"]) != h
     assert code_hashes({"r": {"modules": ("ptycho_core.steps.study_config",), "files": (a / "train.py",)}})["r"] == h

@@ -368,7 +368,16 @@ def test_equal_configs_have_equal_hashes():
 
 @pytest.mark.parametrize(
     ("dose", "label"),
-    [(1000, "1e3"), (25000, "2.5e4"), (1e4, "1e4"), (100000.0, "1e5"), (10, "1e1"), (1, "1e0"), (0.5, "5e-1"), (123456, "1.23456e5")],
+    [
+        (1000, "1e3"),
+        (25000, "2.5e4"),
+        (1e4, "1e4"),
+        (100000.0, "1e5"),
+        (10, "1e1"),
+        (1, "1e0"),
+        (0.5, "5e-1"),
+        (123456, "1.23456e5"),
+    ],
 )
 def test_dose_label(dose, label):
     assert dose_label(dose) == label
@@ -392,7 +401,9 @@ def test_config_readme_is_the_rendered_schema():
     from ptycho_core.config_reference import render
 
     text = (REPO / "config" / "README.md").read_text(encoding="utf-8")
-    assert text == render(), "config/README.md is stale: run `python -m ptycho_core.config_reference > config/README.md`"
+    assert text == render(), (
+        "config/README.md is stale: run `python -m ptycho_core.config_reference > config/README.md`"
+    )
     schema = load_schema()
     for section, spec in schema["properties"].items():
         assert f"## `{section}`" in text

@@ -132,12 +132,14 @@ def test_atomic_write_cleans_up_temp_file_on_failure(tmp_path, monkeypatch):
 def _drop(key):
     def edit(arrays):
         del arrays[key]
+
     return edit
 
 
 def _set(key, value_fn):
     def edit(arrays):
         arrays[key] = value_fn(arrays)
+
     return edit
 
 
@@ -156,7 +158,11 @@ def _with_negative(arrays):
 BAD_ARRAYS = {
     "missing key": (_drop("probe"), "probe", "missing key"),
     "unexpected key": (_set("extra", lambda a: np.zeros(3)), "extra", "unexpected key"),
-    "float64 diffraction": (_set("diffraction", lambda a: a["diffraction"].astype(np.float64)), "diffraction", "float32"),
+    "float64 diffraction": (
+        _set("diffraction", lambda a: a["diffraction"].astype(np.float64)),
+        "diffraction",
+        "float32",
+    ),
     "float32 coords": (_set("xcoords", lambda a: a["xcoords"].astype(np.float32)), "xcoords", "float64"),
     "int32 scan index": (_set("scan_index", lambda a: a["scan_index"].astype(np.int32)), "scan_index", "int64"),
     "complex128 probe": (_set("probe", lambda a: a["probe"].astype(np.complex128)), "probe", "complex64"),
@@ -169,16 +175,16 @@ BAD_ARRAYS = {
         r"legacy \(H, W, n\) layout; expected \(n, N, N\); transpose explicitly at the source",
     ),
     "probe N mismatch": (_set("probe", lambda a: np.ones((32, 32), np.complex64)), "probe", "N=16"),
-    "non-square patterns": (
-        _set("diffraction", lambda a: np.ones((5, 16, 8), np.float32)), "diffraction", "square"
-    ),
+    "non-square patterns": (_set("diffraction", lambda a: np.ones((5, 16, 8), np.float32)), "diffraction", "square"),
     "xcoords length": (_set("xcoords", lambda a: a["xcoords"][:-1]), "xcoords", r"shape \(5,\)"),
     "scan_index length": (_set("scan_index", lambda a: a["scan_index"][:3]), "scan_index", r"shape \(5,\)"),
     "negative scan index": (_set("scan_index", lambda a: a["scan_index"] - 1), "scan_index", ">= 0"),
     "no patterns": (
         lambda a: a.update(
             diffraction=np.zeros((0, 16, 16), np.float32),
-            xcoords=np.zeros(0), ycoords=np.zeros(0), scan_index=np.zeros(0, np.int64),
+            xcoords=np.zeros(0),
+            ycoords=np.zeros(0),
+            scan_index=np.zeros(0, np.int64),
         ),
         "diffraction",
         "n >= 1",
@@ -197,7 +203,10 @@ BAD_ARRAYS = {
         "dose",
     ),
     "metadata N mismatch": (
-        _set("metadata", lambda a: np.array(json.dumps({"schema_version": SCHEMA_VERSION, "N": 32, "dose": 1, "seed": 0}))),
+        _set(
+            "metadata",
+            lambda a: np.array(json.dumps({"schema_version": SCHEMA_VERSION, "N": 32, "dose": 1, "seed": 0})),
+        ),
         "metadata",
         "N = 16",
     ),
@@ -365,8 +374,13 @@ def test_ground_truth_round_trip_is_deterministic(tmp_path):
     [
         (lambda gt: dataclasses.replace(gt, obj=gt.obj.astype(np.complex128)), "object", "complex64"),
         (lambda gt: dataclasses.replace(gt, obj=gt.obj[None]), "object", "2-d"),
-        (lambda gt: dataclasses.replace(gt, obj=np.where(gt.obj == gt.obj[0, 0], np.nan, gt.obj).astype(np.complex64)),
-         "object", "non-finite"),
+        (
+            lambda gt: dataclasses.replace(
+                gt, obj=np.where(gt.obj == gt.obj[0, 0], np.nan, gt.obj).astype(np.complex64)
+            ),
+            "object",
+            "non-finite",
+        ),
         (lambda gt: dataclasses.replace(gt, metadata={"schema_version": SCHEMA_VERSION}), "metadata", "pixel_frame"),
     ],
     ids=["complex128", "3-d", "nan", "no pixel frame"],

@@ -58,7 +58,9 @@ def _env_pins(env: dict, local: tuple[str, ...] = ()) -> dict[str, str]:
         if entry in local:
             continue
         m = PIN.match(entry)
-        assert m, f"{env['name']}: pip entry {entry!r} is not name==version (the environment must be self-contained: no -r, no -e)"
+        assert m, (
+            f"{env['name']}: pip entry {entry!r} is not name==version (the environment must be self-contained: no -r, no -e)"
+        )
         pins[_name(m.group(1))] = m.group(2)
     return pins
 
@@ -94,15 +96,21 @@ def test_environment_is_self_contained_and_pinned_as_the_tested_requirements(nam
     differ = {k: (v, tested.get(k)) for k, v in pins.items() if tested.get(k) != v}
     assert not differ, f"{name}.yaml pins differ from the tested requirements (env, requirements): {differ}"
     post = ENVS / f"{name}.post-deploy.sh"
-    assert post.is_file() and os.access(post, os.X_OK), f"{post.name} missing or not executable: ptycho_core would not be installed"
+    assert post.is_file() and os.access(post, os.X_OK), (
+        f"{post.name} missing or not executable: ptycho_core would not be installed"
+    )
 
 
 def test_root_environment_runs_the_workflow_at_the_tested_pins():
     """environment.yml (one conda environment for the workflow) is requirements.txt plus ptycho_core from the repository."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    python = {d for name in ENV_NAMES for d in _env(name)["dependencies"] if isinstance(d, str) and d.startswith("python")}
+    python = {
+        d for name in ENV_NAMES for d in _env(name)["dependencies"] if isinstance(d, str) and d.startswith("python")
+    }
     assert len(python) == 1, f"the rules' environments disagree on Python: {python}"
-    assert python == {d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")}, f"environment.yml must pin {python.pop()}, as the rules' environments"
+    assert python == {d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")}, (
+        f"environment.yml must pin {python.pop()}, as the rules' environments"
+    )
     assert "pip" in env["dependencies"]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert pip.count("-e .") == 1, "ptycho_core must be installed (editable) from the repository: `-e .`"
@@ -143,10 +151,16 @@ def test_post_deploy_installs_ptycho_core_from_this_repository(tmp_path):
     env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
     env.pop("PYTHONPATH", None)
     env.pop("PTYCHO_CORE_SOURCE", None)
-    proc = subprocess.run(["bash", str(ENVS / "nn.post-deploy.sh")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(ENVS / "nn.post-deploy.sh")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import ptycho_core.config, sys; print(ptycho_core.config.__file__)"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert Path(where).resolve() == (ROOT / "ptycho_core" / "config.py").resolve(), where

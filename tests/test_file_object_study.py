@@ -50,7 +50,9 @@ def file_study(tmp_path_factory):
 def _resampled_crop(path: Path, factor: float, size: int) -> np.ndarray:
     """The configured geometry, computed here from the documented recipe: linear zoom of re/im, centre crop."""
     arr = np.load(path, allow_pickle=False)["object"].astype(np.complex128)
-    z = zoom(arr.real, factor, order=1, mode="nearest", grid_mode=True) + 1j * zoom(arr.imag, factor, order=1, mode="nearest", grid_mode=True)
+    z = zoom(arr.real, factor, order=1, mode="nearest", grid_mode=True) + 1j * zoom(
+        arr.imag, factor, order=1, mode="nearest", grid_mode=True
+    )
     r0, c0 = (z.shape[0] - size) // 2, (z.shape[1] - size) // 2
     return z[r0 : r0 + size, c0 : c0 + size]
 
@@ -77,7 +79,10 @@ def test_the_datasets_carry_the_example_probe(file_study):
     unit = probe / np.abs(probe).max()
     scale = ds.metadata["probe"]["scale_sqrt_photons"]
     np.testing.assert_allclose(ds.probe, unit * scale, rtol=1e-5, atol=1e-6 * scale)
-    assert ds.metadata["provenance"]["source_files"]["probe.file"]["sha256"] == hashlib.sha256(probe_bytes := (workdir / "config/examples/probe.npz").read_bytes()).hexdigest()
+    assert (
+        ds.metadata["provenance"]["source_files"]["probe.file"]["sha256"]
+        == hashlib.sha256(probe_bytes := (workdir / "config/examples/probe.npz").read_bytes()).hexdigest()
+    )
     assert len(probe_bytes) == ds.metadata["provenance"]["source_files"]["probe.file"]["bytes"]
 
 
@@ -116,10 +121,18 @@ def test_a_changed_object_or_probe_file_reruns_what_reads_it(file_study, tmp_pat
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        ({"probe": {"kind": "file", "file": "config/examples/object.npz", "key": "object"}},
-         r"config/examples/object\.npz \(probe\.file\): key 'object': expected a complex array of shape \(32, 32\) \(N x N\), found complex64 \(96, 96\)"),
-        ({"object": {"file": "config/examples/missing.npz"}}, r"config/examples/missing\.npz \(object\.file\): file not found"),
-        ({"object": {"file_pixel_size": 0.5}}, r"expected at least object\.size x object\.size = 72 x 72 pixels .* found 48 x 48 \(file 96 x 96\)"),
+        (
+            {"probe": {"kind": "file", "file": "config/examples/object.npz", "key": "object"}},
+            r"config/examples/object\.npz \(probe\.file\): key 'object': expected a complex array of shape \(32, 32\) \(N x N\), found complex64 \(96, 96\)",
+        ),
+        (
+            {"object": {"file": "config/examples/missing.npz"}},
+            r"config/examples/missing\.npz \(object\.file\): file not found",
+        ),
+        (
+            {"object": {"file_pixel_size": 0.5}},
+            r"expected at least object\.size x object\.size = 72 x 72 pixels .* found 48 x 48 \(file 96 x 96\)",
+        ),
     ],
 )
 def test_a_bad_object_or_probe_file_fails_before_any_job(tmp_path, edit, expected):

@@ -28,7 +28,16 @@ from ptycho_core.recon.gauge import apply_offsets, synchronise
 from ptycho_core.recon.stitch import probe_window, stitch_patches
 
 N, P = 32, 16
-PROBE = ProbeConfig(kind="focused", pupil_diameter=10.0, central_stop=0.0, defocus_waves=0.3, apodisation=4.0, disk_diameter=16.0, file=None, key="probe")
+PROBE = ProbeConfig(
+    kind="focused",
+    pupil_diameter=10.0,
+    central_stop=0.0,
+    defocus_waves=0.3,
+    apodisation=4.0,
+    disk_diameter=16.0,
+    file=None,
+    key="probe",
+)
 TOL = 0.01
 
 

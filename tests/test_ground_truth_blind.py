@@ -154,8 +154,12 @@ def _run_steps(study, study_json: str, d: Path, p: dict, gt: layout.GroundTruthF
     for method in TRAINED:
         b = layout.bundle(cell.with_method(method)).under(out)
         run_train(
-            study, cell=cell.with_method(method), **data, out=b,
-            ground_truth=gt if Method(method).spec.supervised else None, threads=2,
+            study,
+            cell=cell.with_method(method),
+            **data,
+            out=b,
+            ground_truth=gt if Method(method).spec.supervised else None,
+            threads=2,
         )
         paths["bundles"][method] = b
     ttr = cell.with_method("PtychoPINN_TTR")
@@ -164,7 +168,9 @@ def _run_steps(study, study_json: str, d: Path, p: dict, gt: layout.GroundTruthF
     paths["bundles"]["PtychoPINN_TTR"] = r
     for method in NETWORKS:
         recon = layout.reconstruction(cell.with_method(method)).under(out)
-        run_reconstruct_network(study, cell=cell.with_method(method), **data, bundle=paths["bundles"][method], out=recon)
+        run_reconstruct_network(
+            study, cell=cell.with_method(method), **data, bundle=paths["bundles"][method], out=recon
+        )
         paths["recons"][method] = recon.recon
     # The PtyChi program reads the cell's simulation and view below its --root: ``out`` links ``d``'s cell directories
     # and the program runs in ``out`` with the relative root ".", so that the sources it records are the same in both runs.
@@ -175,13 +181,39 @@ def _run_steps(study, study_json: str, d: Path, p: dict, gt: layout.GroundTruthF
     ptychi = cell.with_method("PtyChi")
     log = out / layout.log("reconstruct_ptychi", ptychi)
     cmd = [
-        str(PTYCHI_PYTHON), "-m", "ptycho_core.steps.reconstruct_ptychi", "--config-json", study_json,
-        "--dose", cell.dose, "--view", VIEW, "--seed", str(SEED), "--method", ptychi.method, "--root", ".",
-        "--log", str(log), "--threads", "2",
+        str(PTYCHI_PYTHON),
+        "-m",
+        "ptycho_core.steps.reconstruct_ptychi",
+        "--config-json",
+        study_json,
+        "--dose",
+        cell.dose,
+        "--view",
+        VIEW,
+        "--seed",
+        str(SEED),
+        "--method",
+        ptychi.method,
+        "--root",
+        ".",
+        "--log",
+        str(log),
+        "--threads",
+        "2",
     ]
-    result = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    result = subprocess.run(
+        cmd,
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     log_text = log.read_text() if log.exists() else ""
-    assert result.returncode == 0, f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
+    assert result.returncode == 0, (
+        f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
+    )
     paths["recons"]["PtyChi"] = str(out / layout.reconstruction(ptychi).recon)
     return paths
 
@@ -207,13 +239,25 @@ def runs(tmp_path_factory):
     Path(doctored.obj).parent.mkdir(parents=True)
     save_ground_truth(doctored.obj, GroundTruth(obj=obj, metadata=truth.metadata))
     write_sentinel(
-        doctored.sentinel, step="ground_truth", inputs=[], outputs=[doctored.obj], checks={"doctored_from_column": first_col},
-        config_hash=study.config_hash(), wall_time_s=0.0,
+        doctored.sentinel,
+        step="ground_truth",
+        inputs=[],
+        outputs=[doctored.obj],
+        checks={"doctored_from_column": first_col},
+        config_hash=study.config_hash(),
+        wall_time_s=0.0,
     )
 
     true_run = _run_steps(study, study_json, d, p, p["files"]["ground_truth"], d / "true_gt")
     doctored_run = _run_steps(study, study_json, d, p, doctored, d / "doctored_gt")
-    return {"study": study, "p": p, "doctored": doctored.obj, "first_col": first_col, "true": true_run, "doctored_run": doctored_run}
+    return {
+        "study": study,
+        "p": p,
+        "doctored": doctored.obj,
+        "first_col": first_col,
+        "true": true_run,
+        "doctored_run": doctored_run,
+    }
 
 
 def test_doctored_pixels_lie_beyond_every_training_patch_in_the_test_region(runs):
@@ -246,7 +290,9 @@ def test_network_reconstructions_are_byte_identical(runs):
     for method in NETWORKS:
         a, b = runs["true"]["recons"][method], runs["doctored_run"]["recons"][method]
         print(f"{method}: recon.npz sha256 {_sha256(a)[:16]} (true GT) vs {_sha256(b)[:16]} (doctored GT)")
-        assert Path(a).read_bytes() == Path(b).read_bytes(), f"{method}: recon.npz differs between the true and the doctored ground truth"
+        assert Path(a).read_bytes() == Path(b).read_bytes(), (
+            f"{method}: recon.npz differs between the true and the doctored ground truth"
+        )
 
 
 def test_ptychi_reconstruction_is_identical_up_to_its_timings(runs):
@@ -256,8 +302,13 @@ def test_ptychi_reconstruction_is_identical_up_to_its_timings(runs):
     np.testing.assert_array_equal(a.covered, b.covered)
     strip = lambda meta: {k: v for k, v in meta.items() if k not in PTYCHI_TIMINGS}  # noqa: E731
     assert strip(a.metadata) == strip(b.metadata)
-    same_bytes = Path(runs["true"]["recons"]["PtyChi"]).read_bytes() == Path(runs["doctored_run"]["recons"]["PtyChi"]).read_bytes()
-    print(f"PtyChi: object and covered identical; metadata identical but for {PTYCHI_TIMINGS}; file bytes identical: {same_bytes}")
+    same_bytes = (
+        Path(runs["true"]["recons"]["PtyChi"]).read_bytes()
+        == Path(runs["doctored_run"]["recons"]["PtyChi"]).read_bytes()
+    )
+    print(
+        f"PtyChi: object and covered identical; metadata identical but for {PTYCHI_TIMINGS}; file bytes identical: {same_bytes}"
+    )
 
 
 def _config_without_optimizer_name(raw: bytes) -> dict:
@@ -276,6 +327,7 @@ def _h5_contents(raw: bytes) -> tuple[dict, dict]:
 
     datasets, attrs = {}, {}
     with h5py.File(io.BytesIO(raw), "r") as f:
+
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
                 datasets[name] = obj[()]
@@ -302,8 +354,13 @@ def test_trained_and_refined_weights_are_identical(runs, method):
         members = {n: (za.read(n), zb.read(n)) for n in za.namelist()}
     differing = sorted(n for n, (x, y) in members.items() if x != y)
     assert set(members) == {"metadata.json", "config.json", "model.weights.h5"}
-    assert json.loads(members["metadata.json"][0])["keras_version"] == json.loads(members["metadata.json"][1])["keras_version"]
-    assert _config_without_optimizer_name(members["config.json"][0]) == _config_without_optimizer_name(members["config.json"][1])
+    assert (
+        json.loads(members["metadata.json"][0])["keras_version"]
+        == json.loads(members["metadata.json"][1])["keras_version"]
+    )
+    assert _config_without_optimizer_name(members["config.json"][0]) == _config_without_optimizer_name(
+        members["config.json"][1]
+    )
     (da, aa), (db, ab) = (_h5_contents(raw) for raw in members["model.weights.h5"])
     assert sorted(da) == sorted(db)
     for name in da:

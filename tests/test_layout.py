@@ -51,7 +51,9 @@ def test_only_nn_imports_keras_and_nothing_imports_torch_at_module_level():
 
 
 def test_the_ptychi_step_needs_neither_plotting_nor_keras():
-    loaded = _loaded_after_import(["ptycho_core.steps.reconstruct_ptychi"], ("matplotlib", "keras", "tensorflow", "torch"))
+    loaded = _loaded_after_import(
+        ["ptycho_core.steps.reconstruct_ptychi"], ("matplotlib", "keras", "tensorflow", "torch")
+    )
     assert not any(loaded.values()), loaded
 
 
@@ -94,7 +96,13 @@ def test_only_a_supervised_method_is_given_the_ground_truth(tmp_path):
     files = dict(simulated=layout.simulated(cell).under(tmp_path), view=layout.view(cell).under(tmp_path))
     with pytest.raises(ValueError, match="PtychoPINN is unsupervised: it must not be given the ground truth"):
         pinn = cell.with_method("PtychoPINN")
-        run_train(study, cell=pinn, **files, out=layout.bundle(pinn).under(tmp_path), ground_truth=layout.ground_truth().under(tmp_path))
+        run_train(
+            study,
+            cell=pinn,
+            **files,
+            out=layout.bundle(pinn).under(tmp_path),
+            ground_truth=layout.ground_truth().under(tmp_path),
+        )
     with pytest.raises(ValueError, match="Baseline is supervised: it needs the ground truth"):
         baseline = cell.with_method("Baseline")
         run_train(study, cell=baseline, **files, out=layout.bundle(baseline).under(tmp_path))

@@ -76,10 +76,7 @@ def complex_noise(shape, sigma: float, seed: int) -> np.ndarray:
 def scalar_metrics(score: dict) -> dict:
     """The scalar metrics of both quantities, strict and paper-style, flattened (arrays and planes left out)."""
     out = {
-        f"{q}.{k}": v
-        for q in ("amplitude", "phase")
-        for k, v in score[q].items()
-        if k not in ("frc_freq", "frc_curve")
+        f"{q}.{k}": v for q in ("amplitude", "phase") for k, v in score[q].items() if k not in ("frc_freq", "frc_curve")
     }
     out.update(
         {
@@ -284,7 +281,16 @@ def test_ssim_uses_the_explicit_range_and_a_rectangular_region():
 
 @pytest.mark.parametrize(
     "shape, expected",
-    [((7, 7), 1), ((13, 40), 1), ((14, 14), 2), ((40, 100), 3), ((64, 64), 4), ((111, 111), 4), ((112, 112), 5), ((512, 512), 5)],
+    [
+        ((7, 7), 1),
+        ((13, 40), 1),
+        ((14, 14), 2),
+        ((40, 100), 3),
+        ((64, 64), 4),
+        ((111, 111), 4),
+        ((112, 112), 5),
+        ((512, 512), 5),
+    ],
 )
 def test_ms_ssim_scales_are_limited_by_size(shape, expected):
     assert ms_ssim_scales(shape) == expected
@@ -448,7 +454,9 @@ def test_mean_ratio_is_the_ratio_of_means_not_the_least_squares_scale():
     out = paper_amplitude_metrics(ref, rec, box)
     dr = float(ref[box].max() - ref[box].min())
     assert out["mean_ratio"] == pytest.approx(r, rel=EXACT)
-    assert out["ssim"] == pytest.approx(structural_similarity(ref[box], r * rec[box], data_range=dr, win_size=7), abs=EXACT)
+    assert out["ssim"] == pytest.approx(
+        structural_similarity(ref[box], r * rec[box], data_range=dr, win_size=7), abs=EXACT
+    )
 
 
 def test_paper_phase_mapping_on_a_known_pair():

@@ -30,7 +30,9 @@ from ptycho_core.physics import forward  # noqa: E402
 from ptycho_core.physics.probe import focused_probe  # noqa: E402
 
 # Keras' TensorFlow backend converts tensors with np.array(x), which NumPy 2 warns about; not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 N = 32
 FLOAT32_TOL = 1e-5
@@ -118,7 +120,9 @@ def test_far_field_intensity_matches_numpy_forward_on_random_fields():
     assert rel_l1(got, want) < FLOAT32_TOL
     assert rel_max(got, want) < FLOAT32_TOL
     # Parseval in the layer too: sum(I) = sum(|psi|^2)
-    np.testing.assert_allclose(got.sum(axis=(-2, -1)), (re.astype(np.float64) ** 2 + im**2).sum(axis=(-2, -1)), rtol=FLOAT32_TOL)
+    np.testing.assert_allclose(
+        got.sum(axis=(-2, -1)), (re.astype(np.float64) ** 2 + im**2).sum(axis=(-2, -1)), rtol=FLOAT32_TOL
+    )
 
 
 def test_far_field_dc_sits_at_centre_pixel():
@@ -400,7 +404,9 @@ def test_subpixel_ground_truth_agrees_with_simulator_patches():
 
 
 def test_merge_keeps_batch_axis_and_groups_independent(smooth_object):
-    offsets = np.stack([INTEGER_OFFSETS, SUBPIXEL_OFFSETS, np.array([[-2.0, 1.0], [2.0, -1.0], [1.0, 2.0], [-1.0, -2.0]])])
+    offsets = np.stack(
+        [INTEGER_OFFSETS, SUBPIXEL_OFFSETS, np.array([[-2.0, 1.0], [2.0, -1.0], [1.0, 2.0], [-1.0, -2.0]])]
+    )
     centres = [(30.0, 30.0), (60.3, 35.7), (45.0, 62.0)]
     patches = np.stack([_group(smooth_object, c, o) for c, o in zip(centres, offsets)])
     canvas, cov, out, M = _merge_extract(patches, offsets)
@@ -566,7 +572,9 @@ def test_mixed_bfloat16_computes_the_body_in_bfloat16_and_the_outputs_in_float32
     policy silently ignored would give identical outputs).
     """
     keras.utils.set_random_seed(4)
-    fast = models.build_object_model(N, 4, 0.5, models.ArchitectureConfig(filters=(8, 16, 16), amplitude_max=2.0, precision="mixed_bfloat16"), "fast")
+    fast = models.build_object_model(
+        N, 4, 0.5, models.ArchitectureConfig(filters=(8, 16, 16), amplitude_max=2.0, precision="mixed_bfloat16"), "fast"
+    )
     ref = models.build_object_model(N, 4, 0.5, models.ArchitectureConfig(filters=(8, 16, 16), amplitude_max=2.0), "ref")
     for name in BODY_LAYERS:
         layer = fast.get_layer(name)
@@ -589,7 +597,9 @@ def test_mixed_bfloat16_computes_the_body_in_bfloat16_and_the_outputs_in_float32
 def test_pinn_training_model_trains_one_step(probe, precision):
     keras.utils.set_random_seed(1)
     C = 4
-    obj = models.build_object_model(N, C, 0.05, models.ArchitectureConfig(filters=(4, 8, 8), amplitude_max=2.0, precision=precision), "pinn")
+    obj = models.build_object_model(
+        N, C, 0.05, models.ArchitectureConfig(filters=(4, 8, 8), amplitude_max=2.0, precision=precision), "pinn"
+    )
 
     offsets = np.broadcast_to(f32(INTEGER_OFFSETS), (2, C, 2)).copy()
     fit_model = models.build_pinn_training_model(obj, probe, models.canvas_size_for(offsets, N))
@@ -693,7 +703,9 @@ def _raster_groups(nx=12, ny=5, step=1.5):
     yy, xx = np.mgrid[:ny, :nx]
     positions = np.column_stack([xx.ravel() * step, yy.ravel() * step]).astype(np.float64)
     idx = np.arange(nx * ny).reshape(ny, nx)
-    groups = np.array([[idx[r, c], idx[r, c + 1], idx[r + 1, c], idx[r + 1, c + 1]] for r in range(ny - 1) for c in range(nx - 1)])
+    groups = np.array(
+        [[idx[r, c], idx[r, c + 1], idx[r + 1, c], idx[r + 1, c + 1]] for r in range(ny - 1) for c in range(nx - 1)]
+    )
     return positions, groups
 
 
@@ -726,6 +738,7 @@ def test_validation_strip_refuses_a_region_too_small_for_its_guard():
     positions, groups = _raster_groups(nx=4)
     with pytest.raises(ValueError, match="validation_fraction"):
         training.validation_strip(positions, groups, 0.3, "x", 10.0)
+
 
 def test_support_weighted_mae_weights_the_bright_support_and_normalises_by_the_spread():
     P = 8

@@ -27,7 +27,9 @@ EXAMPLES = REPO / "config" / "examples"
 
 def file_study(**obj):
     """A valid small study (N 32) whose object is read from a file; ``obj`` sets object keys."""
-    return study_from_dict({"N": 32, "object": {"family": "file", "size": 64, **obj}, "probe": {"pupil_diameter": 12.0}})
+    return study_from_dict(
+        {"N": 32, "object": {"family": "file", "size": 64, **obj}, "probe": {"pupil_diameter": 12.0}}
+    )
 
 
 def cells(shape=(80, 80), seed=0) -> np.ndarray:
@@ -87,7 +89,9 @@ def test_resampling_factor_scales_pixel_count_and_features(npz):
     path = npz(object=obj)
     same = make_object(file_study(file=path).object)
     doubled = make_object(file_study(file=path, file_pixel_size=2.0).object)  # 128 px, cropped to 64
-    halved = make_object(file_study(file=npz("big.npz", object=np.kron(obj, np.ones((4, 4)))), file_pixel_size=0.5).object)
+    halved = make_object(
+        file_study(file=npz("big.npz", object=np.kron(obj, np.ones((4, 4)))), file_pixel_size=0.5).object
+    )
 
     def width(o):  # the feature's width along the central row, at half depth
         row = np.abs(o[o.shape[0] // 2])
@@ -99,7 +103,10 @@ def test_resampling_factor_scales_pixel_count_and_features(npz):
 
 def test_normalise_divides_the_amplitude_by_its_maximum(npz):
     obj = 2 * cells((64, 64))
-    with pytest.raises(DataContractError, match=r"obj\.npz \(object\.file\): key 'object': expected amplitude at most 1 .* found maximum 1\.99"):
+    with pytest.raises(
+        DataContractError,
+        match=r"obj\.npz \(object\.file\): key 'object': expected amplitude at most 1 .* found maximum 1\.99",
+    ):
         make_object(file_study(file=npz(object=obj)).object)
     got = make_object(file_study(file=npz(object=obj), normalise=True).object)
     assert np.abs(got).max() == pytest.approx(1.0)
@@ -116,8 +123,16 @@ def test_separate_training_object_from_train_file(npz):
 
 
 def test_probe_from_file_is_scaled_to_unit_peak(npz):
-    probe = 3 * make_probe(32, study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"pupil_diameter": 12.0}}).probe)
-    study = study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"kind": "file", "file": npz("p.npz", probe=probe.astype(np.complex64))}})
+    probe = 3 * make_probe(
+        32, study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"pupil_diameter": 12.0}}).probe
+    )
+    study = study_from_dict(
+        {
+            "N": 32,
+            "object": {"size": 64},
+            "probe": {"kind": "file", "file": npz("p.npz", probe=probe.astype(np.complex64))},
+        }
+    )
     got = make_probe(32, study.probe)
     assert got.shape == (32, 32) and np.abs(got).max() == pytest.approx(1.0)
     np.testing.assert_allclose(got, probe / 3, atol=1e-6)
@@ -132,10 +147,26 @@ def test_probe_from_file_is_scaled_to_unit_peak(npz):
     "arrays, key, message",
     [
         ({"object": cells().real}, "object", r"key 'object': expected a complex 2-D array .* found float32 \(80, 80\)"),
-        ({"object": np.stack([cells(), cells()])}, "object", r"key 'object': expected a complex 2-D array .* found complex64 \(2, 80, 80\)"),
-        ({"other": cells()}, "object", r"key 'object': expected a complex 2-D array under this key, found keys \['other'\]"),
-        ({"object": np.where(np.eye(80, dtype=bool), np.nan, cells())}, "object", r"key 'object': expected finite values, found 80 non-finite"),
-        ({"object": np.where(np.eye(80, dtype=bool), 0, cells())}, "object", r"key 'object': expected amplitude > 0 .* found minimum 0"),
+        (
+            {"object": np.stack([cells(), cells()])},
+            "object",
+            r"key 'object': expected a complex 2-D array .* found complex64 \(2, 80, 80\)",
+        ),
+        (
+            {"other": cells()},
+            "object",
+            r"key 'object': expected a complex 2-D array under this key, found keys \['other'\]",
+        ),
+        (
+            {"object": np.where(np.eye(80, dtype=bool), np.nan, cells())},
+            "object",
+            r"key 'object': expected finite values, found 80 non-finite",
+        ),
+        (
+            {"object": np.where(np.eye(80, dtype=bool), 0, cells())},
+            "object",
+            r"key 'object': expected amplitude > 0 .* found minimum 0",
+        ),
     ],
 )
 def test_bad_npz_object_is_refused_naming_file_key_expected_found(npz, arrays, key, message):
@@ -146,8 +177,11 @@ def test_bad_npz_object_is_refused_naming_file_key_expected_found(npz, arrays, k
 
 def test_object_smaller_than_the_study_after_resampling_is_refused(npz):
     path = npz(object=cells((80, 80)))
-    with pytest.raises(DataContractError, match=r"obj\.npz \(object\.file\): key 'object': expected at least object\.size x object\.size = 64 x 64 "
-                       r"pixels after resampling by object\.file_pixel_size 0\.75, found 60 x 60 \(file 80 x 80\)"):
+    with pytest.raises(
+        DataContractError,
+        match=r"obj\.npz \(object\.file\): key 'object': expected at least object\.size x object\.size = 64 x 64 "
+        r"pixels after resampling by object\.file_pixel_size 0\.75, found 60 x 60 \(file 80 x 80\)",
+    ):
         load_object_file(file_study(file=path, file_pixel_size=0.75).object)
 
 
@@ -162,10 +196,18 @@ def test_missing_file_is_refused_naming_it(tmp_path):
 def test_pickled_object_npz_is_refused(tmp_path):
     path = tmp_path / "pickled.npz"
     np.savez(path, object=np.array([{"evil": 1}], dtype=object))  # np.savez pickles object arrays
-    with pytest.raises(DataContractError, match=r"pickled\.npz \(object\.file\): key 'object' is an object array that needs pickle; refused"):
+    with pytest.raises(
+        DataContractError,
+        match=r"pickled\.npz \(object\.file\): key 'object' is an object array that needs pickle; refused",
+    ):
         make_object(file_study(file=str(path)).object)
-    with pytest.raises(DataContractError, match=r"pickled\.npz \(probe\.file\): key 'object' is an object array that needs pickle; refused"):
-        make_probe(32, study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"kind": "file", "file": str(path)}}).probe)
+    with pytest.raises(
+        DataContractError,
+        match=r"pickled\.npz \(probe\.file\): key 'object' is an object array that needs pickle; refused",
+    ):
+        make_probe(
+            32, study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"kind": "file", "file": str(path)}}).probe
+        )
 
 
 def test_bad_tiff_images_are_refused(tmp_path):
@@ -173,31 +215,51 @@ def test_bad_tiff_images_are_refused(tmp_path):
     tifffile.imwrite(amp, np.full((70, 70), 0.8, np.float32))
     tifffile.imwrite(phase, np.zeros((70, 72), np.float32))
     study = file_study(amplitude_file=str(amp), phase_file=str(phase))
-    with pytest.raises(DataContractError, match=r"phase\.tif \(object\.phase_file\): image: expected the shape of .*amp\.tif, \(70, 70\), found \(70, 72\)"):
+    with pytest.raises(
+        DataContractError,
+        match=r"phase\.tif \(object\.phase_file\): image: expected the shape of .*amp\.tif, \(70, 70\), found \(70, 72\)",
+    ):
         make_object(study.object)
     tifffile.imwrite(phase, np.zeros((70, 70, 3), np.uint8), photometric="rgb")
-    with pytest.raises(DataContractError, match=r"phase\.tif \(object\.phase_file\): image: expected a 2-D real image \(one channel\), found uint8 \(70, 70, 3\)"):
+    with pytest.raises(
+        DataContractError,
+        match=r"phase\.tif \(object\.phase_file\): image: expected a 2-D real image \(one channel\), found uint8 \(70, 70, 3\)",
+    ):
         make_object(study.object)
     phase.write_bytes(b"not a tiff")
     with pytest.raises(DataContractError, match=r"phase\.tif \(object\.phase_file\): not a readable TIFF image"):
         make_object(study.object)
     tifffile.imwrite(amp, np.full((70, 70), 255, np.uint8))
     tifffile.imwrite(phase, np.zeros((70, 70), np.float32))
-    with pytest.raises(DataContractError, match=r"amp\.tif \(object\.amplitude_file\): image: expected amplitude at most 1 .* found maximum 255"):
+    with pytest.raises(
+        DataContractError,
+        match=r"amp\.tif \(object\.amplitude_file\): image: expected amplitude at most 1 .* found maximum 255",
+    ):
         make_object(study.object)
 
 
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        ({"probe": np.ones((16, 16), np.complex64)}, r"expected a complex array of shape \(32, 32\) \(N x N\), found complex64 \(16, 16\)"),
-        ({"probe": np.ones((32, 32), np.float32)}, r"expected a complex array of shape \(32, 32\) \(N x N\), found float32 \(32, 32\)"),
-        ({"beam": np.ones((32, 32), np.complex64)}, r"expected a complex 32 x 32 array under this key, found keys \['beam'\]"),
+        (
+            {"probe": np.ones((16, 16), np.complex64)},
+            r"expected a complex array of shape \(32, 32\) \(N x N\), found complex64 \(16, 16\)",
+        ),
+        (
+            {"probe": np.ones((32, 32), np.float32)},
+            r"expected a complex array of shape \(32, 32\) \(N x N\), found float32 \(32, 32\)",
+        ),
+        (
+            {"beam": np.ones((32, 32), np.complex64)},
+            r"expected a complex 32 x 32 array under this key, found keys \['beam'\]",
+        ),
         ({"probe": np.zeros((32, 32), np.complex64)}, r"expected a probe with some intensity, found all zeros"),
     ],
 )
 def test_bad_probe_file_is_refused_naming_file_key_expected_found(npz, arrays, message):
-    study = study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"kind": "file", "file": npz("p.npz", **arrays)}})
+    study = study_from_dict(
+        {"N": 32, "object": {"size": 64}, "probe": {"kind": "file", "file": npz("p.npz", **arrays)}}
+    )
     with pytest.raises(DataContractError, match=rf"p\.npz \(probe\.file\): key 'probe': {message}"):
         make_probe(32, study.probe)
 
@@ -226,7 +288,9 @@ def test_object_file_keys_are_checked_at_configuration_load(obj, key, found):
         study_from_dict({"N": 32, "object": {"family": "file", "size": 64, **obj}, "probe": {"pupil_diameter": 12.0}})
 
 
-@pytest.mark.parametrize("probe, found", [({"kind": "file"}, "found null"), ({"kind": "focused", "file": "p.npz"}, "found 'p.npz'")])
+@pytest.mark.parametrize(
+    "probe, found", [({"kind": "file"}, "found null"), ({"kind": "focused", "file": "p.npz"}, "found 'p.npz'")]
+)
 def test_probe_file_key_is_checked_at_configuration_load(probe, found):
     with pytest.raises(ConfigError, match=rf"key 'probe.file': expected .*{found}"):
         study_from_dict({"N": 32, "object": {"size": 64}, "probe": {"pupil_diameter": 12.0, **probe}})
@@ -243,7 +307,11 @@ def test_file_pixel_size_must_be_positive():
 
 
 def test_the_example_files_are_regenerated_byte_for_byte(tmp_path):
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_example_object.py"), "--out", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_example_object.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     names = sorted(p.name for p in EXAMPLES.glob("*.npz"))
     assert names == ["object.npz", "probe.npz", "train_object.npz"]
     for name in names:

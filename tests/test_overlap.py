@@ -258,7 +258,9 @@ def test_neighbour_overlap_interior_of_a_large_grid():
 def test_neighbour_overlap_with_K_above_n_uses_every_other_position():
     D = 10.0
     pos = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
-    expected = np.mean([(f_ref(3, D) + f_ref(4, D)) / 2, (f_ref(3, D) + f_ref(5, D)) / 2, (f_ref(4, D) + f_ref(5, D)) / 2])
+    expected = np.mean(
+        [(f_ref(3, D) + f_ref(4, D)) / 2, (f_ref(3, D) + f_ref(5, D)) / 2, (f_ref(4, D) + f_ref(5, D)) / 2]
+    )
     assert neighbour_overlap(pos, 6, D) == pytest.approx(expected, abs=EXACT)
 
 
@@ -346,7 +348,14 @@ def test_overlap_metrics_bundle_on_a_hand_built_split():
     groups = np.array([[0, 1, 3, 4]])
     out = overlap_metrics(positions, view_rows, groups, D, K=3, nominal_step=1.5)
     square_value = (2 * f_ref(s, D) + f_ref(s * math.sqrt(2), D)) / 3
-    assert set(out) == set(OVERLAP_SPLIT_FIELDS) - {"n_before_view", "n_view", "n_groups", "n_seeds_without_group", "fraction_covered_by_groups", "max_member_distance_px"}
+    assert set(out) == set(OVERLAP_SPLIT_FIELDS) - {
+        "n_before_view",
+        "n_view",
+        "n_groups",
+        "n_seeds_without_group",
+        "fraction_covered_by_groups",
+        "max_member_distance_px",
+    }
     assert out["group_overlap"] == pytest.approx(square_value, abs=EXACT)
     assert out["neighbour_overlap"] == pytest.approx(f_ref(s, D), abs=EXACT)  # only view rows count
     assert (out["group_centre_overlap"], out["group_centre_pairs"]) == (0.0, 0)
@@ -356,7 +365,9 @@ def test_overlap_metrics_bundle_on_a_hand_built_split():
     assert out["max_non_overlapping_footprints"] == math.floor(2 * (s + D) ** 2 / (math.sqrt(3) * D * D))
 
 
-@pytest.mark.parametrize("step, D, expected", [(3.0, 10.0, 0.7), (2.5, 10.0, 0.75), (10.0, 10.0, 0.0), (15.0, 10.0, -0.5)])
+@pytest.mark.parametrize(
+    "step, D, expected", [(3.0, 10.0, 0.7), (2.5, 10.0, 0.75), (10.0, 10.0, 0.0), (15.0, 10.0, -0.5)]
+)
 def test_linear_overlap_is_one_minus_step_over_D(step, D, expected):
     pos = square(side=1.0)
     out = overlap_metrics(pos, np.arange(4), np.array([[0, 1, 2, 3]]), D, K=2, nominal_step=step)

@@ -25,7 +25,15 @@ from ptycho_core import layout
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import MetricError, shift_image
 from ptycho_core.evaluate.region import evaluation_region
-from ptycho_core.evaluate.rows import ALIGNMENT, ALIGNMENT_METRICS, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.evaluate.rows import (
+    ALIGNMENT,
+    ALIGNMENT_METRICS,
+    METRICS,
+    PAPER_AMPLITUDE_METRICS,
+    PAPER_METRICS,
+    PAPER_QUANTITIES,
+    QUANTITIES,
+)
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.reconstruction import Reconstruction, save_recon
 from ptycho_core.io.records import ALIGNMENT_RECORD, FRC_ROWS, METRIC_ROWS
@@ -43,7 +51,14 @@ STUDY = {
     "N": 32,
     "doses": [DOSE],
     "seeds": [SEED],
-    "object": {"family": "grf", "size": 96, "seed": 3, "feature_size": 4.0, "amplitude_contrast": 0.3, "phase_max": 1.5},
+    "object": {
+        "family": "grf",
+        "size": 96,
+        "seed": 3,
+        "feature_size": 4.0,
+        "amplitude_contrast": 0.3,
+        "phase_max": 1.5,
+    },
     "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
     "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
     "split": {"axis": "x", "test_fraction": 0.5, "guard_diameters": 1.0},
@@ -236,7 +251,15 @@ def write_recon(path, obj, method, covered=None, **meta):
     covered = np.ones(obj.shape, bool) if covered is None else covered
     save_recon(path, Reconstruction(np.asarray(obj, dtype=np.complex64), covered, metadata))
     files = layout.ReconFiles(str(path), f"{path}.sentinel.json")
-    write_sentinel(files.sentinel, step="test_recon", inputs=[], outputs=[files.recon], checks={}, config_hash="test", wall_time_s=0.0)
+    write_sentinel(
+        files.sentinel,
+        step="test_recon",
+        inputs=[],
+        outputs=[files.recon],
+        checks={},
+        config_hash="test",
+        wall_time_s=0.0,
+    )
     return files
 
 
@@ -249,8 +272,13 @@ def score(case, reconstructions, tag):
     out = score_out(case, tag)
     files = case.p["files"]
     result = run_score(
-        case.study, cell=case.p["cell"], ground_truth=files["ground_truth"], simulated=files["simulated"],
-        view=files["view"], reconstructions=reconstructions, out=out,
+        case.study,
+        cell=case.p["cell"],
+        ground_truth=files["ground_truth"],
+        simulated=files["simulated"],
+        view=files["view"],
+        reconstructions=reconstructions,
+        out=out,
     )
     return result, out
 
@@ -281,7 +309,17 @@ def scored(case):
     alignment = ALIGNMENT_RECORD.read(out.alignment)  # validated by the record's contract
     assert len(METRIC_ROWS.read(out.metrics)) == len(rows) and len(FRC_ROWS.read(out.frc)) == len(frc_rows)
     values = {(m, q, k): float(v) for m, q, k, v in rows}
-    return SimpleNamespace(methods=tuple(recons), result=result, out=out, header=header, rows=rows, values=values, frc_header=frc_header, frc_rows=frc_rows, alignment=alignment)
+    return SimpleNamespace(
+        methods=tuple(recons),
+        result=result,
+        out=out,
+        header=header,
+        rows=rows,
+        values=values,
+        frc_header=frc_header,
+        frc_rows=frc_rows,
+        alignment=alignment,
+    )
 
 
 def test_metrics_table_has_exactly_the_expected_rows(scored):
@@ -339,7 +377,9 @@ def test_amplitude_is_compared_raw_and_its_scale_reported(case, scored):
     mae = scored.values[("PtychoPINN", "amplitude", "mae")]
     assert mae == pytest.approx(raw_mae, rel=0.05)
     assert mae > 10 * scored.values[("Baseline", "amplitude", "mae")]
-    assert scored.values[("PtychoPINN", "amplitude", "rmse")] == pytest.approx(raw_mae * np.sqrt(np.mean(ref**2)) / ref.mean(), rel=0.05)
+    assert scored.values[("PtychoPINN", "amplitude", "rmse")] == pytest.approx(
+        raw_mae * np.sqrt(np.mean(ref**2)) / ref.mean(), rel=0.05
+    )
     # its phase, once registered and the offset removed, is close to the truth
     assert scored.values[("PtychoPINN", "phase", "ssim")] > 0.99
     # the paper-style amplitude row applies the ratio of means (1 / 1.2, recorded), to itself only:
@@ -410,7 +450,10 @@ def test_frc_table_figure_and_sentinel(case, scored):
     assert record["checks"]["n_metric_rows"] == len(scored.rows)
     assert record["checks"]["methods"] == sorted(scored.methods)
     a = scored.alignment
-    assert [a["region_rows"], a["region_cols"]] == [[case.region[0].start, case.region[0].stop], [case.region[1].start, case.region[1].stop]]
+    assert [a["region_rows"], a["region_cols"]] == [
+        [case.region[0].start, case.region[0].stop],
+        [case.region[1].start, case.region[1].stop],
+    ]
     assert a["border_px"] == pytest.approx(case.D / 2)
 
 
@@ -457,7 +500,9 @@ def test_a_reconstruction_with_values_outside_covered_is_refused(case):
 
     covered = np.ones(case.gt.shape, bool)
     covered[0, 0] = False  # the object is not zero there
-    with pytest.raises(DataContractError, match=r"outside.npz: key 'object': expected 0 outside covered, found 1 non-zero"):
+    with pytest.raises(
+        DataContractError, match=r"outside.npz: key 'object': expected 0 outside covered, found 1 non-zero"
+    ):
         write_recon(case.dir / "outside.npz", case.gt, "PtyChi", covered=covered)
     assert not (case.dir / "outside.npz").exists()
 

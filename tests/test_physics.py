@@ -130,7 +130,9 @@ def test_expected_counts_is_far_field_of_probe_times_patch():
     want = far_field_intensity(probe[None] * patches)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     # Parseval for the whole forward model: expected counts per pattern = sum |P O|^2.
-    np.testing.assert_allclose(got.sum(axis=(1, 2)), np.sum(np.abs(probe[None] * patches) ** 2, axis=(1, 2)), rtol=1e-10)
+    np.testing.assert_allclose(
+        got.sum(axis=(1, 2)), np.sum(np.abs(probe[None] * patches) ** 2, axis=(1, 2)), rtol=1e-10
+    )
 
 
 # --------------------------------------------------------------------------
@@ -240,7 +242,9 @@ def test_dose_in_photons_per_illuminated_pixel(dose_ladder):
 
     for dose, sim in dose_ladder.items():
         D = sim.train.metadata["probe"]["fwhm_diameter_px"]
-        assert sim.train.metadata["photons_per_illuminated_pixel"] == pytest.approx(dose / (np.pi * D**2 / 4), rel=1e-12)
+        assert sim.train.metadata["photons_per_illuminated_pixel"] == pytest.approx(
+            dose / (np.pi * D**2 / 4), rel=1e-12
+        )
         assert sim.test.metadata["photons_per_illuminated_pixel"] == sim.train.metadata["photons_per_illuminated_pixel"]
     # a disc of area 1 pixel: photons per pixel = photons per pattern
     assert photons_per_illuminated_pixel(250.0, 2 / np.sqrt(np.pi)) == pytest.approx(250.0, rel=1e-12)
@@ -413,7 +417,14 @@ def test_positions_outside_the_object_are_refused(obj):
     # The valid range's ends are accepted ...
     extract_patches(obj, np.array([lo, hi]), np.array([hi, lo]), N)
     # ... and anything beyond, in either axis, is refused.
-    for x, y in [(lo - 1, 60.0), (60.0, lo - 1), (hi + 0.01, 60.0), (60.0, hi + 0.01), (-5.0, 60.0), (60.0, size + 3.0)]:
+    for x, y in [
+        (lo - 1, 60.0),
+        (60.0, lo - 1),
+        (hi + 0.01, 60.0),
+        (60.0, hi + 0.01),
+        (-5.0, 60.0),
+        (60.0, size + 3.0),
+    ]:
         with pytest.raises(ValueError, match="outside"):
             extract_patches(obj, np.array([60.0, x]), np.array([60.0, y]), N)
 
@@ -485,12 +496,16 @@ def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_regi
     assert train_b.metadata["object"]["seed"] == 99 and test_b.metadata["object"]["seed"] == plain.object.seed
     # its counts follow the training object: the mean counts of a pattern equal sum |P O_train|^2 within Poisson noise
     probe = train_b.probe.astype(np.complex128)
-    expected = expected_counts(probe, extract_patches(train_obj.obj.astype(np.complex128), train_b.xcoords, train_b.ycoords, plain.N))
+    expected = expected_counts(
+        probe, extract_patches(train_obj.obj.astype(np.complex128), train_b.xcoords, train_b.ycoords, plain.N)
+    )
     measured = train_b.counts().sum(axis=(1, 2))
     total = expected.sum(axis=(1, 2))
     z = (measured.sum() - total.sum()) / np.sqrt(total.sum())
     assert abs(z) < 5
-    wrong = expected_counts(probe, extract_patches(study_obj.obj.astype(np.complex128), train_b.xcoords, train_b.ycoords, plain.N)).sum(axis=(1, 2))
+    wrong = expected_counts(
+        probe, extract_patches(study_obj.obj.astype(np.complex128), train_b.xcoords, train_b.ycoords, plain.N)
+    ).sum(axis=(1, 2))
     assert np.abs(measured - total).mean() < np.abs(measured - wrong).mean()
 
 

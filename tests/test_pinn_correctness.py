@@ -86,14 +86,27 @@ STUDY = {
     "N": 32,
     "doses": [DOSE],
     "seeds": [SEED],
-    "object": {"family": "grf", "size": 88, "seed": 3, "feature_size": 4.0, "amplitude_contrast": 0.3, "phase_max": 1.5},
+    "object": {
+        "family": "grf",
+        "size": 88,
+        "seed": 3,
+        "feature_size": 4.0,
+        "amplitude_contrast": 0.3,
+        "phase_max": 1.5,
+    },
     "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
     "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
     "split": {"axis": "x", "test_fraction": 0.5, "guard_diameters": 1.0},
     "views": {VIEW: {"stride": 1}},
     "grouping": {"gridsize": 2, "K": 6, "max_radius_diameters": 1.0, "train_groups_per_position": 2},
     # learning rate 3e-4: at 1e-3 the phase head saturates in epoch 1 (see the module docstring)
-    "training": {"filters": [32, 64, 128], "epochs": 60, "batch_size": 16, "learning_rate": 3.0e-4, "early_stopping_patience": 10},
+    "training": {
+        "filters": [32, 64, 128],
+        "epochs": 60,
+        "batch_size": 16,
+        "learning_rate": 3.0e-4,
+        "early_stopping_patience": 10,
+    },
     "refinement": {"max_epochs": 40},
 }
 
@@ -141,7 +154,13 @@ def run_case(d, raw: dict = STUDY) -> dict:
         assert recon.metadata["method"] == method
         assert recon.covered[region].all(), f"{method} leaves region pixels uncovered"
         scores[method] = score_reconstruction(gt, recon.obj.astype(np.complex128), region)
-    return {"train": train_checks, "refine": refine_checks, "scores": scores, "region": region, "paths": {**p, "e": e, "r": r}}
+    return {
+        "train": train_checks,
+        "refine": refine_checks,
+        "scores": scores,
+        "region": region,
+        "paths": {**p, "e": e, "r": r},
+    }
 
 
 @pytest.fixture(scope="module")

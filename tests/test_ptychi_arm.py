@@ -54,7 +54,14 @@ STUDY = {
     "N": 32,
     "doses": [DOSE],
     "seeds": [0],
-    "object": {"family": "grf", "size": 88, "seed": 3, "feature_size": 4.0, "amplitude_contrast": 0.3, "phase_max": 1.5},
+    "object": {
+        "family": "grf",
+        "size": 88,
+        "seed": 3,
+        "feature_size": 4.0,
+        "amplitude_contrast": 0.3,
+        "phase_max": 1.5,
+    },
     "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
     "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
     "split": {"axis": "x", "test_fraction": 0.5, "guard_diameters": 1.0},
@@ -70,7 +77,9 @@ STUDY = {
 
 def test_module_imports_without_torch():
     code = "import sys, ptycho_core.recon.ptychi; print(sorted(m for m in ('torch', 'ptychi') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -111,7 +120,12 @@ def test_integer_positions_sample_the_same_pixels_as_forward_extract_patches():
     x = rng.integers(20, 50, 8).astype(float)
     y = rng.integers(20, 40, 8).astype(float)
     buf = arm.object_buffer(x, y, N, margin=1)
-    assert buf.row0 >= 0 and buf.col0 >= 0 and buf.row0 + buf.height <= obj.shape[0] and buf.col0 + buf.width <= obj.shape[1]
+    assert (
+        buf.row0 >= 0
+        and buf.col0 >= 0
+        and buf.row0 + buf.height <= obj.shape[0]
+        and buf.col0 + buf.width <= obj.shape[1]
+    )
     buffer_obj = obj[buf.row0 : buf.row0 + buf.height, buf.col0 : buf.col0 + buf.width]
     pos_y, pos_x = arm.to_ptychi_positions(x, y, buf)
     r = arm.ptychi_patch_rows(pos_y, N, buf.height).round().astype(int)
@@ -158,10 +172,25 @@ def _cli(study_json, p, root, log):
     """The PtyChi program on ``p``'s cell of the study directory ``root`` (its inputs and output at their layout places)."""
     cell = p["cell"]
     cmd = [
-        str(PTYCHI_PYTHON), "-m", "ptycho_core.steps.reconstruct_ptychi",
-        "--config-json", study_json,
-        "--dose", cell.dose, "--view", cell.view, "--seed", str(cell.seed), "--method", "PtyChi",
-        "--root", str(root), "--log", log, "--threads", "2",
+        str(PTYCHI_PYTHON),
+        "-m",
+        "ptycho_core.steps.reconstruct_ptychi",
+        "--config-json",
+        study_json,
+        "--dose",
+        cell.dose,
+        "--view",
+        cell.view,
+        "--seed",
+        str(cell.seed),
+        "--method",
+        "PtyChi",
+        "--root",
+        str(root),
+        "--log",
+        log,
+        "--threads",
+        "2",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, check=False)
@@ -187,7 +216,9 @@ def reconstructed(simulated):
     recon, log = layout.reconstruction(cell).under(d), str(d / layout.log("reconstruct_ptychi", cell))
     result = _cli(study_json, p, d, log)
     log_text = Path(log).read_text() if Path(log).exists() else ""
-    assert result.returncode == 0, f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
+    assert result.returncode == 0, (
+        f"reconstruct_ptychi failed ({result.returncode}):\n{result.stderr}\n{log_text[-4000:]}"
+    )
     return d, study, p, recon.recon, recon.sentinel
 
 
@@ -204,7 +235,10 @@ def test_high_dose_reconstruction_matches_the_ground_truth(reconstructed):
 
     # registration on the rectangle spanned by the scan positions (inside the covered region)
     xs, ys = test.xcoords[view.test_index], test.ycoords[view.test_index]
-    box = (slice(int(np.ceil(ys.min())), int(np.floor(ys.max())) + 1), slice(int(np.ceil(xs.min())), int(np.floor(xs.max())) + 1))
+    box = (
+        slice(int(np.ceil(ys.min())), int(np.floor(ys.max())) + 1),
+        slice(int(np.ceil(xs.min())), int(np.floor(xs.max())) + 1),
+    )
     assert rec.covered[box].all()
     dy, dx = register_translation(gt[box], obj[box])
 
@@ -212,7 +246,9 @@ def test_high_dose_reconstruction_matches_the_ground_truth(reconstructed):
     aligned, _ = remove_global_phase(gt, obj, mask)
     r_phase = float(np.corrcoef(np.angle(aligned[mask]), np.angle(gt[mask]))[0, 1])
     amp_ratio = float(np.abs(obj[mask]).mean() / np.abs(gt[mask]).mean())
-    print(f"shift ({dy:.3f}, {dx:.3f}) px, phase r = {r_phase:.4f}, amplitude ratio = {amp_ratio:.4f}, {mask.sum()} px scored")
+    print(
+        f"shift ({dy:.3f}, {dx:.3f}) px, phase r = {r_phase:.4f}, amplitude ratio = {amp_ratio:.4f}, {mask.sum()} px scored"
+    )
     assert np.hypot(dy, dx) < 0.1
     assert r_phase >= 0.9
     assert abs(amp_ratio - 1.0) <= 0.10

@@ -35,44 +35,108 @@ from ptycho_core.io.records import (
 def overlap_split(**changes) -> dict:
     """One split of a valid overlap record (values of a small dense view)."""
     split = {
-        "n_before_view": 400, "n_view": 400, "n_groups": 100, "n_seeds_without_group": 0, "fraction_covered_by_groups": 1.0,
-        "max_member_distance_px": 2.1, "group_overlap": 0.61, "neighbour_overlap": 0.58, "group_centre_overlap": 0.22,
-        "group_centre_pairs": 180, "linear_overlap": 0.8, "nominal_step_px": 1.05, "scanned_area_px2": 1600.0,
+        "n_before_view": 400,
+        "n_view": 400,
+        "n_groups": 100,
+        "n_seeds_without_group": 0,
+        "fraction_covered_by_groups": 1.0,
+        "max_member_distance_px": 2.1,
+        "group_overlap": 0.61,
+        "neighbour_overlap": 0.58,
+        "group_centre_overlap": 0.22,
+        "group_centre_pairs": 180,
+        "linear_overlap": 0.8,
+        "nominal_step_px": 1.05,
+        "scanned_area_px2": 1600.0,
         "max_non_overlapping_footprints": 66,
     }
     return {**split, **changes}
 
 
-def overlap_record(*, probe_diameter_px: float = 5.3, train: dict | None = None, test: dict | None = None, **changes) -> dict:
+def overlap_record(
+    *, probe_diameter_px: float = 5.3, train: dict | None = None, test: dict | None = None, **changes
+) -> dict:
     """A valid ``overlap_metrics.json`` record; ``train`` / ``test`` change entries of a split."""
     doc = {
-        "metrics_version": OVERLAP_METRICS_VERSION, "view": "dense", "stride": 1, "dose": 1000.0, "seed": 0,
-        "probe_diameter_px": probe_diameter_px, "base_step_px": 1.05, "gridsize": 2, "C": 4, "K": 6, "neighbour_radius_px": 5.3,
-        "n_base_scan": 1444, "splits": {"train": overlap_split(**(train or {})), "test": overlap_split(**(test or {}))},
+        "metrics_version": OVERLAP_METRICS_VERSION,
+        "view": "dense",
+        "stride": 1,
+        "dose": 1000.0,
+        "seed": 0,
+        "probe_diameter_px": probe_diameter_px,
+        "base_step_px": 1.05,
+        "gridsize": 2,
+        "C": 4,
+        "K": 6,
+        "neighbour_radius_px": 5.3,
+        "n_base_scan": 1444,
+        "splits": {"train": overlap_split(**(train or {})), "test": overlap_split(**(test or {}))},
     }
     return {**doc, **changes}
 
 
 def alignment_record() -> dict:
-    method = {"shift_dy_dx_px": [0.25, -0.5], "phase_offset_rad": 0.1, "phase_ramp": None, "amplitude_scale_reported_not_applied": 0.98, "region_pixels": 900}
+    method = {
+        "shift_dy_dx_px": [0.25, -0.5],
+        "phase_offset_rad": 0.1,
+        "phase_ramp": None,
+        "amplitude_scale_reported_not_applied": 0.98,
+        "region_pixels": 900,
+    }
     return {
-        "region_rows": [10, 40], "region_cols": [5, 35], "border_px": 2.65, "policy": "subpixel registration",
-        "methods": {"PtyChi": method, "PtychoPINN": {**method, "phase_ramp": {"offset": 0.1, "slope_y": 0.0, "slope_x": 1e-3}}},
+        "region_rows": [10, 40],
+        "region_cols": [5, 35],
+        "border_px": 2.65,
+        "policy": "subpixel registration",
+        "methods": {
+            "PtyChi": method,
+            "PtychoPINN": {**method, "phase_ramp": {"offset": 0.1, "slope_y": 0.0, "slope_x": 1e-3}},
+        },
     }
 
 
 CSV_EXAMPLES = {
-    "metric rows": (METRIC_ROWS, [("PtyChi", "phase", "ms_ssim", 0.912345678901), ("PtyChi", "alignment", "shift_px", 0.1 + 0.2)]),
-    "study metric rows": (STUDY_METRIC_ROWS, [(3.0, "dense", 0, "PtyChi", "phase", "psnr", 21.5), (3000.0, "sparse", 2, "Baseline", "amplitude", "mae", 1e-05)]),
+    "metric rows": (
+        METRIC_ROWS,
+        [("PtyChi", "phase", "ms_ssim", 0.912345678901), ("PtyChi", "alignment", "shift_px", 0.1 + 0.2)],
+    ),
+    "study metric rows": (
+        STUDY_METRIC_ROWS,
+        [
+            (3.0, "dense", 0, "PtyChi", "phase", "psnr", 21.5),
+            (3000.0, "sparse", 2, "Baseline", "amplitude", "mae", 1e-05),
+        ],
+    ),
     "frc rows": (FRC_ROWS, [("PtyChi", "phase", 0.03125, 0.99), ("PtyChi", "phase", 0.5, -0.01)]),
-    "overlap table": (OVERLAP_TABLE, [("dense", 1000.0, 0, "train", 400, 400, 100, 0.8, 0.61, 0.58, 0.22, 180), ("dense", 1000.0, 0, "test", 40, 40, 40, 0.8, None, 0.58, 0.0, 0)]),
+    "overlap table": (
+        OVERLAP_TABLE,
+        [
+            ("dense", 1000.0, 0, "train", 400, 400, 100, 0.8, 0.61, 0.58, 0.22, 180),
+            ("dense", 1000.0, 0, "test", 40, 40, 40, 0.8, None, 0.58, 0.0, 0),
+        ],
+    ),
     "headline table": (
         HEADLINE_TABLE,
-        [dict(zip(HEADLINE_COLUMNS, [3.0, 0.137, "dense", 0.8, "PtyChi", 1, 0.7, 21.0, 0.3, 0.2, 0.8, 25.0, 0.05, None, None])),
-         dict(zip(HEADLINE_COLUMNS, [30.0, None, "mid", None, "Baseline", 3, 0.9, 25.0, 0.2, 0.25, 0.85, 26.0, 0.04, 0.01, 0.02]))],
+        [
+            dict(
+                zip(
+                    HEADLINE_COLUMNS,
+                    [3.0, 0.137, "dense", 0.8, "PtyChi", 1, 0.7, 21.0, 0.3, 0.2, 0.8, 25.0, 0.05, None, None],
+                )
+            ),
+            dict(
+                zip(
+                    HEADLINE_COLUMNS,
+                    [30.0, None, "mid", None, "Baseline", 3, 0.9, 25.0, 0.2, 0.25, 0.85, 26.0, 0.04, 0.01, 0.02],
+                )
+            ),
+        ],
     ),
     "runtime table": (RUNTIME_TABLE, [("report", 1, 12.5, 12.5, 512.25), ("score", 6, 30.0, 5.0, None)]),
-    "inventory": (INVENTORY, [("results/score/metrics.csv", 1234, "ab" * 32, "yes"), ("logs/old.log", 0, "0" * 64, "no")]),
+    "inventory": (
+        INVENTORY,
+        [("results/score/metrics.csv", 1234, "ab" * 32, "yes"), ("logs/old.log", 0, "0" * 64, "no")],
+    ),
 }
 
 
@@ -105,13 +169,18 @@ def test_csv_record_round_trip(tmp_path, name):
 def test_csv_floats_are_written_as_repr_and_ints_as_ints():
     text = STUDY_METRIC_ROWS.format([(3.0, "dense", 0, "PtyChi", "phase", "psnr", 0.1 + 0.2)])
     assert text == "dose,view,seed,method,quantity,metric,value\n3.0,dense,0,PtyChi,phase,psnr,0.30000000000000004\n"
-    assert RUNTIME_TABLE.format([("score", 2, 1.0, 0.5, None)]) == "rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,2,1.0,0.5,\n"
+    assert (
+        RUNTIME_TABLE.format([("score", 2, 1.0, 0.5, None)])
+        == "rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,2,1.0,0.5,\n"
+    )
 
 
 def test_csv_missing_column_is_refused_naming_file_and_key(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("method,quantity,value\nPtyChi,phase,0.5\n")
-    with pytest.raises(DataContractError, match=r"metrics.csv: missing key 'metric' \(expected keys: method, quantity, metric, value\)"):
+    with pytest.raises(
+        DataContractError, match=r"metrics.csv: missing key 'metric' \(expected keys: method, quantity, metric, value\)"
+    ):
         METRIC_ROWS.read(path)
     with pytest.raises(DataContractError, match=r"out.csv: missing key 'metric' \(line 2\)"):
         METRIC_ROWS.write(tmp_path / "out.csv", [{"method": "PtyChi", "quantity": "phase", "value": 0.5}])
@@ -124,7 +193,10 @@ def test_csv_extra_column_is_refused_naming_file_and_key(tmp_path):
     with pytest.raises(DataContractError, match=r"runtime.csv: unexpected key 'cpu'"):
         RUNTIME_TABLE.read(path)
     with pytest.raises(DataContractError, match=r"out.csv: unexpected key 'cpu' \(line 2\)"):
-        RUNTIME_TABLE.write(tmp_path / "out.csv", [{"rule": "score", "jobs": 1, "total_seconds": 1.0, "mean_seconds": 1.0, "max_rss_mb": None, "cpu": 3}])
+        RUNTIME_TABLE.write(
+            tmp_path / "out.csv",
+            [{"rule": "score", "jobs": 1, "total_seconds": 1.0, "mean_seconds": 1.0, "max_rss_mb": None, "cpu": 3}],
+        )
     with pytest.raises(DataContractError, match=r"runtime.csv: line 2: expected 5 values"):
         RUNTIME_TABLE.parse("rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,1,1.0,1.0,,3\n", "runtime.csv")
 
@@ -132,11 +204,21 @@ def test_csv_extra_column_is_refused_naming_file_and_key(tmp_path):
 @pytest.mark.parametrize(
     "record, text, key, found",
     [
-        (METRIC_ROWS, "method,quantity,metric,value\nPtyChi,phase,psnr,abc\n", "value", "'abc' (line 2: method=PtyChi, quantity=phase, metric=psnr)"),
+        (
+            METRIC_ROWS,
+            "method,quantity,metric,value\nPtyChi,phase,psnr,abc\n",
+            "value",
+            "'abc' (line 2: method=PtyChi, quantity=phase, metric=psnr)",
+        ),
         (METRIC_ROWS, "method,quantity,metric,value\nPtyChi,phase,psnr,nan\n", "value", "'nan'"),
         (METRIC_ROWS, "method,quantity,metric,value\nPtyChi,phase,psnr,\n", "value", "''"),
         (METRIC_ROWS, "method,quantity,metric,value\n,phase,psnr,1.0\n", "method", "''"),
-        (STUDY_METRIC_ROWS, "dose,view,seed,method,quantity,metric,value\n3.0,dense,0.5,PtyChi,phase,psnr,1.0\n", "seed", "'0.5'"),
+        (
+            STUDY_METRIC_ROWS,
+            "dose,view,seed,method,quantity,metric,value\n3.0,dense,0.5,PtyChi,phase,psnr,1.0\n",
+            "seed",
+            "'0.5'",
+        ),
         (INVENTORY, "path,bytes,sha256,in_study\na.csv,10,abc,yes\n", "sha256", "'abc'"),
         (INVENTORY, "path,bytes,sha256,in_study\na.csv,10," + "0" * 64 + ",maybe\n", "in_study", "'maybe'"),
         (RUNTIME_TABLE, "rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,one,1.0,1.0,\n", "jobs", "'one'"),
@@ -196,19 +278,64 @@ def test_json_record_round_trip(tmp_path, name):
     [
         # missing keys, top level and nested
         (OVERLAP_RECORD, overlap_record, lambda d: d.pop("probe_diameter_px"), "missing key 'probe_diameter_px'"),
-        (OVERLAP_RECORD, overlap_record, lambda d: d["splits"]["test"].pop("neighbour_overlap"), "missing key 'splits.test.neighbour_overlap'"),
-        (ALIGNMENT_RECORD, alignment_record, lambda d: d["methods"]["PtyChi"].pop("region_pixels"), "missing key 'methods.PtyChi.region_pixels'"),
+        (
+            OVERLAP_RECORD,
+            overlap_record,
+            lambda d: d["splits"]["test"].pop("neighbour_overlap"),
+            "missing key 'splits.test.neighbour_overlap'",
+        ),
+        (
+            ALIGNMENT_RECORD,
+            alignment_record,
+            lambda d: d["methods"]["PtyChi"].pop("region_pixels"),
+            "missing key 'methods.PtyChi.region_pixels'",
+        ),
         # extra keys
-        (OVERLAP_RECORD, overlap_record, lambda d: d["splits"]["train"].update(metric_2_neighbours=0.5), "unexpected key 'splits.train.metric_2_neighbours'"),
+        (
+            OVERLAP_RECORD,
+            overlap_record,
+            lambda d: d["splits"]["train"].update(metric_2_neighbours=0.5),
+            "unexpected key 'splits.train.metric_2_neighbours'",
+        ),
         (ALIGNMENT_RECORD, alignment_record, lambda d: d.update(schema=1), "unexpected key 'schema'"),
         # wrong types
-        (OVERLAP_RECORD, overlap_record, lambda d: d.update(stride=1.5), "key 'stride': expected an integer, found float 1.5"),
-        (OVERLAP_RECORD, overlap_record, lambda d: d["splits"]["test"].update(neighbour_overlap=None), "key 'splits.test.neighbour_overlap': expected a finite number, found NoneType null"),
-        (OVERLAP_RECORD, overlap_record, lambda d: d["splits"]["test"].update(group_centre_pairs=True), "key 'splits.test.group_centre_pairs': expected an integer, found bool true"),
-        (ALIGNMENT_RECORD, alignment_record, lambda d: d["methods"]["PtyChi"].update(shift_dy_dx_px=[0.1]), "key 'methods.PtyChi.shift_dy_dx_px': expected a list of 2"),
-        (ALIGNMENT_RECORD, alignment_record, lambda d: d.update(policy=3), "key 'policy': expected a string, found int 3"),
+        (
+            OVERLAP_RECORD,
+            overlap_record,
+            lambda d: d.update(stride=1.5),
+            "key 'stride': expected an integer, found float 1.5",
+        ),
+        (
+            OVERLAP_RECORD,
+            overlap_record,
+            lambda d: d["splits"]["test"].update(neighbour_overlap=None),
+            "key 'splits.test.neighbour_overlap': expected a finite number, found NoneType null",
+        ),
+        (
+            OVERLAP_RECORD,
+            overlap_record,
+            lambda d: d["splits"]["test"].update(group_centre_pairs=True),
+            "key 'splits.test.group_centre_pairs': expected an integer, found bool true",
+        ),
+        (
+            ALIGNMENT_RECORD,
+            alignment_record,
+            lambda d: d["methods"]["PtyChi"].update(shift_dy_dx_px=[0.1]),
+            "key 'methods.PtyChi.shift_dy_dx_px': expected a list of 2",
+        ),
+        (
+            ALIGNMENT_RECORD,
+            alignment_record,
+            lambda d: d.update(policy=3),
+            "key 'policy': expected a string, found int 3",
+        ),
         # an earlier version of the overlap record is named as such
-        (OVERLAP_RECORD, overlap_record, lambda d: d.update(metrics_version=1), f"key 'metrics_version': expected overlap metrics record version {OVERLAP_METRICS_VERSION}, found 1"),
+        (
+            OVERLAP_RECORD,
+            overlap_record,
+            lambda d: d.update(metrics_version=1),
+            f"key 'metrics_version': expected overlap metrics record version {OVERLAP_METRICS_VERSION}, found 1",
+        ),
     ],
 )
 def test_json_record_refusals_name_file_and_key(tmp_path, record, example, edit, message):
@@ -265,7 +392,9 @@ def test_records_imports_nothing_of_ptycho_core_outside_io():
     from pathlib import Path
 
     tree = ast.parse(Path(records.__file__).read_text())
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     outside = {m for m in imported if m.startswith("ptycho_core") and not m.startswith("ptycho_core.io")}
     assert not outside, outside
 

@@ -19,7 +19,9 @@ import pytest  # noqa: E402
 from ptycho_core.nn import models, training  # noqa: E402
 from ptycho_core.nn.refinement import saturated_nll  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 
 def test_saturated_nll_is_the_epoch_loss_of_the_model_that_predicts_the_counts():

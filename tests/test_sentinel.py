@@ -56,8 +56,17 @@ def test_sentinel_records_files_checks_and_provenance(workdir):
     record = json.loads((workdir / "results" / "done.json").read_text())
     assert record == written
     assert set(record) == {
-        "step", "inputs", "outputs", "checks", "config_hash", "section_hashes", "code_version",
-        "library_versions", "python", "wall_time_s", "extra",
+        "step",
+        "inputs",
+        "outputs",
+        "checks",
+        "config_hash",
+        "section_hashes",
+        "code_version",
+        "library_versions",
+        "python",
+        "wall_time_s",
+        "extra",
     }
     assert [o["path"] for o in record["outputs"]] == ["results/a.npz", "results/b.csv"]
     for entry in record["inputs"] + record["outputs"]:
@@ -159,8 +168,14 @@ def test_step_writes_its_sentinel_with_the_hashes_of_its_sections(workdir, study
     from ptycho_core.steps.skeleton import Step
 
     write_default(path="results/upstream.json")
-    with Step("views", study, sentinel="results/step.json", depends_on=("physics", "views"),
-              input_sentinels=["results/upstream.json"], extra={"dose": 1e4}) as step:
+    with Step(
+        "views",
+        study,
+        sentinel="results/step.json",
+        depends_on=("physics", "views"),
+        input_sentinels=["results/upstream.json"],
+        extra={"dose": 1e4},
+    ) as step:
         step.inputs.append("config.yaml")
         step.outputs.append("results/b.csv")
         step.checks["n"] = 3

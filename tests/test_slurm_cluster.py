@@ -60,8 +60,16 @@ LIMIT_S = {"start": 900, "cluster": 600, "local": 600, "failure": 300, "rerun": 
 SLURM_STATE = Path(os.environ.get("SLURM_LOCAL_STATE", "/var/lib/slurm-local"))
 # what start may add to the machine and uninstall must take away again
 SLURM_TOOLS = ("sinfo", "scontrol", "squeue", "sbatch", "sacct", "slurmctld", "slurmd", "munge", "munged")
-SLURM_PATHS = ("/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm", "/etc/munge/munge.key",
-               "/run/munge", "/var/lib/munge", "/var/log/munge", str(SLURM_STATE))
+SLURM_PATHS = (
+    "/etc/slurm/slurm.conf",
+    "/etc/slurm/gres.conf",
+    "/etc/slurm",
+    "/etc/munge/munge.key",
+    "/run/munge",
+    "/var/lib/munge",
+    "/var/log/munge",
+    str(SLURM_STATE),
+)
 SLURM_DAEMONS = ("munged", "slurmctld", "slurmd", "slurmstepd")
 SLURM_USERS = ("slurm", "munge")
 
@@ -81,7 +89,10 @@ def run_logged(cmd: list[str], log: Path, limit_s: int, cwd: Path, env: dict | N
     with log.open("w") as fh:
         rc = subprocess.run(
             ["timeout", "-k", "10", str(limit_s), *map(str, cmd)],
-            stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
         ).returncode
     wall = time.monotonic() - start
     text = log.read_text(errors="replace")
@@ -93,9 +104,17 @@ def run_logged(cmd: list[str], log: Path, limit_s: int, cwd: Path, env: dict | N
 def snakemake_slurm(workdir: Path, *args: str) -> list[str]:
     """The SLURM run as a user types it (README), plus a short first status check for tests."""
     return [
-        SNAKEMAKE, "-s", SNAKEFILE, "-d", workdir,
-        "--profile", SLURM_PROFILE, "--workflow-profile", "none",
-        "--slurm-init-seconds-before-status-checks", "2",
+        SNAKEMAKE,
+        "-s",
+        SNAKEFILE,
+        "-d",
+        workdir,
+        "--profile",
+        SLURM_PROFILE,
+        "--workflow-profile",
+        "none",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
         *args,
     ]
 
@@ -103,9 +122,11 @@ def snakemake_slurm(workdir: Path, *args: str) -> list[str]:
 def deterministic_outputs(workdir: Path) -> dict[str, str]:
     """sha256 of the simulated sets and views, which must not depend on where they ran."""
     files = sorted(
-        [*workdir.glob("results/simulate/**/*.npz"),
-         *workdir.glob("results/views/**/view.npz"),
-         *workdir.glob("results/views/**/overlap_metrics.json")]
+        [
+            *workdir.glob("results/simulate/**/*.npz"),
+            *workdir.glob("results/views/**/view.npz"),
+            *workdir.glob("results/views/**/overlap_metrics.json"),
+        ]
     )
     return {str(f.relative_to(workdir)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
@@ -135,13 +156,16 @@ def machine_state() -> dict:
                 text = stat.read_text()
             except OSError:
                 continue
-            name, state = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2]
+            name, state = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2]
             if name in SLURM_DAEMONS and state != "Z":
                 running.add(name)
         return sorted(running)
 
-    dpkg = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Package}\n"],
-                          capture_output=True, text=True) if shutil.which("dpkg-query") else None
+    dpkg = (
+        subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Package}\n"], capture_output=True, text=True)
+        if shutil.which("dpkg-query")
+        else None
+    )
     return {
         "tools on PATH": {t: shutil.which(t) for t in SLURM_TOOLS},
         "paths": {p: os.path.lexists(p) for p in SLURM_PATHS},
@@ -181,7 +205,9 @@ def cluster():
     it (daemons, packages, configuration, state) and check the machine is as before."""
     problems = []
     if os.geteuid() != 0:
-        problems.append(f"not root (uid {os.geteuid()}): scripts/slurm_local.sh installs Debian packages and starts daemons")
+        problems.append(
+            f"not root (uid {os.geteuid()}): scripts/slurm_local.sh installs Debian packages and starts daemons"
+        )
     if shutil.which("timeout") is None:
         problems.append("coreutils `timeout` not found")
     if problems:
@@ -194,7 +220,8 @@ def cluster():
     version_s = {"before": time_snakemake_version()}
     proc = subprocess.run(
         ["timeout", "-k", "10", str(LIMIT_S["start"]), SLURM_LOCAL, "start"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     print(proc.stdout)
     why = f"scripts/slurm_local.sh start failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -205,26 +232,32 @@ def cluster():
         print("a SLURM cluster of scripts/slurm_local.sh was running before the tests: left as it is")
         return
     # also after a failed start: uninstall takes away whatever start got to add
-    proc = subprocess.run(["timeout", "-k", "10", str(LIMIT_S["uninstall"]), SLURM_LOCAL, "uninstall"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["timeout", "-k", "10", str(LIMIT_S["uninstall"]), SLURM_LOCAL, "uninstall"], capture_output=True, text=True
+    )
     print(proc.stdout, proc.stderr)
-    assert proc.returncode == 0, (f"scripts/slurm_local.sh uninstall failed (exit {proc.returncode}):\n"
-                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    assert proc.returncode == 0, (
+        f"scripts/slurm_local.sh uninstall failed (exit {proc.returncode}):\n"
+        f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
     after = machine_state()
     version_s["after"] = time_snakemake_version()
     print("`snakemake --version`: {before:.1f} s before the SLURM test, {after:.1f} s after it".format(**version_s))
     # the condition under which the SLURM executor plugin runs scontrol at import
     if before["tools on PATH"]["sinfo"] is None:
         assert after["tools on PATH"]["sinfo"] is None, (
-            f"sinfo is still on PATH ({after['tools on PATH']['sinfo']}): every snakemake call now waits on scontrol")
+            f"sinfo is still on PATH ({after['tools on PATH']['sinfo']}): every snakemake call now waits on scontrol"
+        )
     added, removed = state_changes(before, after)
     if leftovers and removed:
-        print(f"{SLURM_STATE} existed before the tests (an earlier start, never uninstalled); "
-              "uninstall also removed what that one added:\n  " + "\n  ".join(removed))
+        print(
+            f"{SLURM_STATE} existed before the tests (an earlier start, never uninstalled); "
+            "uninstall also removed what that one added:\n  " + "\n  ".join(removed)
+        )
         removed = []
-    assert not added and not removed, (
-        "the SLURM test did not leave the machine as it found it:\n  "
-        + "\n  ".join([f"added: {x}" for x in added] + [f"removed: {x}" for x in removed]))
+    assert not added and not removed, "the SLURM test did not leave the machine as it found it:\n  " + "\n  ".join(
+        [f"added: {x}" for x in added] + [f"removed: {x}" for x in removed]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +293,10 @@ def require(run):
 def test_study_through_slurm_matches_local_run(slurm_run, local_run):
     require(slurm_run)
     require(local_run)
-    print(f"\nwall time, simulation to training of the test study: SLURM profile {slurm_run['wall']:.0f} s, "
-          f"local run (--cores 2) {local_run['wall']:.0f} s")
+    print(
+        f"\nwall time, simulation to training of the test study: SLURM profile {slurm_run['wall']:.0f} s, "
+        f"local run (--cores 2) {local_run['wall']:.0f} s"
+    )
     cluster, local = deterministic_outputs(slurm_run["workdir"]), deterministic_outputs(local_run["workdir"])
     study = load_study(REPO / "config" / "test.yaml")
     n_cells = len(study.dose_labels()) * len(study.seeds)
@@ -274,7 +309,9 @@ def test_study_through_slurm_matches_local_run(slurm_run, local_run):
         "(the provenance code_version inside them differs too if a commit landed between the runs)"
     )
     for method in ("PtychoPINN", "Baseline"):
-        assert len(list(slurm_run["workdir"].glob(f"results/networks/*/*/*/{method}/sentinel.json"))) == n_cells * len(study.views)
+        assert len(list(slurm_run["workdir"].glob(f"results/networks/*/*/*/{method}/sentinel.json"))) == n_cells * len(
+            study.views
+        )
 
 
 def test_training_jobs_are_submitted_with_a_gpu(slurm_run):
@@ -328,8 +365,9 @@ def test_failed_slurm_job_is_reported_and_rerun_resumes(slurm_run):
     targets = [layout.reconstruction(cell.with_method(m)).recon for m in ("PtyChi", "Baseline")]
     broken = dict(os.environ, PTYCHI_PYTHON="/nonexistent/ptychi/bin/python")
 
-    rc, out, wall = run_logged(snakemake_slurm(workdir, *targets), workdir / "snakemake_failure.log",
-                               LIMIT_S["failure"], workdir, env=broken)
+    rc, out, wall = run_logged(
+        snakemake_slurm(workdir, *targets), workdir / "snakemake_failure.log", LIMIT_S["failure"], workdir, env=broken
+    )
     print(f"\nrun with a failing PtyChi job: exit {rc}, {wall:.0f} s")
     assert rc != 0, out[-3000:]
     assert "Error in rule reconstruct_ptychi" in out, out[-3000:]
@@ -342,13 +380,19 @@ def test_failed_slurm_job_is_reported_and_rerun_resumes(slurm_run):
     assert not (workdir / targets[0]).exists()
     assert (workdir / targets[1]).is_file(), "keep-going: the independent job should have finished"
 
-    rc, out, wall = run_logged(snakemake_slurm(workdir, *targets), workdir / "snakemake_rerun.log",
-                               LIMIT_S["rerun"], workdir)
+    rc, out, wall = run_logged(
+        snakemake_slurm(workdir, *targets), workdir / "snakemake_rerun.log", LIMIT_S["rerun"], workdir
+    )
     print(f"rerun: exit {rc}, {wall:.0f} s")
     assert rc == 0, out[-5000:]
     assert job_stats(out) == {"reconstruct_ptychi": 1}, out[-3000:]
     assert (workdir / targets[0]).is_file()
 
-    proc = subprocess.run([*map(str, snakemake_slurm(workdir, *targets, *TARGETS)), "-n"],
-                          capture_output=True, text=True, timeout=300, cwd=workdir)
+    proc = subprocess.run(
+        [*map(str, snakemake_slurm(workdir, *targets, *TARGETS)), "-n"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+    )
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, proc.stderr[-3000:]

@@ -188,7 +188,9 @@ def _assert_same(a, b, atol=1e-6):
 
 def test_chunk_size_does_not_change_the_result(random_case):
     patches, positions = random_case
-    _assert_same(stitch_patches(patches, positions, (H, W), chunk=7), stitch_patches(patches, positions, (H, W), chunk=2048))
+    _assert_same(
+        stitch_patches(patches, positions, (H, W), chunk=7), stitch_patches(patches, positions, (H, W), chunk=2048)
+    )
 
 
 def test_several_add_calls_equal_one(random_case):
@@ -219,7 +221,9 @@ def test_vectorised_stitch_equals_the_per_patch_loop(random_case):
 def test_patches_partly_outside_the_frame_are_clipped_without_wrapping():
     rng = np.random.default_rng(8)
     P, S, pad = 16, 40, 20
-    positions = np.array([[2.3, 20.0], [38.7, 21.4], [20.0, -3.6], [19.2, 41.5], [-0.5, -0.5], [-30.0, 10.0], [70.0, 70.0]])
+    positions = np.array(
+        [[2.3, 20.0], [38.7, 21.4], [20.0, -3.6], [19.2, 41.5], [-0.5, -0.5], [-30.0, 10.0], [70.0, 70.0]]
+    )
     patches = rng.standard_normal((len(positions), P, P)) + 1j * rng.standard_normal((len(positions), P, P))
     st = stitch_patches(patches, positions, (S, S))  # no error
     # the same patches in a frame large enough to hold them, cropped: identical
@@ -341,6 +345,8 @@ def test_a_sparse_raster_is_illuminated_between_its_fwhm_discs():
     inner = (slice(int(np.ceil(g[0] + D / 2)), int(g[-1] - D / 2) + 1),) * 2
     assert covered[inner].all()
     rr, cc = np.mgrid[:60, :60]
-    d2 = np.min((cc.ravel()[:, None] - positions[None, :, 0]) ** 2 + (rr.ravel()[:, None] - positions[None, :, 1]) ** 2, axis=1)
+    d2 = np.min(
+        (cc.ravel()[:, None] - positions[None, :, 0]) ** 2 + (rr.ravel()[:, None] - positions[None, :, 1]) ** 2, axis=1
+    )
     fwhm_discs = (d2 <= (D / 2) ** 2).reshape(60, 60)
     assert not fwhm_discs[inner].all()

@@ -74,8 +74,16 @@ def build(study, seed: int, view: str, split: str, rng=None):
     if rng is None:
         rng = np.random.default_rng(group_entropy(seed, view, split))
     sv = build_split_view(
-        x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=study.stride_chain(view), step=geo.scan.step,
-        probe_diameter=geo.probe_diameter, grouping=study.grouping, split=split, rng=rng,
+        x,
+        y,
+        scan_index=index,
+        grid_shape=geo.scan.grid_shape,
+        stride_chain=study.stride_chain(view),
+        step=geo.scan.step,
+        probe_diameter=geo.probe_diameter,
+        grouping=study.grouping,
+        split=split,
+        rng=rng,
     )
     return geo, np.column_stack([x, y]), sv
 
@@ -126,7 +134,11 @@ def test_raster_stride_2_keeps_exactly_the_even_rows_and_columns(seed):
 
 
 def test_fermat_thinning_keeps_the_stated_minimum_spacing():
-    study = make_study(object={"size": 128}, scan={"pattern": "fermat"}, views={"a": {"stride": 1}, "b": {"stride": 2}, "c": {"stride": 3}})
+    study = make_study(
+        object={"size": 128},
+        scan={"pattern": "fermat"},
+        views={"a": {"stride": 1}, "b": {"stride": 2}, "c": {"stride": 3}},
+    )
     geo = make_geometry(study, 0)
     for split in ("train", "test"):
         x, y, index = split_arrays(geo, split)
@@ -179,8 +191,16 @@ def test_test_groups_draw_no_random_numbers(pattern, view):
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     c = build_split_view(
-        x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=study.stride_chain(view), step=geo.scan.step,
-        probe_diameter=geo.probe_diameter, grouping=study.grouping, split="test", rng=None,
+        x,
+        y,
+        scan_index=index,
+        grid_shape=geo.scan.grid_shape,
+        stride_chain=study.stride_chain(view),
+        step=geo.scan.step,
+        probe_diameter=geo.probe_diameter,
+        grouping=study.grouping,
+        split="test",
+        rng=None,
     )
     np.testing.assert_array_equal(a.groups, b.groups)
     np.testing.assert_array_equal(a.groups, c.groups)
@@ -228,8 +248,16 @@ def hand_view(points, split, K=6, cap=2, radius=1.5, rng_seed=0):
     pts = np.asarray(points, dtype=float)
     g = GroupingConfig(gridsize=2, K=K, max_radius_diameters=1.0, train_groups_per_position=cap)
     return build_split_view(
-        pts[:, 0], pts[:, 1], scan_index=np.arange(len(pts), dtype=np.int64), grid_shape=None, stride_chain=(1,), step=1.0,
-        probe_diameter=radius, grouping=g, split=split, rng=np.random.default_rng(rng_seed),
+        pts[:, 0],
+        pts[:, 1],
+        scan_index=np.arange(len(pts), dtype=np.int64),
+        grid_shape=None,
+        stride_chain=(1,),
+        step=1.0,
+        probe_diameter=radius,
+        grouping=g,
+        split=split,
+        rng=np.random.default_rng(rng_seed),
     )
 
 
@@ -341,7 +369,9 @@ def test_a_radius_too_small_to_group_is_refused_with_the_view_name():
 
 
 def test_a_sparse_view_too_sparse_to_group_is_refused_with_its_name():
-    study = make_study(object={"size": 128}, views={"dense": {"stride": 1}, "wide": {"stride": 8}})  # 8 steps = 2.4 D > radius D
+    study = make_study(
+        object={"size": 128}, views={"dense": {"stride": 1}, "wide": {"stride": 8}}
+    )  # 8 steps = 2.4 D > radius D
     with pytest.raises(InfeasibleViewError, match=r"view 'wide'"):
         check_views_feasible(study)
 
@@ -352,7 +382,18 @@ def test_build_split_view_refuses_a_non_positive_probe_diameter(D):
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     with pytest.raises(InfeasibleViewError, match="D > 0"):
-        build_split_view(x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=(1,), step=geo.scan.step, probe_diameter=D, grouping=study.grouping, split="test", rng=None)
+        build_split_view(
+            x,
+            y,
+            scan_index=index,
+            grid_shape=geo.scan.grid_shape,
+            stride_chain=(1,),
+            step=geo.scan.step,
+            probe_diameter=D,
+            grouping=study.grouping,
+            split="test",
+            rng=None,
+        )
 
 
 def test_build_split_view_refuses_K_below_C():
@@ -361,7 +402,18 @@ def test_build_split_view_refuses_K_below_C():
     x, y, index = split_arrays(geo, "test")
     g = GroupingConfig(gridsize=2, K=3, max_radius_diameters=1.0, train_groups_per_position=2)
     with pytest.raises(InfeasibleViewError, match="K >= C"):
-        build_split_view(x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=(1,), step=geo.scan.step, probe_diameter=geo.probe_diameter, grouping=g, split="test", rng=None)
+        build_split_view(
+            x,
+            y,
+            scan_index=index,
+            grid_shape=geo.scan.grid_shape,
+            stride_chain=(1,),
+            step=geo.scan.step,
+            probe_diameter=geo.probe_diameter,
+            grouping=g,
+            split="test",
+            rng=None,
+        )
 
 
 @pytest.mark.parametrize("grid", [(20, 20), None])
@@ -369,7 +421,18 @@ def test_an_empty_view_is_refused(grid):
     study = make_study()
     empty = np.zeros(0)
     with pytest.raises(InfeasibleViewError, match="keeps 0 of 0 positions"):
-        build_split_view(empty, empty, scan_index=np.zeros(0, np.int64), grid_shape=grid, stride_chain=(1,), step=2.8, probe_diameter=9.3, grouping=study.grouping, split="test", rng=None)
+        build_split_view(
+            empty,
+            empty,
+            scan_index=np.zeros(0, np.int64),
+            grid_shape=grid,
+            stride_chain=(1,),
+            step=2.8,
+            probe_diameter=9.3,
+            grouping=study.grouping,
+            split="test",
+            rng=None,
+        )
 
 
 def test_a_stride_that_empties_a_split_is_refused():
@@ -377,7 +440,18 @@ def test_a_stride_that_empties_a_split_is_refused():
     geo = make_geometry(study, 0)
     x, y, index = split_arrays(geo, "test")
     with pytest.raises(InfeasibleViewError, match=r"test split: the view \(stride 64\) keeps 0 of"):
-        build_split_view(x, y, scan_index=index, grid_shape=geo.scan.grid_shape, stride_chain=(1, 64), step=geo.scan.step, probe_diameter=geo.probe_diameter, grouping=study.grouping, split="test", rng=None)
+        build_split_view(
+            x,
+            y,
+            scan_index=index,
+            grid_shape=geo.scan.grid_shape,
+            stride_chain=(1, 64),
+            step=geo.scan.step,
+            probe_diameter=geo.probe_diameter,
+            grouping=study.grouping,
+            split="test",
+            rng=None,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -506,7 +580,9 @@ def test_phase_d_records_K_C_the_rule_and_the_stream(phase_d_run):
         m = on_disk["splits"][split]
         for key in ("group_overlap", "neighbour_overlap", "group_centre_overlap", "linear_overlap"):
             assert 0.0 <= m[key] <= 1.0, (split, key, m[key])
-        assert m["linear_overlap"] == pytest.approx(1 - 2 * metrics["base_step_px"] / metrics["probe_diameter_px"], abs=1e-12)
+        assert m["linear_overlap"] == pytest.approx(
+            1 - 2 * metrics["base_step_px"] / metrics["probe_diameter_px"], abs=1e-12
+        )
         assert m["max_non_overlapping_footprints"] >= 1
     sentinel = verify_sentinel(out.sentinel)
     assert {Path(o["path"]).name for o in sentinel["outputs"]} == {"view.npz", "overlap_metrics.json", "positions.png"}
@@ -575,20 +651,31 @@ def test_view_round_trip(tmp_path):
 
 
 BAD_VIEWS = [
-    pytest.param({"train_groups": np.array([[0, 2, 4, 5]], dtype=np.int64)}, {}, "train_groups", id="member-outside-view"),
-    pytest.param({"test_groups": np.array([[1, 3, 5, 6]], dtype=np.int64)}, {}, "test_groups", id="test-member-outside-view"),
+    pytest.param(
+        {"train_groups": np.array([[0, 2, 4, 5]], dtype=np.int64)}, {}, "train_groups", id="member-outside-view"
+    ),
+    pytest.param(
+        {"test_groups": np.array([[1, 3, 5, 6]], dtype=np.int64)}, {}, "test_groups", id="test-member-outside-view"
+    ),
     pytest.param({"test_index": np.array([1, 3, 5, 7, 2], dtype=np.int64)}, {}, "test_groups", id="uncovered-test-row"),
     pytest.param({"train_index": np.array([0, 2, 4, 6, 8], dtype=np.int32)}, {}, "train_index", id="wrong-index-dtype"),
-    pytest.param({"test_groups": np.array([[1, 3, 5, 7]], dtype=np.float64)}, {}, "test_groups", id="wrong-group-dtype"),
+    pytest.param(
+        {"test_groups": np.array([[1, 3, 5, 7]], dtype=np.float64)}, {}, "test_groups", id="wrong-group-dtype"
+    ),
     pytest.param({"train_groups": np.array([[0, 2, 4], [4, 6, 8]], dtype=np.int64)}, {}, "train_groups", id="wrong-C"),
     pytest.param({"train_index": np.array([0, 2, 4, 6, 8, 8], dtype=np.int64)}, {}, "train_index", id="repeated-row"),
     pytest.param({}, {"n_train": 8}, "train_index", id="train-row-out-of-range"),
     pytest.param({}, {"n_test": 7}, "test_index", id="test-row-out-of-range"),
     pytest.param(
-        {"test_index": np.zeros(0, np.int64), "test_groups": np.zeros((0, 4), np.int64)}, {}, "test_index", id="empty-view"
+        {"test_index": np.zeros(0, np.int64), "test_groups": np.zeros((0, 4), np.int64)},
+        {},
+        "test_index",
+        id="empty-view",
     ),
     pytest.param({"train_index": np.array([-1, 0, 2, 4, 6, 8], dtype=np.int64)}, {}, "train_index", id="negative-row"),
-    pytest.param({"metadata": {"schema_version": SCHEMA_VERSION, "view": "s", "stride": 2, "K": 6}}, {}, "metadata", id="no-C"),
+    pytest.param(
+        {"metadata": {"schema_version": SCHEMA_VERSION, "view": "s", "stride": 2, "K": 6}}, {}, "metadata", id="no-C"
+    ),
 ]
 
 

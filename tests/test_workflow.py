@@ -94,7 +94,11 @@ def test_views_groups_and_metrics(study_run):
             for view in study.views:
                 cell = workdir / f"results/views/dose_{label}/view_{view.name}/seed_{seed}"
                 sentinel = verify_sentinel(cell / "sentinel.json", root=workdir)
-                assert {Path(o["path"]).name for o in sentinel["outputs"]} == {"view.npz", "overlap_metrics.json", "positions.png"}
+                assert {Path(o["path"]).name for o in sentinel["outputs"]} == {
+                    "view.npz",
+                    "overlap_metrics.json",
+                    "positions.png",
+                }
                 sim = layout.simulated(layout.Cell(label, seed))
                 train, test = load_diffraction_set(workdir / sim.train), load_diffraction_set(workdir / sim.test)
                 v = load_view(cell / "view.npz", n_train=train.n, n_test=test.n)
@@ -163,9 +167,15 @@ def test_every_method_scored_on_the_same_region(study_run):
             ttr = verify_sentinel(refined.sentinel, root=workdir)
             assert ttr["checks"]["deviance_best"] < ttr["checks"]["deviance_before"]
             side = json.loads(Path(refined.sidecar).read_text())
-            trained = json.loads(Path(layout.refined_from(refined_cell := cell.with_method("PtychoPINN_TTR")).under(workdir).sidecar).read_text())
+            trained = json.loads(
+                Path(
+                    layout.refined_from(refined_cell := cell.with_method("PtychoPINN_TTR")).under(workdir).sidecar
+                ).read_text()
+            )
             assert refined_cell.method == "PtychoPINN_TTR"
-            assert side["method"] == "PtychoPINN_TTR" and side["refined_from"]["model_sha256"] == trained["model_sha256"]
+            assert (
+                side["method"] == "PtychoPINN_TTR" and side["refined_from"]["model_sha256"] == trained["model_sha256"]
+            )
             # the rule's threads reach torch (the default profile gives reconstruct_ptychi 1)
             ptychi = load_recon(layout.reconstruction(cell.with_method("PtyChi")).under(workdir).recon)
             assert ptychi.metadata["torch_threads"] == 1
@@ -196,13 +206,17 @@ def test_report_tables_and_html(study_run, tmp_path):
     html = tmp_path / "report.html"
     proc = subprocess.run(
         [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "--report", str(html)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = html.read_text(errors="replace")
     assert "Study" in text and len(text) > 100_000
     # the landing page leads with the answer: the headline tables and the crossover doses, inline
-    assert "phase MS-SSIM of the stitched test region (\\u2605 highest mean)" in text, "no headline table on the landing page"
+    assert "phase MS-SSIM of the stitched test region (\\u2605 highest mean)" in text, (
+        "no headline table on the landing page"
+    )
     assert "Crossover dose (photons per pattern)" in text
     assert "System Message" not in text, "the landing page's reStructuredText has errors"
 
@@ -254,11 +268,31 @@ RERUN_SCOPE = {
     ),
     "grouping.train_groups_per_position": (
         lambda c: c["grouping"].update(train_groups_per_position=c["grouping"]["train_groups_per_position"] + 1),
-        {"views", "study_config", "train", "refine", "reconstruct_network", "reconstruct_ptychi", "score", "report", "inventory"},
+        {
+            "views",
+            "study_config",
+            "train",
+            "refine",
+            "reconstruct_network",
+            "reconstruct_ptychi",
+            "score",
+            "report",
+            "inventory",
+        },
     ),
     "doses (one replaced)": (
         lambda c: c.update(doses=[c["doses"][0], 30000.0]),
-        {"simulate", "views", "train", "refine", "reconstruct_network", "reconstruct_ptychi", "score", "report", "inventory"},
+        {
+            "simulate",
+            "views",
+            "train",
+            "refine",
+            "reconstruct_network",
+            "reconstruct_ptychi",
+            "score",
+            "report",
+            "inventory",
+        },
     ),
 }
 
@@ -297,9 +331,13 @@ def test_a_study_file_defines_its_views_and_doses(tmp_path):
     workdir = deploy(tmp_path, (REPO / "config" / "test.yaml").read_text())
     study_file = tmp_path / "one_view.yaml"
     study_file.write_text("doses: [300.0, 3000.0]\nviews:\n  wide:\n    stride: 1\n")
-    proc = run_snakemake(workdir, "all_views", "--configfile", str(study_file))  # --configfile takes several files: last
+    proc = run_snakemake(
+        workdir, "all_views", "--configfile", str(study_file)
+    )  # --configfile takes several files: last
     assert proc.returncode == 0, proc.stderr[-4000:]
-    views = sorted(p.relative_to(workdir / "results/views").as_posix() for p in (workdir / "results/views").rglob("view.npz"))
+    views = sorted(
+        p.relative_to(workdir / "results/views").as_posix() for p in (workdir / "results/views").rglob("view.npz")
+    )
     assert views == ["dose_3e2/view_wide/seed_0/view.npz", "dose_3e3/view_wide/seed_0/view.npz"]
 
 
@@ -320,7 +358,6 @@ def test_bad_config_fails_before_any_job(tmp_path, bad, expected):
     assert proc.returncode != 0
     assert expected in proc.stderr + proc.stdout
     assert not (workdir / "results").exists()
-
 
 
 #: (library file edited, the rules that must rerun): the edited module's importers, and what depends on them.
@@ -355,9 +392,10 @@ def test_a_library_edit_reruns_the_jobs_whose_step_can_load_it(study_run, tmp_pa
     lib = tmp_path / "unedited"
     shutil.copytree(REPO / "ptycho_core", lib / "ptycho_core", ignore=shutil.ignore_patterns("__pycache__"))
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "--cores", "2", "-n"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(lib)}, cwd=tmp_path)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(lib)}, cwd=tmp_path
+    )
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
-
 
 
 def test_a_moved_checkout_reruns_nothing(study_run, tmp_path):
@@ -369,7 +407,10 @@ def test_a_moved_checkout_reruns_nothing(study_run, tmp_path):
     shutil.copytree(REPO / "workflow", moved, copy_function=shutil.copy)  # copy, not copy2: the files are new
     cmd = [str(SNAKEMAKE), "-s", str(moved / "Snakefile"), "-d", str(study_run), "--cores", "2", "-n"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[
+        -3000:
+    ]
+
 
 def test_the_workflow_deployed_as_a_module_runs_the_study(study_run, tmp_path):
     """As `snakedeploy deploy-workflow` sets it up: another directory whose Snakefile uses this workflow as a module.
@@ -399,13 +440,20 @@ def test_the_workflow_deployed_as_a_module_runs_the_study(study_run, tmp_path):
         return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(files)}
 
     deployed, direct = data_files(workdir), data_files(study_run)
-    assert deployed and deployed == direct, "simulated and view files differ between the module deployment and the direct run"
+    assert deployed and deployed == direct, (
+        "simulated and view files differ between the module deployment and the direct run"
+    )
 
     def scores(root: Path) -> dict[tuple, float]:
         with open(root / layout.report([]).metrics, newline="") as fh:
-            return {(r["dose"], r["view"], r["seed"], r["method"], r["quantity"], r["metric"]): float(r["value"]) for r in csv.DictReader(fh)}
+            return {
+                (r["dose"], r["view"], r["seed"], r["method"], r["quantity"], r["metric"]): float(r["value"])
+                for r in csv.DictReader(fh)
+            }
 
     a, b = scores(workdir), scores(study_run)
     assert a.keys() == b.keys()
     differ = {k: (a[k], b[k]) for k in a if not (a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])))}
-    assert not differ, f"scores differ between the module deployment and the direct run: {dict(list(differ.items())[:10])}"
+    assert not differ, (
+        f"scores differ between the module deployment and the direct run: {dict(list(differ.items())[:10])}"
+    )

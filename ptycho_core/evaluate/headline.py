@@ -23,11 +23,29 @@ from collections import defaultdict
 
 from ptycho_core.config import dose_label
 from ptycho_core.evaluate.tables import CONFIDENCE, t_half_width
-from ptycho_core.io.records import HEADLINE_COLUMNS, HEADLINE_METRICS, HEADLINE_TABLE, LINEAR_OVERLAP, NEIGHBOUR_OVERLAP, OVERLAP_MEASURES, OVERLAP_RECORD, WIDE_METRICS
+from ptycho_core.io.records import (
+    HEADLINE_COLUMNS,
+    HEADLINE_METRICS,
+    HEADLINE_TABLE,
+    LINEAR_OVERLAP,
+    NEIGHBOUR_OVERLAP,
+    OVERLAP_MEASURES,
+    OVERLAP_RECORD,
+    WIDE_METRICS,
+)
 from ptycho_core.io.records import HEADLINE_LABELS as LABELS
 from ptycho_core.methods import Method
 
-__all__ = ["CROSSOVER", "HEADLINE", "crossover_doses", "headline_cells", "landing_rst", "summary_lines", "view_overlap", "wide_csv"]
+__all__ = [
+    "CROSSOVER",
+    "HEADLINE",
+    "crossover_doses",
+    "headline_cells",
+    "landing_rst",
+    "summary_lines",
+    "view_overlap",
+    "wide_csv",
+]
 
 #: (quantity, metric) of the headline table, in column order (the wide CSV's columns, labels and
 #: units are the record's: :data:`ptycho_core.io.records.HEADLINE_TABLE`).
@@ -143,7 +161,9 @@ def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2])
     dose_text = f"{dose_label(doses[0])} to {dose_label(doses[-1])} photons per pattern"
     if ppp:
         dose_text += f", i.e. {min(ppp):.3g} to {max(ppp):.3g} photons per illuminated pixel"
-    lines = [f"{len(doses)} doses from {dose_text}; {len(views)} views; {len(methods)} methods; headline metric: phase MS-SSIM of the stitched test region."]
+    lines = [
+        f"{len(doses)} doses from {dose_text}; {len(views)} views; {len(methods)} methods; headline metric: phase MS-SSIM of the stitched test region."
+    ]
     cross = crossover_doses(summary, threshold)
     for view in views:
         ovl = overlap.get(view)
@@ -170,7 +190,14 @@ def wide_csv(summary: dict, overlap: dict) -> str:
             for m in _methods(summary):
                 rec = {k: idx[(dose, view, m, *k)] for k in WIDE_METRICS}
                 ppp = rec[WIDE_METRICS[0]].get("photons_per_illuminated_pixel")
-                row = [dose, ppp, view, overlap[view][LINEAR_OVERLAP] if view in overlap else None, m, rec[WIDE_METRICS[0]]["n"]]
+                row = [
+                    dose,
+                    ppp,
+                    view,
+                    overlap[view][LINEAR_OVERLAP] if view in overlap else None,
+                    m,
+                    rec[WIDE_METRICS[0]]["n"],
+                ]
                 row += [rec[k]["mean"] for k in WIDE_METRICS]
                 row += [idx[(dose, view, m, *k)]["std"] for k in HEADLINE]
                 rows.append(dict(zip(HEADLINE_COLUMNS, row, strict=True)))
@@ -185,7 +212,9 @@ def _rst_table(title: str, header: list[str], rows: list[list[str]]) -> list[str
     return out + [""]
 
 
-def landing_rst(*, study_name: str, config_lines: list[str], summary: dict, overlap: dict, threshold: float = CROSSOVER[2]) -> str:
+def landing_rst(
+    *, study_name: str, config_lines: list[str], summary: dict, overlap: dict, threshold: float = CROSSOVER[2]
+) -> str:
     """The report's landing page (reStructuredText): configuration, headline table, crossover doses, summary."""
     doses, views = _ladder(summary)
     methods = _methods(summary)
@@ -209,6 +238,17 @@ def landing_rst(*, study_name: str, config_lines: list[str], summary: dict, over
     rows = []
     for view in views:
         ovl = overlap.get(view, {})
-        rows.append([view, f"{ovl[LINEAR_OVERLAP]:.0%}" if ovl else "", f"{ovl[NEIGHBOUR_OVERLAP]:.3f}" if ovl else "", *(_crossover_text(cross[view][m], "") for m in methods)])
-    lines += _rst_table(f"Crossover dose (photons per pattern): lowest dose from which phase MS-SSIM stays >= {threshold:g}", header, rows)
+        rows.append(
+            [
+                view,
+                f"{ovl[LINEAR_OVERLAP]:.0%}" if ovl else "",
+                f"{ovl[NEIGHBOUR_OVERLAP]:.3f}" if ovl else "",
+                *(_crossover_text(cross[view][m], "") for m in methods),
+            ]
+        )
+    lines += _rst_table(
+        f"Crossover dose (photons per pattern): lowest dose from which phase MS-SSIM stays >= {threshold:g}",
+        header,
+        rows,
+    )
     return "\n".join(lines) + "\n"

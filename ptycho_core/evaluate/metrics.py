@@ -216,7 +216,12 @@ def register_translation(
         return -float(np.abs(np.vdot(ref_w, m)) / (np.linalg.norm(m) + 1e-300))
 
     simplex = total + np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]])
-    best = minimize(cost, total, method="Nelder-Mead", options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-14, "maxiter": 400})
+    best = minimize(
+        cost,
+        total,
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-14, "maxiter": 400},
+    )
     if best.fun <= cost(total):
         total = best.x
     # reported to 1e-4 px: far below the registration's accuracy, and free of

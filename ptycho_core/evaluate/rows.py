@@ -47,12 +47,19 @@ PAPER_METRICS = ("ssim", "ms_ssim", "psnr")
 PAPER_AMPLITUDE_METRICS = ("mean_ratio",)
 #: (quantity, metric) pairs the report draws against dose, one figure ``{quantity}_{metric}.png`` each
 #: (the report rule declares its outputs from this list; this module stays light to import).
-DOSE_RESPONSE = (("phase", "ms_ssim"), ("phase", "psnr"), ("amplitude", "ms_ssim"), ("amplitude", "mae"), ("phase", "frc50"))
+DOSE_RESPONSE = (
+    ("phase", "ms_ssim"),
+    ("phase", "psnr"),
+    ("amplitude", "ms_ssim"),
+    ("amplitude", "mae"),
+    ("phase", "frc50"),
+)
 
 
 def tidy_rows(method: str, scores: dict) -> list[tuple]:
     """``(method, quantity, metric, value)`` rows of one method's scores; a missing or non-finite metric raises :class:`MetricError`."""
     from ptycho_core.evaluate.metrics import MetricError
+
     rows = []
     for q in QUANTITIES:
         for m in METRICS:
@@ -64,7 +71,12 @@ def tidy_rows(method: str, scores: dict) -> list[tuple]:
     for q in QUANTITIES:
         rows.append((method, q, "ms_ssim_scales", float(scores[q]["ms_ssim_scales"])))
     dy, dx = (float(v) for v in scores["shift"])
-    values = {"shift_px": math.hypot(dy, dx), "shift_dy_px": dy, "shift_dx_px": dx, "phase_offset_rad": float(scores["phase_offset"])}
+    values = {
+        "shift_px": math.hypot(dy, dx),
+        "shift_dy_px": dy,
+        "shift_dx_px": dx,
+        "phase_offset_rad": float(scores["phase_offset"]),
+    }
     rows += [(method, ALIGNMENT, k, values[k]) for k in ALIGNMENT_METRICS]
     for q, pq in zip(QUANTITIES, PAPER_QUANTITIES):
         extra = PAPER_AMPLITUDE_METRICS if q == "amplitude" else ()

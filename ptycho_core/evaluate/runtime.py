@@ -44,7 +44,9 @@ def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
             except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
                 raise AggregationError(f"{p}: benchmark of rule {rule} cannot be read ({exc})") from None
             if "s" not in df.columns or df.empty:
-                raise AggregationError(f"{p}: benchmark of rule {rule} lacks column 's' or rows; found {list(df.columns)}")
+                raise AggregationError(
+                    f"{p}: benchmark of rule {rule} lacks column 's' or rows; found {list(df.columns)}"
+                )
             s = pd.to_numeric(df["s"], errors="coerce").to_numpy(float)
             if not np.isfinite(s).all() or (s < 0).any():
                 raise AggregationError(f"{p}: benchmark of rule {rule}: seconds missing or invalid ({list(df['s'])})")

@@ -77,9 +77,23 @@ import numpy as np
 import pandas as pd
 
 from ptycho_core.config import dose_label
-from ptycho_core.evaluate.rows import ALIGNMENT, METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
+from ptycho_core.evaluate.rows import (
+    ALIGNMENT,
+    METRICS,
+    PAPER_AMPLITUDE_METRICS,
+    PAPER_METRICS,
+    PAPER_QUANTITIES,
+    QUANTITIES,
+)
 from ptycho_core.io.npz import DataContractError, atomic_write_text
-from ptycho_core.io.records import FRC_ROWS, METRIC_ROWS, STUDY_METRIC_COLUMNS, STUDY_METRIC_ROWS, SUMMARY_VERSION, CsvRecord
+from ptycho_core.io.records import (
+    FRC_ROWS,
+    METRIC_ROWS,
+    STUDY_METRIC_COLUMNS,
+    STUDY_METRIC_ROWS,
+    SUMMARY_VERSION,
+    CsvRecord,
+)
 from ptycho_core.methods import Method
 from ptycho_core.physics.probe import photons_per_illuminated_pixel
 
@@ -351,7 +365,11 @@ def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> 
             {
                 "dose": float(key[0]),
                 "dose_label": dose_label(key[0]),
-                **({} if fwhm_diameter_px is None else {"photons_per_illuminated_pixel": photons_per_illuminated_pixel(key[0], fwhm_diameter_px)}),
+                **(
+                    {}
+                    if fwhm_diameter_px is None
+                    else {"photons_per_illuminated_pixel": photons_per_illuminated_pixel(key[0], fwhm_diameter_px)}
+                ),
                 "view": str(key[1]),
                 "method": str(key[2]),
                 "quantity": str(key[3]),
@@ -405,7 +423,9 @@ def deltas(
         for q in quantities:
             for k in metrics:
                 sel = cell[(cell["quantity"] == q) & (cell["metric"] == k)]
-                by_method = {m: dict(zip(g["seed"].astype(int), g["value"].astype(float))) for m, g in sel.groupby("method")}
+                by_method = {
+                    m: dict(zip(g["seed"].astype(int), g["value"].astype(float))) for m, g in sel.groupby("method")
+                }
                 for m in [reference, *others]:
                     if m not in by_method:
                         raise AggregationError(f"deltas: {cell_name(dose, view)}: method {m} lacks {q} {k}")
@@ -450,7 +470,9 @@ def deltas(
                             "interval": interval,
                             "note": note,
                             "better": bool(better),
-                            "interval_excludes_zero": None if interval is None else bool(interval[0] > 0 or interval[1] < 0),
+                            "interval_excludes_zero": None
+                            if interval is None
+                            else bool(interval[0] > 0 or interval[1] < 0),
                         }
                     )
     return sorted(records, key=_delta_key)
@@ -496,7 +518,10 @@ def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[di
     :func:`report_document` with sorted keys, two-space indent, ``allow_nan=False``.
     """
     t = check_table(table)
-    rows = [(float(r.dose), r.view, int(r.seed), r.method, r.quantity, r.metric, float(r.value)) for r in t.itertuples(index=False)]
+    rows = [
+        (float(r.dose), r.view, int(r.seed), r.method, r.quantity, r.metric, float(r.value))
+        for r in t.itertuples(index=False)
+    ]
     csv_text = STUDY_METRIC_ROWS.format(rows, source=str(out_csv))
     doc = report_document(summary, delta_records)
     try:

@@ -47,7 +47,9 @@ def phase_cmap(reference_phase: np.ndarray) -> str:
     return "twilight" if float(np.ptp(reference_phase)) > 1.8 * np.pi else "viridis"
 
 
-def image_grid(fig: Figure, axes, images, *, cmap: str, vmin: float, vmax: float, label: str, col_titles=None, row_labels=None):
+def image_grid(
+    fig: Figure, axes, images, *, cmap: str, vmin: float, vmax: float, label: str, col_titles=None, row_labels=None
+):
     """Draw a 2-D grid of ``images`` (None leaves its axis empty) on ``axes`` with one colour scale and one labelled colour bar.
 
     ``axes`` and ``images`` are nested lists (rows of columns); ``col_titles``

@@ -55,8 +55,25 @@ def comparison_figure(path, gt: np.ndarray, recons: dict, region, aligned: dict,
     e_amp = max(1e-6, *(float(np.abs(e).max()) for e in amp_err[1:]))
     e_ph = max(1e-6, *(float(np.abs(e).max()) for e in phase_err[1:]))
     titles = ["ground truth"] + [Method.parse(m).value for m in methods]
-    image_grid(fig, [axes[0]], [amp], cmap=AMPLITUDE_CMAP, vmin=float(amp[0].min()), vmax=float(amp[0].max()), label="amplitude", col_titles=titles)
-    image_grid(fig, [axes[1]], [phase], cmap=phase_cmap(gt_phase), vmin=float(gt_phase.min()), vmax=float(gt_phase.max()), label="phase (rad)")
+    image_grid(
+        fig,
+        [axes[0]],
+        [amp],
+        cmap=AMPLITUDE_CMAP,
+        vmin=float(amp[0].min()),
+        vmax=float(amp[0].max()),
+        label="amplitude",
+        col_titles=titles,
+    )
+    image_grid(
+        fig,
+        [axes[1]],
+        [phase],
+        cmap=phase_cmap(gt_phase),
+        vmin=float(gt_phase.min()),
+        vmax=float(gt_phase.max()),
+        label="phase (rad)",
+    )
     image_grid(fig, [axes[2]], [amp_err], cmap=ERROR_CMAP, vmin=-e_amp, vmax=e_amp, label="amplitude error")
     image_grid(fig, [axes[3]], [phase_err], cmap=ERROR_CMAP, vmin=-e_ph, vmax=e_ph, label="phase error (rad)")
     fig.suptitle(f"{title}: registered as scored, evaluation region", fontsize=11)
@@ -103,8 +120,28 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
     gt_phase = np.concatenate([r[0].ravel() for r in phase_rows])
     amp_lim = (min(float(r[0].min()) for r in amp_rows), max(float(r[0].max()) for r in amp_rows))
     ph_lim = (min(float(r[0].min()) for r in phase_rows), max(float(r[0].max()) for r in phase_rows))
-    image_grid(left, left.subplots(len(labels), cols, squeeze=False).tolist(), amp_rows, cmap=AMPLITUDE_CMAP, vmin=amp_lim[0], vmax=amp_lim[1], label="amplitude", col_titles=titles, row_labels=rows)
-    image_grid(right, right.subplots(len(labels), cols, squeeze=False).tolist(), phase_rows, cmap=phase_cmap(gt_phase), vmin=ph_lim[0], vmax=ph_lim[1], label="phase (rad)", col_titles=titles, row_labels=rows)
+    image_grid(
+        left,
+        left.subplots(len(labels), cols, squeeze=False).tolist(),
+        amp_rows,
+        cmap=AMPLITUDE_CMAP,
+        vmin=amp_lim[0],
+        vmax=amp_lim[1],
+        label="amplitude",
+        col_titles=titles,
+        row_labels=rows,
+    )
+    image_grid(
+        right,
+        right.subplots(len(labels), cols, squeeze=False).tolist(),
+        phase_rows,
+        cmap=phase_cmap(gt_phase),
+        vmin=ph_lim[0],
+        vmax=ph_lim[1],
+        label="phase (rad)",
+        col_titles=titles,
+        row_labels=rows,
+    )
     left.suptitle("amplitude", fontsize=11)
     right.suptitle("phase", fontsize=11)
     fig.suptitle(f"view {view}, seed {seed}: evaluation region, registered as scored", fontsize=11)

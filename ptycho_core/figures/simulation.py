@@ -40,7 +40,9 @@ def simulation_preview(
     axes = fig.subplots(2, 4)
     _image(axes[0, 0], np.abs(obj), "object amplitude")
     _image(axes[0, 1], np.angle(obj), "object phase (rad)", cmap="twilight")
-    _image(axes[0, 2], np.abs(train.probe), f"probe amplitude (sqrt ph)\nFWHM D = {probe_diameter:.1f} px", cmap="magma")
+    _image(
+        axes[0, 2], np.abs(train.probe), f"probe amplitude (sqrt ph)\nFWHM D = {probe_diameter:.1f} px", cmap="magma"
+    )
     _image(axes[0, 3], np.angle(train.probe), "probe phase (rad)", cmap="twilight")
 
     ax = axes[1, 0]
@@ -51,7 +53,9 @@ def simulation_preview(
     k = int(np.argmin(np.hypot(test.xcoords - test.xcoords.mean(), test.ycoords - test.ycoords.mean())))
     ax.add_patch(Circle((test.xcoords[k], test.ycoords[k]), probe_diameter / 2, fill=False, color="red", lw=1))
     ax.set_title(
-        "scan positions by split (red: probe FWHM)" if train_obj is None else f"test positions (red: probe FWHM);\n{train.n} training positions on the training object",
+        "scan positions by split (red: probe FWHM)"
+        if train_obj is None
+        else f"test positions (red: probe FWHM);\n{train.n} training positions on the training object",
         fontsize=9,
     )
     ax.legend(fontsize=7, loc="lower left", markerscale=3)

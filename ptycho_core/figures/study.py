@@ -36,7 +36,9 @@ def _method_colours(methods: Sequence[str]) -> dict:
     return {m: Method(m).spec.colour if m in Method._value2member_map_ else next(extra) for m in methods}
 
 
-def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str, *, fwhm_diameter_px: float | None = None) -> None:
+def dose_response_figure(
+    path, table: pd.DataFrame, metric: str, quantity: str, *, fwhm_diameter_px: float | None = None
+) -> None:
     """Metric vs dose (log axis): one line per method, one panel per view.
 
     Points are means across seeds; error bars are +-1 sample std (ddof = 1)
@@ -71,7 +73,14 @@ def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str, 
             ax.plot(x, y, marker="o", color=colours[m], label=_method_label(m))
             has_bar = s["n"].to_numpy() >= 2
             if has_bar.any():
-                ax.errorbar(x[has_bar], y[has_bar], yerr=s["std"].to_numpy(float)[has_bar], fmt="none", ecolor=colours[m], capsize=3)
+                ax.errorbar(
+                    x[has_bar],
+                    y[has_bar],
+                    yerr=s["std"].to_numpy(float)[has_bar],
+                    fmt="none",
+                    ecolor=colours[m],
+                    capsize=3,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("dose (photons per pattern)")
         if fwhm_diameter_px is not None:
@@ -83,7 +92,10 @@ def dose_response_figure(path, table: pd.DataFrame, metric: str, quantity: str, 
     axes[0].set_ylabel(f"{quantity} {METRIC_LABELS.get(metric, metric)}")
     axes[0].legend(fontsize=8)
     n_text = ", ".join(str(n) for n in sorted(stats["n"].unique()))
-    fig.suptitle(f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose\n(mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)", fontsize=10)
+    fig.suptitle(
+        f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose\n(mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)",
+        fontsize=10,
+    )
     save_figure(fig, path)
 
 
@@ -104,7 +116,9 @@ def frc_figure(path, frc_tables: Sequence[tuple], dose: float | None = None) -> 
     doses = sorted({float(d) for d, _, _, _ in frc_tables})
     chosen = doses[-1] if dose is None else float(dose)
     if chosen not in doses:
-        raise AggregationError(f"frc_figure: dose {dose_label(chosen)} not among the FRC tables' doses {[dose_label(d) for d in doses]}")
+        raise AggregationError(
+            f"frc_figure: dose {dose_label(chosen)} not among the FRC tables' doses {[dose_label(d) for d in doses]}"
+        )
     entries = sorted((str(v), int(s), Path(p)) for d, v, s, p in frc_tables if float(d) == chosen)
     views = sorted({v for v, _, _ in entries})
     loaded = [(v, s, read_frc_table(p, f"cell {cell_name(chosen, v, s)}")) for v, s, p in entries]

@@ -32,7 +32,15 @@ def view_figure(path: str | Path, train: DiffractionSet, test: DiffractionSet, v
         if groups.shape[1] > 1:
             shown = groups if name == "test" else groups[:: max(1, groups.shape[0] // 200)]
             segs = [[pos[g[0]], pos[m]] for g in shown for m in g[1:]]
-            ax.add_collection(LineCollection(segs, colors="tab:red", lw=0.6, alpha=0.7, label=f"groups ({groups.shape[0]}{'' if name == 'test' else ', some shown'})"))
+            ax.add_collection(
+                LineCollection(
+                    segs,
+                    colors="tab:red",
+                    lw=0.6,
+                    alpha=0.7,
+                    label=f"groups ({groups.shape[0]}{'' if name == 'test' else ', some shown'})",
+                )
+            )
         m = metrics["splits"][name]
         group = "n/a" if m[GROUP_OVERLAP] is None else f"{m[GROUP_OVERLAP]:.3f}"
         ax.set_title(

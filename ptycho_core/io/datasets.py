@@ -34,7 +34,14 @@ from typing import Mapping
 
 import numpy as np
 
-from ptycho_core.io.envelope import SCHEMA_VERSION, check_dtype, check_finite, check_ndim, metadata_to_array, open_envelope
+from ptycho_core.io.envelope import (
+    SCHEMA_VERSION,
+    check_dtype,
+    check_finite,
+    check_ndim,
+    metadata_to_array,
+    open_envelope,
+)
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 
 __all__ = [

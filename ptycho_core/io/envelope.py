@@ -22,7 +22,9 @@ from ptycho_core.io.records import check_keys
 SCHEMA_VERSION = 1
 
 
-def open_envelope(arrays: Mapping[str, Any], keys: tuple[str, ...], required_metadata: tuple[str, ...], source: str) -> tuple[dict, dict]:
+def open_envelope(
+    arrays: Mapping[str, Any], keys: tuple[str, ...], required_metadata: tuple[str, ...], source: str
+) -> tuple[dict, dict]:
     """Exactly ``keys`` present, metadata parsed with every ``required_metadata`` entry; returns (arrays, metadata)."""
     check_keys(arrays, keys, source)
     arrays = {key: np.asarray(value) for key, value in arrays.items()}

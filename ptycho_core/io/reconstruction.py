@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptycho_core.io.envelope import SCHEMA_VERSION, check_dtype, check_finite, check_ndim, metadata_to_array, open_envelope
+from ptycho_core.io.envelope import (
+    SCHEMA_VERSION,
+    check_dtype,
+    check_finite,
+    check_ndim,
+    metadata_to_array,
+    open_envelope,
+)
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 from ptycho_core.methods import Method
 
@@ -34,7 +41,11 @@ class Reconstruction:
     metadata: dict
 
     def to_arrays(self, source: str) -> dict[str, np.ndarray]:
-        return {"object": np.asarray(self.obj), "covered": np.asarray(self.covered), "metadata": metadata_to_array(self.metadata, source)}
+        return {
+            "object": np.asarray(self.obj),
+            "covered": np.asarray(self.covered),
+            "metadata": metadata_to_array(self.metadata, source),
+        }
 
 
 def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = None) -> dict:
@@ -51,13 +62,17 @@ def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = N
     if covered.shape != obj.shape:
         raise DataContractError.mismatch(source, "covered", f"shape {obj.shape} (as object)", f"shape {covered.shape}")
     if shape is not None and obj.shape != tuple(shape):
-        raise DataContractError.mismatch(source, "object", f"the ground-truth frame {tuple(shape)}", f"shape {obj.shape}")
+        raise DataContractError.mismatch(
+            source, "object", f"the ground-truth frame {tuple(shape)}", f"shape {obj.shape}"
+        )
     check_finite(obj, "object", source)
     if not covered.any():
         raise DataContractError.mismatch(source, "covered", "at least one reconstructed pixel", "none")
     outside = int(np.count_nonzero(obj[~covered]))
     if outside:
-        raise DataContractError.mismatch(source, "object", "0 outside covered", f"{outside} non-zero pixel(s) outside covered")
+        raise DataContractError.mismatch(
+            source, "object", "0 outside covered", f"{outside} non-zero pixel(s) outside covered"
+        )
     return meta
 
 

@@ -198,7 +198,9 @@ class CsvRecord:
         return tuple(c.name for c in self.columns)
 
     def _where(self, values: Mapping[str, Any], line: int) -> str:
-        labels = ", ".join(f"{c.name}={values[c.name]}" for c in self.columns if c.type is str and values.get(c.name) not in (None, ""))
+        labels = ", ".join(
+            f"{c.name}={values[c.name]}" for c in self.columns if c.type is str and values.get(c.name) not in (None, "")
+        )
         return f"line {line}" + (f": {labels}" if labels else "")
 
     def _as_mapping(self, row: Mapping | Sequence, source: str, line: int) -> Mapping[str, Any]:
@@ -207,7 +209,9 @@ class CsvRecord:
             return row
         row = tuple(row)
         if len(row) != len(self.columns):
-            raise DataContractError(f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), found {len(row)}")
+            raise DataContractError(
+                f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), found {len(row)}"
+            )
         return dict(zip(self.fields, row))
 
     def format(self, rows: Iterable[Mapping | Sequence], source: str = "<rows>") -> str:
@@ -233,11 +237,15 @@ class CsvRecord:
             raise DataContractError(f"{source}: empty {self.name}: no header (expected keys: {', '.join(self.fields)})")
         check_keys(header, self.fields, source)
         if tuple(header) != self.fields:
-            raise DataContractError(f"{source}: columns out of order: expected {', '.join(self.fields)}; found {', '.join(header)}")
+            raise DataContractError(
+                f"{source}: columns out of order: expected {', '.join(self.fields)}; found {', '.join(header)}"
+            )
         rows = []
         for line, cells in enumerate(reader, start=2):
             if len(cells) != len(self.columns):
-                raise DataContractError(f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), found {len(cells)}")
+                raise DataContractError(
+                    f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), found {len(cells)}"
+                )
             raw = dict(zip(self.fields, cells))
             rows.append({c.name: c.parse(raw[c.name], source, self._where(raw, line)) for c in self.columns})
         return rows
@@ -248,16 +256,22 @@ class CsvRecord:
         return self.parse(_read_text(path, source, self.name), source)
 
 
-def check_keys(found: Iterable[str], expected: Sequence[str], source: str, *, prefix: str = "", suffix: str = "") -> None:
+def check_keys(
+    found: Iterable[str], expected: Sequence[str], source: str, *, prefix: str = "", suffix: str = ""
+) -> None:
     """Refuse a missing, unexpected or repeated key of ``found``, naming ``source`` and the key (``prefix`` + key)."""
     found = list(found)
     for key in expected:
         if key not in found:
-            raise DataContractError(f"{source}: missing key '{prefix}{key}'{suffix} (expected keys: {', '.join(expected)})")
+            raise DataContractError(
+                f"{source}: missing key '{prefix}{key}'{suffix} (expected keys: {', '.join(expected)})"
+            )
     seen = set()
     for key in found:
         if key not in expected:
-            raise DataContractError(f"{source}: unexpected key '{prefix}{key}'{suffix} (expected keys: {', '.join(expected)})")
+            raise DataContractError(
+                f"{source}: unexpected key '{prefix}{key}'{suffix} (expected keys: {', '.join(expected)})"
+            )
         if key in seen:
             raise DataContractError(f"{source}: key '{prefix}{key}' repeated{suffix}")
         seen.add(key)
@@ -386,7 +400,9 @@ class JsonRecord:
         if self.version_key is not None and self.version_key in doc:
             found = doc[self.version_key]
             if found != self.version or isinstance(found, bool):
-                raise DataContractError.mismatch(source, self.version_key, f"{self.name} version {self.version}", repr(found))
+                raise DataContractError.mismatch(
+                    source, self.version_key, f"{self.name} version {self.version}", repr(found)
+                )
         _check_object(doc, self.spec, source)
         return doc
 
@@ -431,14 +447,20 @@ METRIC_ROW_COLUMNS = ("method", "quantity", "metric", "value")
 STUDY_METRIC_COLUMNS = ("dose", "view", "seed", *METRIC_ROW_COLUMNS)
 _METRIC_ROW = (Column("method", str), Column("quantity", str), Column("metric", str), Column("value", float))
 METRIC_ROWS = CsvRecord("metrics table", METRIC_ROWS_VERSION, _METRIC_ROW)
-STUDY_METRIC_ROWS = CsvRecord("study metrics table", METRIC_ROWS_VERSION, (Column("dose", float), Column("view", str), Column("seed", int), *_METRIC_ROW))
+STUDY_METRIC_ROWS = CsvRecord(
+    "study metrics table",
+    METRIC_ROWS_VERSION,
+    (Column("dose", float), Column("view", str), Column("seed", int), *_METRIC_ROW),
+)
 
 #: Version of ``frc.csv``.
 FRC_VERSION = 1
 #: Columns of a cell's ``frc.csv``: one row per method, quantity and ring frequency.
 FRC_COLUMNS = ("method", "quantity", "frequency_cycles_per_pixel", "frc")
 FRC_ROWS = CsvRecord(
-    "FRC table", FRC_VERSION, (Column("method", str), Column("quantity", str), Column("frequency_cycles_per_pixel", float), Column("frc", float))
+    "FRC table",
+    FRC_VERSION,
+    (Column("method", str), Column("quantity", str), Column("frequency_cycles_per_pixel", float), Column("frc", float)),
 )
 
 #: Version of ``alignment.json`` (not written in the file).
@@ -521,14 +543,36 @@ OVERLAP_RECORD = JsonRecord(
 )
 
 #: Columns of the report's ``overlap.csv``: the cell and split, then what the overlap record measured.
-OVERLAP_TABLE_COLUMNS = ("view", "dose", "seed", "split", "n_before_view", "n_view", "n_groups", LINEAR_OVERLAP, GROUP_OVERLAP, NEIGHBOUR_OVERLAP, GROUP_CENTRE_OVERLAP, GROUP_CENTRE_PAIRS)
+OVERLAP_TABLE_COLUMNS = (
+    "view",
+    "dose",
+    "seed",
+    "split",
+    "n_before_view",
+    "n_view",
+    "n_groups",
+    LINEAR_OVERLAP,
+    GROUP_OVERLAP,
+    NEIGHBOUR_OVERLAP,
+    GROUP_CENTRE_OVERLAP,
+    GROUP_CENTRE_PAIRS,
+)
 OVERLAP_TABLE = CsvRecord(
     "overlap table",
     OVERLAP_METRICS_VERSION,
     (
-        Column("view", str), Column("dose", float), Column("seed", int), Column("split", str, choices=("train", "test")),
-        Column("n_before_view", int), Column("n_view", int), Column("n_groups", int), Column(LINEAR_OVERLAP, float),
-        Column(GROUP_OVERLAP, float, nullable=True), Column(NEIGHBOUR_OVERLAP, float), Column(GROUP_CENTRE_OVERLAP, float), Column(GROUP_CENTRE_PAIRS, int),
+        Column("view", str),
+        Column("dose", float),
+        Column("seed", int),
+        Column("split", str, choices=("train", "test")),
+        Column("n_before_view", int),
+        Column("n_view", int),
+        Column("n_groups", int),
+        Column(LINEAR_OVERLAP, float),
+        Column(GROUP_OVERLAP, float, nullable=True),
+        Column(NEIGHBOUR_OVERLAP, float),
+        Column(GROUP_CENTRE_OVERLAP, float),
+        Column(GROUP_CENTRE_PAIRS, int),
     ),
 )
 
@@ -537,12 +581,27 @@ HEADLINE_VERSION = 1
 #: (quantity, metric) of the headline: the landing page's tables, and the spread columns of the wide CSV.
 HEADLINE_METRICS = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))
 #: (quantity, metric) of the wide CSV's mean columns, in order.
-WIDE_METRICS = (("phase", "ms_ssim"), ("phase", "psnr"), ("phase", "mae"), ("phase", "frc50"), ("amplitude", "ms_ssim"), ("amplitude", "psnr"), ("amplitude", "mae"))
+WIDE_METRICS = (
+    ("phase", "ms_ssim"),
+    ("phase", "psnr"),
+    ("phase", "mae"),
+    ("phase", "frc50"),
+    ("amplitude", "ms_ssim"),
+    ("amplitude", "psnr"),
+    ("amplitude", "mae"),
+)
 #: How the wide CSV and the landing page name a metric.
 HEADLINE_LABELS = {"ms_ssim": "MS-SSIM", "psnr": "PSNR", "mae": "MAE", "frc50": "FRC 0.5 resolution", "ssim": "SSIM"}
 _UNITS = {"psnr": "dB", "ssim": "1", "ms_ssim": "1", "frc50": "cycles/pixel", "frc1_7": "cycles/pixel"}
 #: The wide CSV's first columns: the cell and method, then the number of seeds.
-HEADLINE_ID_COLUMNS = ("dose (photons per pattern)", "dose (photons per illuminated pixel)", "view", "linear overlap (1)", "method", "n seeds")
+HEADLINE_ID_COLUMNS = (
+    "dose (photons per pattern)",
+    "dose (photons per illuminated pixel)",
+    "view",
+    "linear overlap (1)",
+    "method",
+    "n seeds",
+)
 
 
 def metric_unit(quantity: str, metric: str) -> str:
@@ -563,7 +622,11 @@ def headline_std_column(quantity: str, metric: str) -> str:
 
 
 #: Every column of the wide CSV, in order.
-HEADLINE_COLUMNS = (*HEADLINE_ID_COLUMNS, *(headline_mean_column(q, m) for q, m in WIDE_METRICS), *(headline_std_column(q, m) for q, m in HEADLINE_METRICS))
+HEADLINE_COLUMNS = (
+    *HEADLINE_ID_COLUMNS,
+    *(headline_mean_column(q, m) for q, m in WIDE_METRICS),
+    *(headline_std_column(q, m) for q, m in HEADLINE_METRICS),
+)
 #: The wide ``headline.csv``: one row per dose x view x method, means over seeds rounded to 6 significant
 #: digits (the linear overlap to 4); the std is empty with one seed, the photons per illuminated pixel and
 #: the linear overlap where unknown.
@@ -589,7 +652,13 @@ RUNTIME_COLUMNS = ("rule", "jobs", "total_seconds", "mean_seconds", "max_rss_mb"
 RUNTIME_TABLE = CsvRecord(
     "runtime table",
     RUNTIME_VERSION,
-    (Column("rule", str), Column("jobs", int), Column("total_seconds", float), Column("mean_seconds", float), Column("max_rss_mb", float, nullable=True)),
+    (
+        Column("rule", str),
+        Column("jobs", int),
+        Column("total_seconds", float),
+        Column("mean_seconds", float),
+        Column("max_rss_mb", float, nullable=True),
+    ),
 )
 
 #: Version of ``inventory.csv``.
@@ -599,5 +668,10 @@ INVENTORY_COLUMNS = ("path", "bytes", "sha256", "in_study")
 INVENTORY = CsvRecord(
     "inventory",
     INVENTORY_VERSION,
-    (Column("path", str), Column("bytes", int), Column("sha256", str, pattern="[0-9a-f]{64}"), Column("in_study", str, choices=("yes", "no"))),
+    (
+        Column("path", str),
+        Column("bytes", int),
+        Column("sha256", str, pattern="[0-9a-f]{64}"),
+        Column("in_study", str, choices=("yes", "no")),
+    ),
 )

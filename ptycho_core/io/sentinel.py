@@ -87,12 +87,18 @@ def code_version() -> str:
     try:
         tracked = subprocess.run(
             ["git", "ls-files", "--error-unmatch", "__init__.py"],
-            cwd=package_dir, capture_output=True, text=True, timeout=10,
+            cwd=package_dir,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         if tracked.returncode == 0:
             described = subprocess.run(
                 ["git", "describe", "--always", "--dirty"],
-                cwd=package_dir, capture_output=True, text=True, timeout=10,
+                cwd=package_dir,
+                capture_output=True,
+                text=True,
+                timeout=10,
             )
             version = described.stdout.strip()
             if described.returncode == 0 and version:
@@ -224,7 +230,5 @@ def verify_sentinel(path: str | os.PathLike, *, root: str | os.PathLike | None =
             raise SentinelError(f"{where}: output '{rel}' changed (size {size} bytes, recorded {expected_bytes})")
         actual_sha = sha256_file(target)
         if actual_sha != expected_sha:
-            raise SentinelError(
-                f"{where}: output '{rel}' changed (sha256 {actual_sha}, recorded {expected_sha})"
-            )
+            raise SentinelError(f"{where}: output '{rel}' changed (sha256 {actual_sha}, recorded {expected_sha})")
     return record

@@ -58,19 +58,32 @@ def validate_view_arrays(
         check_dtype(groups, f"{split}_groups", np.int64, source)
         check_ndim(groups, f"{split}_groups", 2, source)
         if index.size == 0 or groups.shape[0] == 0:
-            raise DataContractError.mismatch(source, f"{split}_index", "a non-empty view with groups", f"{index.size} rows, {groups.shape[0]} groups")
+            raise DataContractError.mismatch(
+                source, f"{split}_index", "a non-empty view with groups", f"{index.size} rows, {groups.shape[0]} groups"
+            )
         if groups.shape[1] != C:
-            raise DataContractError.mismatch(source, f"{split}_groups", f"C = {C} members per group", f"shape {groups.shape}")
+            raise DataContractError.mismatch(
+                source, f"{split}_groups", f"C = {C} members per group", f"shape {groups.shape}"
+            )
         if np.unique(index).size != index.size:
             raise DataContractError.mismatch(source, f"{split}_index", "unique rows", "repeated rows")
         if index.min() < 0 or (n_rows is not None and index.max() >= n_rows):
-            raise DataContractError.mismatch(source, f"{split}_index", f"rows in [0, {n_rows})", f"range [{index.min()}, {index.max()}]")
+            raise DataContractError.mismatch(
+                source, f"{split}_index", f"rows in [0, {n_rows})", f"range [{index.min()}, {index.max()}]"
+            )
         outside = ~np.isin(groups, index)
         if outside.any():
-            raise DataContractError.mismatch(source, f"{split}_groups", "members that are rows of the view", f"{int(outside.sum())} member(s) outside it")
+            raise DataContractError.mismatch(
+                source,
+                f"{split}_groups",
+                "members that are rows of the view",
+                f"{int(outside.sum())} member(s) outside it",
+            )
     missing = ~np.isin(arrays["test_index"], arrays["test_groups"])
     if missing.any():
-        raise DataContractError.mismatch(source, "test_groups", "every test row covered by a group", f"{int(missing.sum())} row(s) uncovered")
+        raise DataContractError.mismatch(
+            source, "test_groups", "every test row covered by a group", f"{int(missing.sum())} row(s) uncovered"
+        )
     return meta
 
 

@@ -40,8 +40,14 @@ def compute_record(fit_model) -> dict:
     """
     import keras
 
-    policies = sorted({layer.dtype_policy.name for layer in fit_model._flatten_layers() if hasattr(layer, "dtype_policy")})
-    record = {"backend": keras.backend.backend(), "dtype_policies": policies, "jit_compile": bool(fit_model.jit_compile)}
+    policies = sorted(
+        {layer.dtype_policy.name for layer in fit_model._flatten_layers() if hasattr(layer, "dtype_policy")}
+    )
+    record = {
+        "backend": keras.backend.backend(),
+        "dtype_policies": policies,
+        "jit_compile": bool(fit_model.jit_compile),
+    }
     if keras.backend.backend() == "tensorflow":
         record["devices"] = _tensorflow_devices()
     return record

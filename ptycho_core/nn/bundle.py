@@ -43,7 +43,12 @@ def save_bundle(model_path: str | os.PathLike, sidecar_path: str | os.PathLike, 
     tmp = model_path.with_name(f".{model_path.stem}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, model_path)
-    full = {**sidecar, "bundle_version": BUNDLE_VERSION, "model_file": model_path.name, "model_sha256": sha256_file(model_path)}
+    full = {
+        **sidecar,
+        "bundle_version": BUNDLE_VERSION,
+        "model_file": model_path.name,
+        "model_sha256": sha256_file(model_path),
+    }
     atomic_write_text(sidecar_path, json.dumps(full, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return full
 
@@ -57,11 +62,15 @@ def read_sidecar(sidecar_path: str | os.PathLike) -> dict:
     except json.JSONDecodeError as exc:
         raise BundleError(f"{sidecar_path}: sidecar is not valid JSON ({exc})") from None
     if side.get("bundle_version") != BUNDLE_VERSION:
-        raise BundleError(f"{sidecar_path}: key 'bundle_version': expected {BUNDLE_VERSION}, found {side.get('bundle_version')!r}")
+        raise BundleError(
+            f"{sidecar_path}: key 'bundle_version': expected {BUNDLE_VERSION}, found {side.get('bundle_version')!r}"
+        )
     return side
 
 
-def load_bundle(model_path: str | os.PathLike, sidecar_path: str | os.PathLike, *, N: int, channels: int, probe: np.ndarray):
+def load_bundle(
+    model_path: str | os.PathLike, sidecar_path: str | os.PathLike, *, N: int, channels: int, probe: np.ndarray
+):
     """Load a bundle in safe mode after checking it against the data; returns (model, sidecar)."""
     import keras
 
@@ -73,11 +82,15 @@ def load_bundle(model_path: str | os.PathLike, sidecar_path: str | os.PathLike, 
         raise BundleError(f"{model_path}: model file missing")
     digest = sha256_file(model_path)
     if digest != side.get("model_sha256"):
-        raise BundleError(f"{model_path}: sha256 {digest[:12]}... differs from the sidecar's {str(side.get('model_sha256'))[:12]}...: file changed since it was saved")
+        raise BundleError(
+            f"{model_path}: sha256 {digest[:12]}... differs from the sidecar's {str(side.get('model_sha256'))[:12]}...: file changed since it was saved"
+        )
     expected = {"N": N, "channels": channels, "probe_sha256": probe_hash(probe)}
     for key, value in expected.items():
         if side.get(key) != value:
-            raise BundleError(f"{sidecar_path}: key '{key}': the data need {value!r}, the bundle was trained with {side.get(key)!r}")
+            raise BundleError(
+                f"{sidecar_path}: key '{key}': the data need {value!r}, the bundle was trained with {side.get(key)!r}"
+            )
     model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     shape = tuple(model.input.shape[1:])
     if shape != (N, N, channels):
@@ -92,5 +105,7 @@ def verify_reload(model, model_path, sidecar_path, x: np.ndarray, *, N: int, cha
     amp_re, phase_re = (np.asarray(a) for a in reloaded.predict(x, verbose=0))
     diff = float(max(np.abs(amp_re - amp).max(), np.abs(phase_re - phase).max()))
     if not diff <= RELOAD_TOLERANCE:
-        raise ArtifactCheckError(f"{model_path}: check 'reload reproduces predictions' failed: max difference {diff:.3g}")
+        raise ArtifactCheckError(
+            f"{model_path}: check 'reload reproduces predictions' failed: max difference {diff:.3g}"
+        )
     return diff

@@ -148,7 +148,11 @@ class DiffractionPhysics(layers.Layer):
 
     def get_config(self):
         """The constructor's arguments; the complex probe as its real and imaginary parts (JSON holds no complex numbers)."""
-        return {**super().get_config(), "probe": {"real": self._probe[0].tolist(), "imag": self._probe[1].tolist()}, "canvas_size": self.canvas_size}
+        return {
+            **super().get_config(),
+            "probe": {"real": self._probe[0].tolist(), "imag": self._probe[1].tolist()},
+            "canvas_size": self.canvas_size,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -156,7 +160,6 @@ class DiffractionPhysics(layers.Layer):
         parts = config.pop("probe")
         probe = np.asarray(parts["real"], dtype=np.float32) + 1j * np.asarray(parts["imag"], dtype=np.float32)
         return cls(probe.astype(np.complex64), **config)
-
 
 
 def build_pinn_training_model(object_model: keras.Model, probe: np.ndarray, canvas_size: int) -> keras.Model:
@@ -195,7 +198,9 @@ class SupportWeightedMAE(keras.losses.Loss):
         self.support_weights = np.asarray(weights, dtype=np.float32)
         self.scale = float(scale)
         if self.support_weights.ndim != 2 or not self.support_weights.sum() > 0 or not self.scale > 0:
-            raise ValueError(f"support-weighted MAE: expected 2-D non-negative weights and a positive scale, found {self.support_weights.shape}, {self.scale}")
+            raise ValueError(
+                f"support-weighted MAE: expected 2-D non-negative weights and a positive scale, found {self.support_weights.shape}, {self.scale}"
+            )
 
     def call(self, y_true, y_pred):
         w = ops.convert_to_tensor(self.support_weights[:, :, None])

@@ -77,7 +77,9 @@ class DevianceStop(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         deviance = float(logs["loss"]) - self.saturated
         logs["deviance"] = deviance
-        improved = math.isfinite(deviance) and (self.best_epoch < 0 or deviance < self.best - self.min_improvement * abs(self.best))
+        improved = math.isfinite(deviance) and (
+            self.best_epoch < 0 or deviance < self.best - self.min_improvement * abs(self.best)
+        )
         if improved:
             self.best, self.best_epoch, self.wait = deviance, epoch, 0
             self.best_weights = self.model.get_weights()
@@ -92,7 +94,16 @@ class DevianceStop(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarray, groups: np.ndarray, probe: np.ndarray, cfg: RefinementConfig, seed: int, verbose: int = 2) -> dict:
+def refine(
+    obj_model: keras.Model,
+    sqrt_counts: np.ndarray,
+    positions: np.ndarray,
+    groups: np.ndarray,
+    probe: np.ndarray,
+    cfg: RefinementConfig,
+    seed: int,
+    verbose: int = 2,
+) -> dict:
     """Fine-tune ``obj_model`` in place on ``groups`` of the measured counts; returns history and convergence record."""
     from ptycho_core.nn import models, training
     from ptycho_core.nn.backend import compute_record
@@ -106,7 +117,12 @@ def refine(obj_model: keras.Model, sqrt_counts: np.ndarray, positions: np.ndarra
     saturated = saturated_nll(sqrt_counts, groups.ravel())
     before = float(fit_model.evaluate(batches, verbose=0)) - saturated
     stop = DevianceStop(saturated, cfg.min_improvement, cfg.patience)
-    callbacks = [stop, keras.callbacks.ReduceLROnPlateau(monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min")]
+    callbacks = [
+        stop,
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min"
+        ),
+    ]
     t0 = time.perf_counter()
     history = fit_model.fit(batches, epochs=cfg.max_epochs, callbacks=callbacks, verbose=verbose).history
     seconds = time.perf_counter() - t0

@@ -21,6 +21,7 @@ from ptycho_core.physics.forward import extract_patches
 
 log = logging.getLogger(__name__)
 
+
 def input_scale(sqrt_counts: np.ndarray, N: int) -> float:
     """Normalisation of the network input: scale * sqrt(counts) has mean sum of squares (N/2)^2 per pattern."""
     mean_counts = float(np.mean(np.sum(np.square(sqrt_counts, dtype=np.float64), axis=(-2, -1))))
@@ -119,7 +120,9 @@ class ValidationStrip:
         }
 
 
-def validation_strip(positions: np.ndarray, groups: np.ndarray, fraction: float, axis: str, guard: float) -> ValidationStrip:
+def validation_strip(
+    positions: np.ndarray, groups: np.ndarray, fraction: float, axis: str, guard: float
+) -> ValidationStrip:
     """Hold out a strip of the training region for validation, with a guard band.
 
     The training region lies below the split boundary along ``axis`` (phase
@@ -161,7 +164,9 @@ def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_c
     monitor = "val_loss" if val is not None else "loss"
     callbacks = [
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=fit_cfg.lr_patience, min_lr=1e-5),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=fit_cfg.early_stopping_patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=fit_cfg.early_stopping_patience, restore_best_weights=True
+        ),
     ]
     return model.fit(train, validation_data=val, epochs=fit_cfg.epochs, callbacks=callbacks, verbose=verbose)
 

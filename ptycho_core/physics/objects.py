@@ -104,10 +104,14 @@ def _image(path: Path, config_key: str) -> np.ndarray:
     try:
         img = tifffile.imread(path)
     except Exception as exc:  # tifffile raises several types for a file that is not a TIFF
-        raise DataContractError(f"{path} ({config_key}): not a readable TIFF image ({type(exc).__name__}: {exc})") from exc
+        raise DataContractError(
+            f"{path} ({config_key}): not a readable TIFF image ({type(exc).__name__}: {exc})"
+        ) from exc
     img = np.squeeze(np.asarray(img))
     if img.ndim != 2 or img.dtype.kind not in "uif":
-        raise DataContractError(f"{path} ({config_key}): image: expected a 2-D real image (one channel), found {img.dtype} {img.shape}")
+        raise DataContractError(
+            f"{path} ({config_key}): image: expected a 2-D real image (one channel), found {img.dtype} {img.shape}"
+        )
     return img.astype(np.float64)
 
 
@@ -118,31 +122,43 @@ def read_npz_source(path: Path, config_key: str) -> dict[str, np.ndarray]:
     except DataContractError as exc:
         text = str(exc)
         prefix = f"{path}: "
-        raise DataContractError(f"{path} ({config_key}): {text[len(prefix):] if text.startswith(prefix) else text}") from exc
+        raise DataContractError(
+            f"{path} ({config_key}): {text[len(prefix) :] if text.startswith(prefix) else text}"
+        ) from exc
 
 
 def _read_source(sources: dict[str, str], key: str) -> tuple[np.ndarray, str]:
     """The complex array of the sources (an NPZ's ``key``, or amplitude * exp(i phase)); and a label for messages."""
     if len(sources) == 1:
-        (config_key, name), = sources.items()
+        ((config_key, name),) = sources.items()
         path = Path(name)
         arrays = read_npz_source(path, config_key)
         label = f"{path} ({config_key}): key '{key}'"
         if key not in arrays:
-            raise DataContractError(f"{label}: expected a complex 2-D array under this key, found keys {sorted(arrays)}")
+            raise DataContractError(
+                f"{label}: expected a complex 2-D array under this key, found keys {sorted(arrays)}"
+            )
         arr = arrays[key]
         if arr.ndim != 2 or arr.dtype.kind != "c":
-            raise DataContractError(f"{label}: expected a complex 2-D array (complex64 or complex128), found {arr.dtype} {arr.shape}")
+            raise DataContractError(
+                f"{label}: expected a complex 2-D array (complex64 or complex128), found {arr.dtype} {arr.shape}"
+            )
         return arr.astype(np.complex128), label
     (amp_key, amp_name), (phase_key, phase_name) = sources.items()
     amp, phase = _image(Path(amp_name), amp_key), _image(Path(phase_name), phase_key)
     label = f"{amp_name} ({amp_key}): image"
     if amp.shape != phase.shape:
-        raise DataContractError(f"{phase_name} ({phase_key}): image: expected the shape of {amp_name}, {amp.shape}, found {phase.shape}")
+        raise DataContractError(
+            f"{phase_name} ({phase_key}): image: expected the shape of {amp_name}, {amp.shape}, found {phase.shape}"
+        )
     if not np.isfinite(phase).all():
-        raise DataContractError(f"{phase_name} ({phase_key}): image: expected finite phases (radians), found {np.count_nonzero(~np.isfinite(phase))} non-finite pixels")
+        raise DataContractError(
+            f"{phase_name} ({phase_key}): image: expected finite phases (radians), found {np.count_nonzero(~np.isfinite(phase))} non-finite pixels"
+        )
     if not np.isfinite(amp).all():
-        raise DataContractError(f"{label}: expected finite amplitudes, found {np.count_nonzero(~np.isfinite(amp))} non-finite pixels")
+        raise DataContractError(
+            f"{label}: expected finite amplitudes, found {np.count_nonzero(~np.isfinite(amp))} non-finite pixels"
+        )
     return amp * np.exp(1j * phase), label
 
 
@@ -164,10 +180,14 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
     """
     sources = cfg.source_files(training=training)
     if not sources:
-        raise ValueError(f"object: no {'training ' if training else ''}object file in the configuration (family {cfg.family!r})")
+        raise ValueError(
+            f"object: no {'training ' if training else ''}object file in the configuration (family {cfg.family!r})"
+        )
     obj, label = _read_source(sources, cfg.key)
     if not np.isfinite(obj).all():
-        raise DataContractError(f"{label}: expected finite values, found {np.count_nonzero(~np.isfinite(obj))} non-finite pixels")
+        raise DataContractError(
+            f"{label}: expected finite values, found {np.count_nonzero(~np.isfinite(obj))} non-finite pixels"
+        )
     amp = np.abs(obj)
     if amp.max() > 1 + 1e-6:
         if not cfg.normalise:
@@ -176,7 +196,9 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
                 "rescale the file or set object.normalise: true (divides by the maximum)"
             )
     if amp.min() <= 0:
-        raise DataContractError(f"{label}: expected amplitude > 0 everywhere (no opaque pixel), found minimum {amp.min():.6g}")
+        raise DataContractError(
+            f"{label}: expected amplitude > 0 everywhere (no opaque pixel), found minimum {amp.min():.6g}"
+        )
     if cfg.normalise:
         obj = obj / amp.max()
     file_shape = obj.shape
@@ -192,5 +214,7 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
     r0, c0 = (H - cfg.size) // 2, (W - cfg.size) // 2
     obj = obj[r0 : r0 + cfg.size, c0 : c0 + cfg.size]
     if np.abs(obj).min() <= 0:
-        raise DataContractError(f"{label}: expected amplitude > 0 after resampling, found minimum {np.abs(obj).min():.6g}")
+        raise DataContractError(
+            f"{label}: expected amplitude > 0 after resampling, found minimum {np.abs(obj).min():.6g}"
+        )
     return np.ascontiguousarray(obj, dtype=np.complex128)

@@ -81,12 +81,18 @@ def load_probe_file(N: int, cfg: ProbeConfig) -> np.ndarray:
     arrays = read_npz_source(path, "probe.file")
     label = f"{path} (probe.file): key '{cfg.key}'"
     if cfg.key not in arrays:
-        raise DataContractError(f"{label}: expected a complex {N} x {N} array under this key, found keys {sorted(arrays)}")
+        raise DataContractError(
+            f"{label}: expected a complex {N} x {N} array under this key, found keys {sorted(arrays)}"
+        )
     probe = arrays[cfg.key]
     if probe.dtype.kind != "c" or probe.shape != (N, N):
-        raise DataContractError(f"{label}: expected a complex array of shape ({N}, {N}) (N x N), found {probe.dtype} {probe.shape}")
+        raise DataContractError(
+            f"{label}: expected a complex array of shape ({N}, {N}) (N x N), found {probe.dtype} {probe.shape}"
+        )
     if not np.isfinite(probe).all():
-        raise DataContractError(f"{label}: expected finite values, found {np.count_nonzero(~np.isfinite(probe))} non-finite pixels")
+        raise DataContractError(
+            f"{label}: expected finite values, found {np.count_nonzero(~np.isfinite(probe))} non-finite pixels"
+        )
     peak = float(np.abs(probe).max())
     if not peak > 0:
         raise DataContractError(f"{label}: expected a probe with some intensity, found all zeros")

@@ -70,7 +70,9 @@ def fermat_scan(lo: float, hi: float, step: float) -> Scan:
     x = centre + r * np.cos(k * GOLDEN_ANGLE)
     y = centre + r * np.sin(k * GOLDEN_ANGLE)
     keep = (x >= lo) & (x <= hi) & (y >= lo) & (y <= hi)
-    return Scan(x=x[keep], y=y[keep], index=np.arange(int(keep.sum()), dtype=np.int64), step=float(step), grid_shape=None)
+    return Scan(
+        x=x[keep], y=y[keep], index=np.arange(int(keep.sum()), dtype=np.int64), step=float(step), grid_shape=None
+    )
 
 
 def make_scan(cfg: ScanConfig, lo: float, hi: float, probe_diameter: float, rng: np.random.Generator) -> Scan:
@@ -133,5 +135,12 @@ def train_on_whole_scan(split: Split) -> Split:
     """
     train = np.arange(split.n_base)
     return Split(
-        train, split.test, split.boundary, split.guard, split.n_base, split.n_base - split.test.size, training_object=True, region_train=split.train
+        train,
+        split.test,
+        split.boundary,
+        split.guard,
+        split.n_base,
+        split.n_base - split.test.size,
+        training_object=True,
+        region_train=split.train,
     )

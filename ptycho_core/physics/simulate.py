@@ -106,7 +106,9 @@ def simulate_dose(
     N = study.N
     for name, o in (("object", obj), ("training object", train_obj)):
         if o is not None and o.shape != (study.object.size, study.object.size):
-            raise ValueError(f"{name}: expected shape {(study.object.size,) * 2} from the configuration, found {o.shape}")
+            raise ValueError(
+                f"{name}: expected shape {(study.object.size,) * 2} from the configuration, found {o.shape}"
+            )
     if (train_obj is None) == study.object.separate_training:
         raise ValueError(
             f"training object: object.train_seed is {study.object.train_seed}, training files "
@@ -185,7 +187,10 @@ def simulate_dose(
             **(
                 {}
                 if study.object.train_seed is None
-                else {"training_object_amplitude": object_entropy(study.object.train_seed, "amplitude"), "training_object_phase": object_entropy(study.object.train_seed, "phase")}
+                else {
+                    "training_object_amplitude": object_entropy(study.object.train_seed, "amplitude"),
+                    "training_object_phase": object_entropy(study.object.train_seed, "phase"),
+                }
             ),
             "scan": scan_entropy(seed),
             "noise": {name: noise_entropy(seed, dose, name) for name in SPLITS},
@@ -198,7 +203,9 @@ def simulate_dose(
     training_object = {**asdict(study.object.training_object()), "shape": list(obj.shape), "role": "training object"}
     objects = {
         "test": study_object,
-        "train": study_object if train_obj is None else {**training_object, **({"source_files": training_files} if training_files else {})},
+        "train": study_object
+        if train_obj is None
+        else {**training_object, **({"source_files": training_files} if training_files else {})},
     }
 
     def make_set(name: str, idx: np.ndarray) -> DiffractionSet:

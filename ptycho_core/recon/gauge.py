@@ -111,7 +111,9 @@ def _leading_phases(H: scipy.sparse.csr_matrix) -> np.ndarray:
     return t - np.angle(np.sum(degree * np.exp(1j * t)))  # degree-weighted circular mean zero
 
 
-def synchronise(patches: np.ndarray, positions: np.ndarray, window: np.ndarray, units: np.ndarray | None = None) -> GaugeSolution:
+def synchronise(
+    patches: np.ndarray, positions: np.ndarray, window: np.ndarray, units: np.ndarray | None = None
+) -> GaugeSolution:
     """Solve each unit's constant phase from the overlaps of its patches with other units'.
 
     ``patches`` (n, P, P) complex at ``positions`` (n, 2) = (x, y) (the
@@ -124,7 +126,9 @@ def synchronise(patches: np.ndarray, positions: np.ndarray, window: np.ndarray, 
     n = patches.shape[0]
     units = np.arange(n) if units is None else np.asarray(units, dtype=np.int64)
     if patches.ndim != 3 or positions.shape != (n, 2) or units.shape != (n,):
-        raise ValueError(f"synchronise: expected patches (n, P, P), positions (n, 2), units (n,); found {patches.shape}, {positions.shape}, {units.shape}")
+        raise ValueError(
+            f"synchronise: expected patches (n, P, P), positions (n, 2), units (n,); found {patches.shape}, {positions.shape}, {units.shape}"
+        )
     n_units = int(units.max()) + 1 if n else 0
     a, _, base = to_grid(patches, window, positions)
     k, l, h = _pair_products(a, base)
@@ -132,7 +136,8 @@ def synchronise(patches: np.ndarray, positions: np.ndarray, window: np.ndarray, 
     between = gk != gl
     gk, gl, h = gk[between], gl[between], h[between]
     H = scipy.sparse.coo_matrix(
-        (np.concatenate([h, np.conj(h)]), (np.concatenate([gk, gl]), np.concatenate([gl, gk]))), shape=(n_units, n_units)
+        (np.concatenate([h, np.conj(h)]), (np.concatenate([gk, gl]), np.concatenate([gl, gk]))),
+        shape=(n_units, n_units),
     ).tocsr()  # duplicates (several member pairs of two units) are summed
     offsets = np.zeros(n_units)
     n_comp, label = scipy.sparse.csgraph.connected_components(abs(H) > 0, directed=False)
@@ -158,4 +163,6 @@ def synchronise(patches: np.ndarray, positions: np.ndarray, window: np.ndarray, 
 def apply_offsets(patches: np.ndarray, solution: GaugeSolution, units: np.ndarray | None = None) -> np.ndarray:
     """The patches brought to one gauge: each multiplied by exp(-1j * offset of its unit)."""
     units = np.arange(patches.shape[0]) if units is None else np.asarray(units, dtype=np.int64)
-    return patches * np.exp(-1j * solution.offsets[units])[:, None, None].astype(np.complex64 if patches.dtype == np.complex64 else np.complex128)
+    return patches * np.exp(-1j * solution.offsets[units])[:, None, None].astype(
+        np.complex64 if patches.dtype == np.complex64 else np.complex128
+    )

@@ -26,7 +26,9 @@ STITCHING = (
 )
 
 
-def predict_patches(model, channels: int, test: DiffractionSet, view: ViewIndex, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def predict_patches(
+    model, channels: int, test: DiffractionSet, view: ViewIndex, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """Chunked prediction from NumPy storage of the view's test groups (rows for one channel).
 
     Returns the complex support patches (n, N/2, N/2) complex64 and the
@@ -40,13 +42,25 @@ def predict_patches(model, channels: int, test: DiffractionSet, view: ViewIndex,
     out = np.empty((groups.size, n2, n2), dtype=np.complex64)
     for start in range(0, groups.shape[0], chunk):
         g = groups[start : start + chunk]
-        amp, phase = (np.asarray(a, dtype=np.float64) for a in model.predict(np.moveaxis(test.diffraction[g], 1, -1), batch_size=64, verbose=0))
-        out[start * channels : (start + g.shape[0]) * channels] = np.moveaxis(amp * np.exp(1j * phase), -1, 1).reshape(-1, n2, n2)
+        amp, phase = (
+            np.asarray(a, dtype=np.float64)
+            for a in model.predict(np.moveaxis(test.diffraction[g], 1, -1), batch_size=64, verbose=0)
+        )
+        out[start * channels : (start + g.shape[0]) * channels] = np.moveaxis(amp * np.exp(1j * phase), -1, 1).reshape(
+            -1, n2, n2
+        )
     return out, groups
 
 
 def predict_and_stitch(
-    model, channels: int, test: DiffractionSet, view: ViewIndex, shape: tuple[int, int], chunk: int = 512, gauge: bool = True, weights: str = "probe"
+    model,
+    channels: int,
+    test: DiffractionSet,
+    view: ViewIndex,
+    shape: tuple[int, int],
+    chunk: int = 512,
+    gauge: bool = True,
+    weights: str = "probe",
 ):
     """Predict the view's test groups, bring them to one gauge, stitch with probe weights.
 

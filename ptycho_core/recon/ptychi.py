@@ -169,7 +169,9 @@ def object_buffer(xcoords: np.ndarray, ycoords: np.ndarray, N: int, margin: int 
     return ObjectBuffer(row0, col0, height, width)
 
 
-def to_ptychi_positions(xcoords: np.ndarray, ycoords: np.ndarray, buffer: ObjectBuffer) -> tuple[np.ndarray, np.ndarray]:
+def to_ptychi_positions(
+    xcoords: np.ndarray, ycoords: np.ndarray, buffer: ObjectBuffer
+) -> tuple[np.ndarray, np.ndarray]:
     """Our (x, y) object pixels -> pty-chi's (pos_y, pos_x) about the buffer's ``SUPPORT`` origin."""
     oy, ox = ptychi_origin(buffer.shape)
     pos_y = np.asarray(ycoords, dtype=np.float64) - buffer.row0 - 0.5 - oy
@@ -195,7 +197,9 @@ def ptychi_patch_rows(pos: np.ndarray, N: int, buffer_len: int) -> np.ndarray:
     return (np.asarray(pos, float)[:, None] + origin) - (N - 1) / 2.0 + np.arange(N)[None, :]
 
 
-def buffer_to_frame(buffer_obj: np.ndarray, buffer: ObjectBuffer, frame_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def buffer_to_frame(
+    buffer_obj: np.ndarray, buffer: ObjectBuffer, frame_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Paste the (Hb, Wb) buffer into a zero (H, W) frame at (row0, col0).
 
     Returns (object complex128, mask of the frame pixels the buffer covers).
@@ -208,7 +212,9 @@ def buffer_to_frame(buffer_obj: np.ndarray, buffer: ObjectBuffer, frame_shape: t
     r_lo, r_hi = max(buffer.row0, 0), min(buffer.row0 + buffer.height, H)
     c_lo, c_hi = max(buffer.col0, 0), min(buffer.col0 + buffer.width, W)
     if r_lo < r_hi and c_lo < c_hi:
-        out[r_lo:r_hi, c_lo:c_hi] = buffer_obj[r_lo - buffer.row0 : r_hi - buffer.row0, c_lo - buffer.col0 : c_hi - buffer.col0]
+        out[r_lo:r_hi, c_lo:c_hi] = buffer_obj[
+            r_lo - buffer.row0 : r_hi - buffer.row0, c_lo - buffer.col0 : c_hi - buffer.col0
+        ]
         inside[r_lo:r_hi, c_lo:c_hi] = True
     return out, inside
 
@@ -258,7 +264,9 @@ def _lsqml_options(cfg: PtyChiConfig, seed: int, epochs: int | None = None):
     return opts
 
 
-def _build_task(opts, counts: np.ndarray, object_init: np.ndarray, probe: np.ndarray, pos_y: np.ndarray, pos_x: np.ndarray):
+def _build_task(
+    opts, counts: np.ndarray, object_init: np.ndarray, probe: np.ndarray, pos_y: np.ndarray, pos_x: np.ndarray
+):
     from ptychi.api.task import PtychographyTask
 
     return PtychographyTask(
@@ -278,7 +286,9 @@ def _check_origin(task, buffer: ObjectBuffer) -> None:
         raise RuntimeError(f"pty-chi's position origin {got.tolist()} differs from the assumed {want.tolist()}")
 
 
-def forward_model_check(xcoords: np.ndarray, ycoords: np.ndarray, probe: np.ndarray, cfg: PtyChiConfig, seed: int, n_max: int = 32) -> dict:
+def forward_model_check(
+    xcoords: np.ndarray, ycoords: np.ndarray, probe: np.ndarray, cfg: PtyChiConfig, seed: int, n_max: int = 32
+) -> dict:
     """Compare pty-chi's forward model with ours on a smooth random test object.
 
     The test object (seeded, never the ground truth) lives on a buffer built
@@ -308,7 +318,9 @@ def forward_model_check(xcoords: np.ndarray, ycoords: np.ndarray, probe: np.ndar
         phase = gaussian_filter(rng.normal(size=buffer.shape), 3.0)
         amp = gaussian_filter(rng.random(buffer.shape), 3.0)
         test_obj = (0.5 + 0.5 * (amp - amp.min()) / np.ptp(amp)) * np.exp(1j * phase / phase.std())
-        ours = expected_counts(np.asarray(probe, np.complex128), extract_patches(test_obj, xs - buffer.col0, ys - buffer.row0, N))
+        ours = expected_counts(
+            np.asarray(probe, np.complex128), extract_patches(test_obj, xs - buffer.col0, ys - buffer.row0, N)
+        )
         pos_y, pos_x = to_ptychi_positions(xs, ys, buffer)
         task = _build_task(_lsqml_options(cfg, seed, epochs=1), ours, test_obj, probe, pos_y, pos_x)
         _check_origin(task, buffer)
@@ -385,8 +397,17 @@ def reconstruct_ptychi(
     probe_before = task.get_data_to_cpu("probe", as_numpy=True).copy()
     log.info(
         "pty-chi LSQML: %d patterns, N=%d, buffer %s at our pixel (row %d, col %d), %d epochs, batch %d, %s noise, probe %s, device %s, %d threads",
-        rows.size, N, buffer.shape, buffer.row0, buffer.col0, cfg.epochs, cfg.batch_size, cfg.noise_model,
-        "refined" if cfg.probe_refinement else "fixed", device_name, torch.get_num_threads(),
+        rows.size,
+        N,
+        buffer.shape,
+        buffer.row0,
+        buffer.col0,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.noise_model,
+        "refined" if cfg.probe_refinement else "fixed",
+        device_name,
+        torch.get_num_threads(),
     )
     # The first epoch is timed on its own, so that a one-off start-up cost is
     # not spread over the per-epoch figure (on a quiet 2-core CPU, 576
@@ -431,13 +452,20 @@ def reconstruct_ptychi(
         "n_patterns_held": int(positions_after.shape[0]),
         "N": int(N),
         "probe_scale": probe_scale(N),
-        "buffer": {"row0": buffer.row0, "col0": buffer.col0, "shape": list(buffer.shape), "origin_yx": ptychi_origin(buffer.shape).tolist()},
+        "buffer": {
+            "row0": buffer.row0,
+            "col0": buffer.col0,
+            "shape": list(buffer.shape),
+            "origin_yx": ptychi_origin(buffer.shape).tolist(),
+        },
         "covered_min_illumination": MIN_WEIGHT,
         "covered_pixels": int(covered.sum()),
         "reconstruction_seconds": recon_seconds,
         "seconds_per_epoch": recon_seconds / max(int(cfg.epochs), 1),
         "first_epoch_seconds": first_epoch_seconds,
-        "seconds_per_epoch_after_first": (recon_seconds - first_epoch_seconds) / (int(cfg.epochs) - 1) if cfg.epochs > 1 else None,
+        "seconds_per_epoch_after_first": (recon_seconds - first_epoch_seconds) / (int(cfg.epochs) - 1)
+        if cfg.epochs > 1
+        else None,
         "epochs_run": len(losses),
         "loss_function": "pty-chi displayed loss (MSE of sqrt intensities)",
         "initial_loss": losses[0] if losses else None,

@@ -91,7 +91,9 @@ def _fractional_shift(patches: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np
     return scipy.fft.ifft2(spectrum, workers=-1, overwrite_x=True)
 
 
-def to_grid(patches: np.ndarray, window: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def to_grid(
+    patches: np.ndarray, window: np.ndarray, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted patches and weights moved onto the integer pixel grid.
 
     Returns shift(w * O) (n, P, P) complex64, shift(w) (n, P, P) float32 and
@@ -163,7 +165,9 @@ class Stitcher:
         weight = self._w.reshape(self.shape)
         covered = weight > min_weight
         obj = np.zeros(self.shape, dtype=np.complex128)
-        obj[covered] = (self._re.reshape(self.shape)[covered] + 1j * self._im.reshape(self.shape)[covered]) / weight[covered]
+        obj[covered] = (self._re.reshape(self.shape)[covered] + 1j * self._im.reshape(self.shape)[covered]) / weight[
+            covered
+        ]
         return Stitched(obj=obj, weight=weight, covered=covered)
 
 
@@ -189,7 +193,11 @@ def stitch_patches(
 
 
 def stitch_patches_loop(
-    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], window: np.ndarray | None = None, min_weight: float = MIN_WEIGHT
+    patches: np.ndarray,
+    positions: np.ndarray,
+    shape: tuple[int, int],
+    window: np.ndarray | None = None,
+    min_weight: float = MIN_WEIGHT,
 ) -> Stitched:
     """Reference implementation: one patch at a time, plain 2-D FFT shifts (for the benchmark and tests)."""
     n, P, _ = patches.shape
@@ -217,8 +225,9 @@ def stitch_patches_loop(
     return Stitched(obj=obj, weight=acc_w, covered=covered)
 
 
-
-def illuminated(positions: np.ndarray, probe: np.ndarray, shape: tuple[int, int], min_weight: float = MIN_WEIGHT) -> np.ndarray:
+def illuminated(
+    positions: np.ndarray, probe: np.ndarray, shape: tuple[int, int], min_weight: float = MIN_WEIGHT
+) -> np.ndarray:
     """Pixels of ``shape`` the scan illuminates: sum over positions of |P|^2 / peak above ``min_weight``.
 
     The coverage rule of the network arms' stitching (:func:`probe_window`

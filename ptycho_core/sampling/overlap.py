@@ -27,7 +27,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ptycho_core.io.records import GROUP_CENTRE_OVERLAP, GROUP_CENTRE_PAIRS, GROUP_OVERLAP, LINEAR_OVERLAP, NEIGHBOUR_OVERLAP
+from ptycho_core.io.records import (
+    GROUP_CENTRE_OVERLAP,
+    GROUP_CENTRE_PAIRS,
+    GROUP_OVERLAP,
+    LINEAR_OVERLAP,
+    NEIGHBOUR_OVERLAP,
+)
 
 
 def _require_diameter(D: float) -> None:
@@ -94,10 +100,15 @@ def packing_bound(positions: np.ndarray, D: float) -> dict:
     _require_diameter(D)
     span = positions.max(axis=0) - positions.min(axis=0) + D
     area = float(span[0] * span[1])
-    return {"scanned_area_px2": area, "max_non_overlapping_footprints": int(np.floor(2.0 * area / (np.sqrt(3.0) * D * D)))}
+    return {
+        "scanned_area_px2": area,
+        "max_non_overlapping_footprints": int(np.floor(2.0 * area / (np.sqrt(3.0) * D * D))),
+    }
 
 
-def overlap_metrics(positions: np.ndarray, view_rows: np.ndarray, groups: np.ndarray, D: float, K: int, nominal_step: float) -> dict:
+def overlap_metrics(
+    positions: np.ndarray, view_rows: np.ndarray, groups: np.ndarray, D: float, K: int, nominal_step: float
+) -> dict:
     """All overlap metrics of one split of one view (keys: :data:`ptycho_core.io.records.OVERLAP_SPLIT_FIELDS`).
 
     ``positions`` (n, 2) are every position of the split; ``view_rows`` the rows

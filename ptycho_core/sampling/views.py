@@ -87,7 +87,9 @@ def _neighbourhoods(pos: np.ndarray, K: int, radius: float) -> tuple[np.ndarray,
     return nn, dist <= radius
 
 
-def oversampled_groups(pos: np.ndarray, g: GroupingConfig, radius: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def oversampled_groups(
+    pos: np.ndarray, g: GroupingConfig, radius: float, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
     """Oversampled training groups (local indices) and the number of seeds that formed none."""
     n = pos.shape[0]
     if g.C == 1:
@@ -212,4 +214,6 @@ def check_views_feasible(study: StudyConfig) -> None:
                         rng=np.random.default_rng(group_entropy(seed, view.name, split)),
                     )
                 except InfeasibleViewError as exc:
-                    raise InfeasibleViewError(f"view '{view.name}' (stride {view.stride}), seed {seed}: {exc}") from None
+                    raise InfeasibleViewError(
+                        f"view '{view.name}' (stride {view.stride}), seed {seed}: {exc}"
+                    ) from None

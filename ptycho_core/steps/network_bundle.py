@@ -50,7 +50,12 @@ def write_bundle(
     from ptycho_core.nn.bundle import save_bundle, verify_reload
 
     N, channels = probe.shape[0], probe_batch.shape[-1]
-    full = {**sidecar, "keras_version": keras.__version__, "backend": keras.backend.backend(), "provenance": provenance(study)}
+    full = {
+        **sidecar,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "provenance": provenance(study),
+    }
     save_bundle(out.model, out.sidecar, model, full)
     diff = verify_reload(model, out.model, out.sidecar, probe_batch, N=N, channels=channels, probe=probe)
     atomic_write_text(out.history, history_csv)

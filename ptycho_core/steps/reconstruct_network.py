@@ -60,7 +60,12 @@ def run_reconstruct_network(
         view = load_view(view.view, n_test=test.n)
         channels = study.grouping.C if method.spec.grouped else 1
         model, side = load_bundle(bundle.model, sidecar_path, N=test.N, channels=channels, probe=test.probe)
-        require(sidecar_path, "method", side["method"] == method.value, f"bundle of {side['method']}, expected {method.value}")
+        require(
+            sidecar_path,
+            "method",
+            side["method"] == method.value,
+            f"bundle of {side['method']}, expected {method.value}",
+        )
         shape = study.frame_shape
         t_inf = time.perf_counter()
         stitched, n_patches, gauge = predict_and_stitch(model, channels, test, view, shape)

@@ -52,7 +52,9 @@ def run_reconstruct_ptychi(
     """Reconstruct the cell's test region with pty-chi onto the study's frame, save, verify, write the sentinel."""
     method = Method.parse(cell.method)
     if method.spec.reconstruct_step != "reconstruct_ptychi":
-        raise ValueError(f"method {method.value} is not reconstructed by pty-chi (its step is {method.spec.reconstruct_step})")
+        raise ValueError(
+            f"method {method.value} is not reconstructed by pty-chi (its step is {method.spec.reconstruct_step})"
+        )
     with Step(
         "reconstruct_ptychi",
         study,
@@ -68,17 +70,31 @@ def run_reconstruct_ptychi(
     return step.checks
 
 
-def _reconstruct(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files: ViewFiles, out: ReconFiles,
-                 threads: int | None, step: Step) -> None:
+def _reconstruct(
+    study: StudyConfig,
+    cell: Cell,
+    simulated: SimulatedFiles,
+    view_files: ViewFiles,
+    out: ReconFiles,
+    threads: int | None,
+    step: Step,
+) -> None:
     dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
     test_path, view_path, out_recon = simulated.test, view_files.view, out.recon
     test = load_diffraction_set(test_path)
     view = load_view(view_path, n_test=test.n)
     require(
-        test_path, "dose and seed", test.metadata["dose"] == dose and test.metadata["seed"] == seed,
+        test_path,
+        "dose and seed",
+        test.metadata["dose"] == dose and test.metadata["seed"] == seed,
         f"expected dose {dose}, seed {seed}; found dose {test.metadata['dose']}, seed {test.metadata['seed']}",
     )
-    require(view_path, "view name", view.metadata["view"] == view_name, f"expected {view_name!r}, found {view.metadata['view']!r}")
+    require(
+        view_path,
+        "view name",
+        view.metadata["view"] == view_name,
+        f"expected {view_name!r}, found {view.metadata['view']!r}",
+    )
     frame_shape = study.frame_shape
     rows = view.test_index
     cfg = study.ptychi
@@ -117,41 +133,58 @@ def _reconstruct(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view
     vals = recon.obj[recon.covered]
     amp = np.abs(vals)
     checks = step.checks
-    checks.update({
-        "n_patterns": int(rows.size),
-        "n_patterns_held_by_ptychi": info["n_patterns_held"],
-        "frame_shape": list(frame_shape),
-        "covered_pixels": int(recon.covered.sum()),
-        "covered_fraction": float(recon.covered.mean()),
-        "amplitude_mean": float(amp.mean()),
-        "amplitude_std": float(amp.std()),
-        "phase_std": float(np.angle(vals * np.exp(-1j * np.angle(vals.mean()))).std()),
-        "reconstruction_seconds": info["reconstruction_seconds"],
-        "seconds_per_epoch": info["seconds_per_epoch"],
-        "first_epoch_seconds": info["first_epoch_seconds"],
-        "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
-        "epochs_run": info["epochs_run"],
-        "initial_loss": info["initial_loss"],
-        "final_loss": info["final_loss"],
-        "probe_max_relative_change": info["probe_max_relative_change"],
-        "forward_model_max_relative_difference_integer_positions": info["forward_model_check"]["integer_max_relative_difference"],
-        "forward_model_max_relative_difference_subpixel_positions": info["forward_model_check"]["subpixel_max_relative_difference"],
-        "positions_round_trip_max_px": info["positions_round_trip_max_px"],
-        "device": info["device"],
-    })
+    checks.update(
+        {
+            "n_patterns": int(rows.size),
+            "n_patterns_held_by_ptychi": info["n_patterns_held"],
+            "frame_shape": list(frame_shape),
+            "covered_pixels": int(recon.covered.sum()),
+            "covered_fraction": float(recon.covered.mean()),
+            "amplitude_mean": float(amp.mean()),
+            "amplitude_std": float(amp.std()),
+            "phase_std": float(np.angle(vals * np.exp(-1j * np.angle(vals.mean()))).std()),
+            "reconstruction_seconds": info["reconstruction_seconds"],
+            "seconds_per_epoch": info["seconds_per_epoch"],
+            "first_epoch_seconds": info["first_epoch_seconds"],
+            "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
+            "epochs_run": info["epochs_run"],
+            "initial_loss": info["initial_loss"],
+            "final_loss": info["final_loss"],
+            "probe_max_relative_change": info["probe_max_relative_change"],
+            "forward_model_max_relative_difference_integer_positions": info["forward_model_check"][
+                "integer_max_relative_difference"
+            ],
+            "forward_model_max_relative_difference_subpixel_positions": info["forward_model_check"][
+                "subpixel_max_relative_difference"
+            ],
+            "positions_round_trip_max_px": info["positions_round_trip_max_px"],
+            "device": info["device"],
+        }
+    )
     require(
-        out_recon, "non-degenerate reconstruction", not is_degenerate(recon.obj, recon.covered),
+        out_recon,
+        "non-degenerate reconstruction",
+        not is_degenerate(recon.obj, recon.covered),
         f"amplitude std {checks['amplitude_std']:.3g}, phase std {checks['phase_std']:.3g}",
     )
     require(
-        out_recon, "every view row reconstructed", info["n_patterns_held"] == rows.size,
+        out_recon,
+        "every view row reconstructed",
+        info["n_patterns_held"] == rows.size,
         f"pty-chi held {info['n_patterns_held']} positions, the view has {rows.size} test rows",
     )
     losses = info["loss_history"]
     require(out_recon, "finite loss", bool(losses) and np.all(np.isfinite(losses)), f"{losses}")
-    require(out_recon, "loss decreased", len(losses) <= 1 or min(losses) < losses[0], f"initial {losses[0]:.6g}, best {min(losses):.6g}")
     require(
-        out_recon, "positions unchanged", info["positions_round_trip_max_px"] <= POSITION_TOLERANCE_PX,
+        out_recon,
+        "loss decreased",
+        len(losses) <= 1 or min(losses) < losses[0],
+        f"initial {losses[0]:.6g}, best {min(losses):.6g}",
+    )
+    require(
+        out_recon,
+        "positions unchanged",
+        info["positions_round_trip_max_px"] <= POSITION_TOLERANCE_PX,
         f"{info['positions_round_trip_max_px']:.3g} px",
     )
     step.extra.update(
@@ -164,7 +197,9 @@ def _reconstruct(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ptycho_core.steps.reconstruct_ptychi", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ptycho_core.steps.reconstruct_ptychi", description=__doc__.split("\n\n")[0]
+    )
     study = p.add_mutually_exclusive_group(required=True)
     study.add_argument("--config-json", help="the study configuration as a JSON file (the study_config rule's output)")
     study.add_argument("--configfile", help="the study configuration as a YAML file")

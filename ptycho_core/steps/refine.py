@@ -54,8 +54,16 @@ def run_refine(
     return step.checks
 
 
-def _refine(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files: ViewFiles, source_files: BundleFiles,
-            out: BundleFiles, threads: int, step: Step) -> None:
+def _refine(
+    study: StudyConfig,
+    cell: Cell,
+    simulated: SimulatedFiles,
+    view_files: ViewFiles,
+    source_files: BundleFiles,
+    out: BundleFiles,
+    threads: int,
+    step: Step,
+) -> None:
     from ptycho_core.nn.backend import configure_backend
     from ptycho_core.nn.bundle import load_bundle
     from ptycho_core.nn.refinement import refine
@@ -68,7 +76,9 @@ def _refine(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_file
     view = load_view(view_files.view, n_test=test.n)
     groups = view.test_groups
     model, side = load_bundle(source_files.model, sidecar_path, N=test.N, channels=groups.shape[1], probe=test.probe)
-    require(sidecar_path, "method", side["method"] == source.value, f"bundle of {side['method']}, expected {source.value}")
+    require(
+        sidecar_path, "method", side["method"] == source.value, f"bundle of {side['method']}, expected {source.value}"
+    )
     positions = np.column_stack([test.xcoords, test.ycoords])
     seed_int = training_seed(seed, method, view_name)
     rec = refine(model, test.diffraction, positions, groups, test.probe, study.refinement, seed_int)
@@ -81,20 +91,37 @@ def _refine(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_file
     checks["groups_per_second"] = groups.shape[0] * rec["epochs_run"] / rec["refine_seconds"]
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
     require(
-        out_model, "refinement lowered the test deviance", rec["deviance_best"] < rec["deviance_before"],
+        out_model,
+        "refinement lowered the test deviance",
+        rec["deviance_best"] < rec["deviance_before"],
         f"{rec['deviance_before']:.6g} before, best {rec['deviance_best']:.6g}",
     )
     if not rec["converged"]:
         log.warning("refinement reached max_epochs = %d before converging", study.refinement.max_epochs)
 
     sidecar = {
-        **{k: side[k] for k in ("N", "channels", "gridsize", "input_scale", "input", "output", "probe_sha256", "architecture")},
+        **{
+            k: side[k]
+            for k in ("N", "channels", "gridsize", "input_scale", "input", "output", "probe_sha256", "architecture")
+        },
         "method": method.value,
         "canvas_size": rec["canvas_size"],
         "compute": compute,
-        "refined_from": {"method": source.value, "model_sha256": side["model_sha256"], "sidecar": str(sidecar_path), "training": side["training"]},
-        "refinement": {**study.to_dict()["refinement"], "seed": seed_int, "loss": "Poisson NLL of the test counts (log k! dropped)"},
-        "history": {k: rec[k] for k in ("deviance_before", "deviance_best", "best_epoch", "epochs_run", "converged", "refine_seconds")},
+        "refined_from": {
+            "method": source.value,
+            "model_sha256": side["model_sha256"],
+            "sidecar": str(sidecar_path),
+            "training": side["training"],
+        },
+        "refinement": {
+            **study.to_dict()["refinement"],
+            "seed": seed_int,
+            "loss": "Poisson NLL of the test counts (log k! dropped)",
+        },
+        "history": {
+            k: rec[k]
+            for k in ("deviance_before", "deviance_best", "best_epoch", "epochs_run", "converged", "refine_seconds")
+        },
         "data": {
             **data_record(study, cell, test=test_path, view_file=view_files.view),
             "n_test_groups": int(groups.shape[0]),
@@ -102,7 +129,13 @@ def _refine(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_file
     }
     x = np.moveaxis(test.diffraction[groups[:32]], 1, -1)
     checks["reload_max_abs_difference"] = write_bundle(
-        study, out, model, sidecar, probe_batch=x, probe=test.probe, history_csv=history_csv(history),
+        study,
+        out,
+        model,
+        sidecar,
+        probe_batch=x,
+        probe=test.probe,
+        history_csv=history_csv(history),
         curve={"loss": history["deviance"]},
         title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the test counts",
     )

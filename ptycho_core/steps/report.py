@@ -68,7 +68,9 @@ def config_lines(study: StudyConfig, diameter: float) -> list[str]:
         + ("" if o.train_seed is None else " (networks trained on a second object of the family)"),
         f"probe {p.kind}, FWHM diameter {diameter:.2f} px",
         f"doses (photons per pattern): {doses}",
-        "views: " + ", ".join(f"{v.name} (stride {v.stride})" for v in study.views) + f"; base scan step {study.scan.step_fraction:g} x FWHM",
+        "views: "
+        + ", ".join(f"{v.name} (stride {v.stride})" for v in study.views)
+        + f"; base scan step {study.scan.step_fraction:g} x FWHM",
         f"seeds: {', '.join(str(s) for s in study.seeds)}",
         f"networks: filters {list(t.filters)}, up to {t.epochs} epochs, {t.precision}; PtyChi LSQML {c.epochs} epochs, {c.noise_model} noise model",
     ]
@@ -103,12 +105,16 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         input_sentinels=[
             ground_truth.sentinel,
             *(v.sentinel for v in views.values()),
-            *(f.under(root).sentinel for c in cells for f in layout.reconstructions(c).values()),  # the montages read them
+            *(
+                f.under(root).sentinel for c in cells for f in layout.reconstructions(c).values()
+            ),  # the montages read them
             *(s.sentinel for s in scores.values()),
         ],
     ) as step:
         step.inputs += [scores[c].metrics for c in cells]
-        cell_records = [{"dose": c.photons(study), "view": c.view, "seed": int(c.seed), "path": scores[c].metrics} for c in cells]
+        cell_records = [
+            {"dose": c.photons(study), "view": c.view, "seed": int(c.seed), "path": scores[c].metrics} for c in cells
+        ]
         overlap_paths = {(c.view, c.photons(study), int(c.seed)): views[c].overlap for c in cells}
         table = agg.collect_metrics(cell_records)
         diameter = probe_diameter(overlap_paths)
@@ -121,7 +127,9 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         lines = summary_lines(summary, overlap)
         atomic_write_text(out.highlights, "\n".join(lines) + "\n")
         atomic_write_text(out.headline, wide_csv(summary, overlap))
-        landing = landing_rst(study_name=study.name, config_lines=config_lines(study, diameter), summary=summary, overlap=overlap)
+        landing = landing_rst(
+            study_name=study.name, config_lines=config_lines(study, diameter), summary=summary, overlap=overlap
+        )
         atomic_write_text(out.landing, landing)
         for path, (quantity, metric) in zip(out.dose_response, DOSE_RESPONSE, strict=True):
             dose_response_figure(path, table, metric, quantity, fwhm_diameter_px=diameter)
@@ -129,7 +137,11 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         seed = study.seeds[0]  # the montage shows the first replicate
         for path, v in zip(out.montages, (v.name for v in study.views), strict=True):
             montage_figure(
-                path, study, v, seed, ground_truth.obj,
+                path,
+                study,
+                v,
+                seed,
+                ground_truth.obj,
                 lambda label, m, v=v: layout.reconstruction(layout.Cell(label, seed, v, m)).under(root).recon,
                 lambda label, v=v: layout.scores(layout.Cell(label, seed, v)).under(root).alignment,
             )
@@ -137,7 +149,15 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         benchmarks = {rule: [os.path.join(root, p) for p in files] for rule, files in layout.benchmarks(study).items()}
         runtime = runtime_table(benchmarks)
         atomic_write_text(out.runtime, runtime_csv(runtime))
-        step.checks.update({"probe_fwhm_diameter_px": diameter, "rows": int(len(table)), "cells": len(cells), "deltas": len(delta_records), "highlights": len(lines)})
+        step.checks.update(
+            {
+                "probe_fwhm_diameter_px": diameter,
+                "rows": int(len(table)),
+                "cells": len(cells),
+                "deltas": len(delta_records),
+                "highlights": len(lines),
+            }
+        )
         step.outputs += [p for p in out if p not in (out.sentinel, out.inventory)]
     log.info("report: %s", step.checks)
     return {"table": table, "highlights": lines}

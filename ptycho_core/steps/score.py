@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho_core.config import StudyConfig
-from ptycho_core.evaluate.metrics import MetricError, region_mask, remove_global_phase, score_reconstruction, shift_image
+from ptycho_core.evaluate.metrics import (
+    MetricError,
+    region_mask,
+    remove_global_phase,
+    score_reconstruction,
+    shift_image,
+)
 from ptycho_core.evaluate.region import evaluation_region
 from ptycho_core.evaluate.rows import QUANTITIES, tidy_rows
 from ptycho_core.evaluate.tables import collect_metrics
@@ -49,7 +55,12 @@ def run_score(
         study,
         sentinel=out.sentinel,
         depends_on=("physics", "views", "training", "refinement", "ptychi"),
-        input_sentinels=[ground_truth.sentinel, simulated.sentinel, view.sentinel, *(f.sentinel for f in reconstructions.values())],
+        input_sentinels=[
+            ground_truth.sentinel,
+            simulated.sentinel,
+            view.sentinel,
+            *(f.sentinel for f in reconstructions.values()),
+        ],
         extra=cell.record(),
     ) as step:
         step.inputs += [ground_truth.obj, simulated.test, view.view, *recon_paths.values()]
@@ -67,7 +78,9 @@ def run_score(
             held = recon.metadata["method"]
             require(path, "method", held == method, f"holds {held}, expected {method}")
             require(
-                path, "region covered", recon.covered[region].all(),
+                path,
+                "region covered",
+                recon.covered[region].all(),
                 f"{method} leaves {int((~recon.covered[region]).sum())} region pixels empty",
             )
             try:
@@ -76,7 +89,9 @@ def run_score(
                 raise MetricError(f"{path}: {method}: {exc}") from None
             rows += tidy_rows(method, scores)
             for q in QUANTITIES:
-                frc_rows += [(method, q, float(f), float(c)) for f, c in zip(scores[q]["frc_freq"], scores[q]["frc_curve"])]
+                frc_rows += [
+                    (method, q, float(f), float(c)) for f, c in zip(scores[q]["frc_freq"], scores[q]["frc_curve"])
+                ]
             alignment[method] = {
                 "shift_dy_dx_px": [float(v) for v in scores["shift"]],
                 "phase_offset_rad": float(scores["phase_offset"]),
@@ -101,8 +116,15 @@ def run_score(
         comparison_figure(out_figure, gt, recons, region, aligned, f"dose {dose:.3g}, view {view_name}, seed {seed}")
         # The table as the report will read it: reloaded from disk and validated by the aggregator (every
         # method, every declared metric once, finite), and equal to the rows scored here.
-        table = collect_metrics([{"dose": dose, "view": view_name, "seed": seed, "path": out_metrics}], methods=list(recons))
+        table = collect_metrics(
+            [{"dose": dose, "view": view_name, "seed": seed, "path": out_metrics}], methods=list(recons)
+        )
         read = {(r.method, r.quantity, r.metric): r.value for r in table.itertuples()}
-        require(out_metrics, "rows read back", read == {(m, q, k): v for m, q, k, v in rows}, "the file holds other rows than those scored")
+        require(
+            out_metrics,
+            "rows read back",
+            read == {(m, q, k): v for m, q, k, v in rows},
+            "the file holds other rows than those scored",
+        )
         step.checks.update({"n_metric_rows": len(table), "methods": sorted(recons)})
     return {"rows": rows, "alignment": alignment}

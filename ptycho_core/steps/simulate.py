@@ -15,7 +15,14 @@ import numpy as np
 
 from ptycho_core.config import StudyConfig
 from ptycho_core.figures.simulation import simulation_preview
-from ptycho_core.io.datasets import SCHEMA_VERSION, GroundTruth, load_diffraction_set, load_ground_truth, save_diffraction_set, save_ground_truth
+from ptycho_core.io.datasets import (
+    SCHEMA_VERSION,
+    GroundTruth,
+    load_diffraction_set,
+    load_ground_truth,
+    save_diffraction_set,
+    save_ground_truth,
+)
 from ptycho_core.io.sentinel import provenance, sha256_file
 from ptycho_core.layout import Cell, GroundTruthFiles, SimulatedFiles
 from ptycho_core.physics.objects import make_object
@@ -31,7 +38,10 @@ POISSON_SIGMAS = 5.0
 
 def source_records(files: dict[str, str]) -> dict[str, dict]:
     """``{configuration key: {path, sha256, bytes}}`` of the files an object or probe is read from."""
-    return {key: {"path": str(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size} for key, path in files.items()}
+    return {
+        key: {"path": str(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
+        for key, path in files.items()
+    }
 
 
 def run_ground_truth(study: StudyConfig, *, out: GroundTruthFiles, training: bool = False) -> dict:
@@ -44,7 +54,9 @@ def run_ground_truth(study: StudyConfig, *, out: GroundTruthFiles, training: boo
     if training and not study.object.separate_training:
         raise ValueError("training object: the configuration has no object.train_seed or object.train_file")
     out_path = out.obj
-    with Step("training_object" if training else "ground_truth", study, sentinel=out.sentinel, depends_on=("physics",)) as step:
+    with Step(
+        "training_object" if training else "ground_truth", study, sentinel=out.sentinel, depends_on=("physics",)
+    ) as step:
         step.outputs.append(out_path)
         cfg = study.object.training_object() if training else study.object
         files = study.object.source_files(training=training)
@@ -72,7 +84,12 @@ def run_ground_truth(study: StudyConfig, *, out: GroundTruthFiles, training: boo
             amplitude_std=float(amp.std()),
             phase_std=float(phase.std()),
         )
-        require(out_path, "amplitude in (0, 1]", amp.min() > 0 and amp.max() <= 1 + 1e-6, f"range [{amp.min()}, {amp.max()}]")
+        require(
+            out_path,
+            "amplitude in (0, 1]",
+            amp.min() > 0 and amp.max() <= 1 + 1e-6,
+            f"range [{amp.min()}, {amp.max()}]",
+        )
         require(out_path, "phase has contrast", phase.std() > 1e-3, f"phase std {phase.std():.3g} rad")
         # a procedural family promises amplitude contrast when it has some; a file object may be a pure phase object
         wanted = study.object.family != "file" and study.object.amplitude_contrast > 0
@@ -97,8 +114,10 @@ def run_simulate(
     sha256 goes into the datasets' provenance.
     """
     if (training_object is None) == study.object.separate_training:
-        raise ValueError(f"training object: object.train_seed is {study.object.train_seed}, training files "
-                         f"{study.object.source_files(training=True)}, training object file {training_object}")
+        raise ValueError(
+            f"training object: object.train_seed is {study.object.train_seed}, training files "
+            f"{study.object.source_files(training=True)}, training object file {training_object}"
+        )
     objects = [ground_truth] + ([training_object] if training_object is not None else [])
     with Step(
         "simulate",
@@ -115,8 +134,14 @@ def run_simulate(
     return step.checks
 
 
-def _simulate(study: StudyConfig, cell: Cell, ground_truth: GroundTruthFiles, training_object: GroundTruthFiles | None,
-              out: SimulatedFiles, step: Step) -> None:
+def _simulate(
+    study: StudyConfig,
+    cell: Cell,
+    ground_truth: GroundTruthFiles,
+    training_object: GroundTruthFiles | None,
+    out: SimulatedFiles,
+    step: Step,
+) -> None:
     dose, seed, checks = cell.photons(study), int(cell.seed), step.checks
     out_train, out_test = out.train, out.test
     gt = load_ground_truth(ground_truth.obj)
@@ -125,9 +150,19 @@ def _simulate(study: StudyConfig, cell: Cell, ground_truth: GroundTruthFiles, tr
         training_object = training_object.obj
         train_gt = load_ground_truth(training_object)
         expected = asdict(study.object.training_object())
-        require(training_object, "training object of this configuration", train_gt.metadata["role"] == "training object" and train_gt.metadata["object"] == expected,
-                f"role {train_gt.metadata['role']!r}, object {train_gt.metadata['object']}, expected the training object {expected}")
-    log.info("simulating dose %g seed %d on a %s object%s", dose, seed, gt.obj.shape, "" if train_gt is None else " (training split on the training object)")
+        require(
+            training_object,
+            "training object of this configuration",
+            train_gt.metadata["role"] == "training object" and train_gt.metadata["object"] == expected,
+            f"role {train_gt.metadata['role']!r}, object {train_gt.metadata['object']}, expected the training object {expected}",
+        )
+    log.info(
+        "simulating dose %g seed %d on a %s object%s",
+        dose,
+        seed,
+        gt.obj.shape,
+        "" if train_gt is None else " (training split on the training object)",
+    )
     records = source_records(study.probe.source_files())
     prov = {**provenance(study), **({"source_files": records} if records else {})}
     sim = simulate_dose(study, gt.obj, dose, seed, prov, None if train_gt is None else train_gt.obj)
@@ -148,22 +183,48 @@ def _simulate(study: StudyConfig, cell: Cell, ground_truth: GroundTruthFiles, tr
     tr = train.xcoords if axis == "x" else train.ycoords
     te = test.xcoords if axis == "x" else test.ycoords
     if train_gt is None:
-        require(out_train, "positions kept", train.n + test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
+        require(
+            out_train,
+            "positions kept",
+            train.n + test.n + sim.split.n_dropped == sim.split.n_base,
+            "counts do not add up",
+        )
         gap = float(te.min() - tr.max())
         checks["guard_gap_px"] = gap
-        require(out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px")
+        require(
+            out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px"
+        )
     else:  # the training split covers the other object's whole scan; the test split keeps its region
-        require(out_train, "whole base scan on the training object", train.n == sim.split.n_base, f"{train.n} of {sim.split.n_base} positions")
+        require(
+            out_train,
+            "whole base scan on the training object",
+            train.n == sim.split.n_base,
+            f"{train.n} of {sim.split.n_base} positions",
+        )
         require(out_test, "positions kept", test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
         low = float(te.min() - sim.split.boundary)
         checks["test_region_margin_px"] = low
-        require(out_test, "test region", low >= sim.split.guard / 2 - 1e-9, f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px")
+        require(
+            out_test,
+            "test region",
+            low >= sim.split.guard / 2 - 1e-9,
+            f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px",
+        )
 
     # the dose is the mean expected counts per pattern over the study object's positions of both regions:
     # without a training object these are exactly the two splits' patterns
-    all_expected = train.metadata["photons"]["all"]["expected_mean"] if train_gt is None else train.metadata["probe"]["dose_reference"]["expected_mean"]
+    all_expected = (
+        train.metadata["photons"]["all"]["expected_mean"]
+        if train_gt is None
+        else train.metadata["probe"]["dose_reference"]["expected_mean"]
+    )
     checks["expected_counts_per_pattern"] = all_expected
-    require(out_train, "dose scaling", abs(all_expected - dose) <= 1e-6 * dose, f"expected mean {all_expected} != dose {dose}")
+    require(
+        out_train,
+        "dose scaling",
+        abs(all_expected - dose) <= 1e-6 * dose,
+        f"expected mean {all_expected} != dose {dose}",
+    )
     for name, ds, path in (("train", train, out_train), ("test", test, out_test)):
         counts = ds.counts()
         residual = float(np.abs(ds.diffraction.astype(np.float64) ** 2 - counts).max())
@@ -175,6 +236,11 @@ def _simulate(study: StudyConfig, cell: Cell, ground_truth: GroundTruthFiles, tr
         checks[f"{name}_mean_counts_per_pattern"] = float(per_pattern.mean())
         checks[f"{name}_expected_counts_per_pattern"] = stats["expected_mean"]
         checks[f"{name}_mean_counts_z"] = z
-        require(path, "Poisson mean counts", abs(z) <= POISSON_SIGMAS, f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}")
+        require(
+            path,
+            "Poisson mean counts",
+            abs(z) <= POISSON_SIGMAS,
+            f"measured mean {per_pattern.mean():.4g}, expected {stats['expected_mean']:.4g}, z = {z:.2f}",
+        )
 
     simulation_preview(out.preview, gt.obj, train, test, sim.probe_diameter, None if train_gt is None else train_gt.obj)

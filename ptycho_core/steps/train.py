@@ -71,8 +71,16 @@ def run_train(
     return step.checks
 
 
-def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files: ViewFiles,
-           ground_truth: GroundTruthFiles | None, out: BundleFiles, threads: int, step: Step) -> None:
+def _train(
+    study: StudyConfig,
+    cell: Cell,
+    simulated: SimulatedFiles,
+    view_files: ViewFiles,
+    ground_truth: GroundTruthFiles | None,
+    out: BundleFiles,
+    threads: int,
+    step: Step,
+) -> None:
     import keras
 
     from ptycho_core.nn import models, training
@@ -91,7 +99,9 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
     positions = np.column_stack([train.xcoords, train.ycoords])
     arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=tcfg.precision)
     scale = training.input_scale(train.diffraction[view.train_index], N)
-    optimizer = keras.optimizers.Adam(tcfg.learning_rate, name="adam")  # named: bundle bytes independent of process history
+    optimizer = keras.optimizers.Adam(
+        tcfg.learning_rate, name="adam"
+    )  # named: bundle bytes independent of process history
 
     groups = view.train_groups if spec.grouped else view.train_index[:, None]
     channels = groups.shape[1]
@@ -107,7 +117,9 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
         gt = load_ground_truth(ground_truth.obj)
         if gt.metadata["object"]["seed"] != train.metadata["object"]["seed"]:
             require(
-                ground_truth.obj, "training object", False,
+                ground_truth.obj,
+                "training object",
+                False,
                 f"object seed {gt.metadata['object']['seed']}, but the training split {train_path} was simulated "
                 f"on the object of seed {train.metadata['object']['seed']}",
             )
@@ -123,13 +135,28 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
         )
 
     split_meta = train.metadata["split"]
-    strip = training.validation_strip(positions, groups, tcfg.validation_fraction, split_meta["axis"], float(split_meta["guard_px"]))
+    strip = training.validation_strip(
+        positions, groups, tcfg.validation_fraction, split_meta["axis"], float(split_meta["guard_px"])
+    )
     tr_idx, va_idx = strip.train, strip.validation
-    batches = training.GroupBatches(train.diffraction, positions, groups[tr_idx], tcfg.batch_size, rng=rng, targets=targets)
-    val = training.GroupBatches(train.diffraction, positions, groups[va_idx], tcfg.batch_size, targets=targets) if va_idx.size else None
+    batches = training.GroupBatches(
+        train.diffraction, positions, groups[tr_idx], tcfg.batch_size, rng=rng, targets=targets
+    )
+    val = (
+        training.GroupBatches(train.diffraction, positions, groups[va_idx], tcfg.batch_size, targets=targets)
+        if va_idx.size
+        else None
+    )
     log.info(
         "%s: %d training and %d validation samples (strip, %d dropped in its guard band) of %d channel(s), N=%d, input scale %.6g, canvas %s",
-        method.value, tr_idx.size, va_idx.size, strip.n_dropped_in_guard, channels, N, scale, canvas,
+        method.value,
+        tr_idx.size,
+        va_idx.size,
+        strip.n_dropped_in_guard,
+        channels,
+        N,
+        scale,
+        canvas,
     )
     t_fit = time.perf_counter()
     history = training.fit(fit_model, batches, val, tcfg).history
@@ -139,17 +166,19 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
 
     losses = np.asarray(history["loss"], dtype=np.float64)
     checks = step.checks
-    checks.update({
-        "epochs_run": n_epochs,
-        "initial_loss": float(losses[0]),
-        "final_loss": float(losses[-1]),
-        "best_val_loss": float(np.min(history["val_loss"])) if "val_loss" in history else None,
-        "fit_seconds": fit_seconds,
-        "n_samples_train": int(tr_idx.size),
-        "n_samples_validation": int(va_idx.size),
-        "n_samples_dropped_in_guard": int(strip.n_dropped_in_guard),
-        "training_samples_per_second": samples_per_s,
-    })
+    checks.update(
+        {
+            "epochs_run": n_epochs,
+            "initial_loss": float(losses[0]),
+            "final_loss": float(losses[-1]),
+            "best_val_loss": float(np.min(history["val_loss"])) if "val_loss" in history else None,
+            "fit_seconds": fit_seconds,
+            "n_samples_train": int(tr_idx.size),
+            "n_samples_validation": int(va_idx.size),
+            "n_samples_dropped_in_guard": int(strip.n_dropped_in_guard),
+            "training_samples_per_second": samples_per_s,
+        }
+    )
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
     require(out_model, "loss decreased", losses.min() < losses[0], f"initial {losses[0]:.6g}, best {losses.min():.6g}")
 
@@ -160,15 +189,24 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
     checks["pred_amplitude_mean"] = float(amp_pred.mean())
     checks["pred_amplitude_std"] = float(amp_pred.std())
     checks["pred_phase_std"] = float(phase_pred.std())
-    checks["pred_phase_std_in_probe_disc_median"] = training.phase_std_in_probe_disc(phase_pred, float(train.metadata["probe"]["fwhm_diameter_px"]))
+    checks["pred_phase_std_in_probe_disc_median"] = training.phase_std_in_probe_disc(
+        phase_pred, float(train.metadata["probe"]["fwhm_diameter_px"])
+    )
     for key in ("pred_amplitude_std", "pred_phase_std"):
         require(out_model, "non-degenerate predictions", checks[key] > 1e-4, f"{key} = {checks[key]:.3g}")
     require(
-        out_model, "phase not saturated", checks["pred_phase_std_in_probe_disc_median"] > training.SATURATED_PHASE_STD,
+        out_model,
+        "phase not saturated",
+        checks["pred_phase_std_in_probe_disc_median"] > training.SATURATED_PHASE_STD,
         f"the median phase std inside the probe's FWHM disc is {checks['pred_phase_std_in_probe_disc_median']:.3g} rad "
         "(a phase output stuck at a constant, e.g. +-pi where pi * tanh saturates); lower training.learning_rate",
     )
-    require(out_model, "finite predictions", np.all(np.isfinite(amp_pred)) and np.all(np.isfinite(phase_pred)), "NaN or infinity")
+    require(
+        out_model,
+        "finite predictions",
+        np.all(np.isfinite(amp_pred)) and np.all(np.isfinite(phase_pred)),
+        "NaN or infinity",
+    )
 
     sidecar = {
         "method": method.value,
@@ -180,7 +218,11 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
         "output": "amplitude, phase (batch, N/2, N/2, channels) on the central support [N/4, 3N/4)",
         "probe_sha256": probe_hash(train.probe),
         "canvas_size": canvas,
-        "architecture": {"filters": list(arch.filters), "amplitude_max": arch.amplitude_max, "precision": arch.precision},
+        "architecture": {
+            "filters": list(arch.filters),
+            "amplitude_max": arch.amplitude_max,
+            "precision": arch.precision,
+        },
         "compute": compute_record(fit_model),
         "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
         "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
@@ -192,6 +234,13 @@ def _train(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view_files
         },
     }
     checks["reload_max_abs_difference"] = write_bundle(
-        study, out, obj_model, sidecar, probe_batch=x, probe=train.probe, history_csv=training.history_csv(history),
-        curve=history, title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}",
+        study,
+        out,
+        obj_model,
+        sidecar,
+        probe_batch=x,
+        probe=train.probe,
+        history_csv=training.history_csv(history),
+        curve=history,
+        title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}",
     )

@@ -56,13 +56,21 @@ def run_view(study: StudyConfig, *, cell: Cell, simulated: SimulatedFiles, out: 
 
 def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: ViewFiles, step: Step) -> dict:
     view_name, dose, seed, checks = cell.view, cell.photons(study), int(cell.seed), step.checks
-    train_path, test_path, out_view, out_metrics, out_figure = simulated.train, simulated.test, out.view, out.overlap, out.figure
+    train_path, test_path, out_view, out_metrics, out_figure = (
+        simulated.train,
+        simulated.test,
+        out.view,
+        out.overlap,
+        out.figure,
+    )
     train, test = load_diffraction_set(train_path), load_diffraction_set(test_path)
     meta = train.metadata
     for name, ds in (("train", train), ("test", test)):
         if ds.metadata["seed"] != seed or ds.metadata["dose"] != dose:
             require(
-                train_path if name == "train" else test_path, "dose and seed", False,
+                train_path if name == "train" else test_path,
+                "dose and seed",
+                False,
                 f"expected dose {dose}, seed {seed}; found dose {ds.metadata['dose']}, seed {ds.metadata['seed']}",
             )
     D = float(meta["probe"]["fwhm_diameter_px"])
@@ -76,7 +84,16 @@ def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: 
     for name, ds in (("train", train), ("test", test)):
         rng = np.random.default_rng(group_entropy(seed, view_name, name))
         built[name] = build_split_view(
-            ds.xcoords, ds.ycoords, scan_index=ds.scan_index, grid_shape=grid, stride_chain=chain, step=scan_step, probe_diameter=D, grouping=g, split=name, rng=rng
+            ds.xcoords,
+            ds.ycoords,
+            scan_index=ds.scan_index,
+            grid_shape=grid,
+            stride_chain=chain,
+            step=scan_step,
+            probe_diameter=D,
+            grouping=g,
+            split=name,
+            rng=rng,
         )
     view_meta = {
         "schema_version": SCHEMA_VERSION,
@@ -88,10 +105,16 @@ def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: 
         "K": g.K,
         "neighbour_radius_px": radius,
         "train_groups_per_position": g.train_groups_per_position,
-        "rng": {"train_groups": group_entropy(seed, view_name, "train"), "test_groups": "deterministic covering, no draw"},
+        "rng": {
+            "train_groups": group_entropy(seed, view_name, "train"),
+            "test_groups": "deterministic covering, no draw",
+        },
         "dose": float(dose),
         "seed": int(seed),
-        "sources": {"train": {"path": str(train_path), "sha256": sha256_file(train_path)}, "test": {"path": str(test_path), "sha256": sha256_file(test_path)}},
+        "sources": {
+            "train": {"path": str(train_path), "sha256": sha256_file(train_path)},
+            "test": {"path": str(test_path), "sha256": sha256_file(test_path)},
+        },
         "provenance": provenance(study),
     }
     view = ViewIndex(built["train"].index, built["test"].index, built["train"].groups, built["test"].groups, view_meta)
@@ -118,7 +141,12 @@ def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: 
         checks[f"{name}_n_groups"] = int(groups.shape[0])
         checks[f"{name}_max_member_distance_px"] = far
     checks["test_fraction_covered"] = splits["test"]["fraction_covered_by_groups"]
-    require(out_view, "test coverage", checks["test_fraction_covered"] == 1.0, f"{checks['test_fraction_covered']:.3f} of test rows grouped")
+    require(
+        out_view,
+        "test coverage",
+        checks["test_fraction_covered"] == 1.0,
+        f"{checks['test_fraction_covered']:.3f} of test rows grouped",
+    )
 
     metrics = {
         "metrics_version": OVERLAP_METRICS_VERSION,
