@@ -64,7 +64,8 @@ def _imported(path: Path, module: str) -> set[str]:
 
 
 def code_closure(*modules: str, root: Path | None = None, _parsed: dict | None = None) -> list[Path]:
-    """The sorted source and data files that importing and running ``modules`` (``ptycho_core`` module names) can load."""
+    """The sorted source and data files that importing and running ``modules`` (``ptycho_core`` module names)
+    can load."""
     root = _package_root() if root is None else Path(root)
     parsed = {} if _parsed is None else _parsed  # (file, module) -> its imports, shared by code_hashes
     for module in modules:

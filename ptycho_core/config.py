@@ -312,7 +312,8 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
     if study.object.train_seed is not None and study.object.train_seed == study.object.seed:
         fail(
             "object.train_seed",
-            f"expected a seed other than object.seed ({study.object.seed}): the training object must be a different draw",
+            f"expected a seed other than object.seed ({study.object.seed}): "
+            "the training object must be a different draw",
         )
     margin = 2 * study.N
     if study.object.size < margin:
@@ -345,7 +346,8 @@ def _object_file_checks(obj: ObjectConfig, fail) -> None:
         if given:
             fail(
                 next(iter(given)),
-                f"expected null unless object.family is file (family {obj.family!r}), found {next(iter(given.values()))!r}",
+                f"expected null unless object.family is file (family {obj.family!r}), "
+                f"found {next(iter(given.values()))!r}",
             )
         return
     if obj.train_seed is not None:
@@ -364,14 +366,16 @@ def _object_file_checks(obj: ObjectConfig, fail) -> None:
             )
         if (amp is None) != (phase is None):
             missing = "phase_file" if phase is None else "amplitude_file"
+            present = "amplitude_file" if phase is None else "phase_file"
             fail(
                 f"object.{prefix}{missing}",
-                f"expected an image to go with object.{prefix}{'amplitude_file' if phase is None else 'phase_file'}, found null",
+                f"expected an image to go with object.{prefix}{present}, found null",
             )
         if required and file is None and amp is None:
             fail(
                 "object.file",
-                "expected the NPZ file of the object (or object.amplitude_file and object.phase_file) for family file, found null",
+                "expected the NPZ file of the object (or object.amplitude_file and object.phase_file) "
+                "for family file, found null",
             )
         if file is not None and not file.lower().endswith(".npz"):
             fail(f"object.{prefix}file", f"expected an NPZ file (name ending .npz), found {file!r}")

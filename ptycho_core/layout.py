@@ -134,7 +134,8 @@ class _Files:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def under(self, root: str | os.PathLike) -> "_Files":
-        """The same files below ``root`` (a study directory other than the working directory; ``"."`` changes nothing)."""
+        """The same files below ``root`` (a study directory other than the working directory;
+        ``"."`` changes nothing)."""
         root = os.fspath(root)
         if root in ("", "."):
             return self

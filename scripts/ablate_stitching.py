@@ -45,7 +45,8 @@ def main(root: Path, config: Path) -> None:
     study = load_study(config)
     gt = load_ground_truth(layout.ground_truth().under(root).obj).obj.astype(np.complex128)
     print(
-        "cell | method | weights | gauge | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | gauge spread rad | residual rad | s"
+        "cell | method | weights | gauge | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | "
+        "gauge spread rad | residual rad | s"
     )
     for cell in layout.cells(study):  # dose, then view, then seed
         test = load_diffraction_set(layout.simulated(cell).under(root).test)
@@ -64,7 +65,8 @@ def main(root: Path, config: Path) -> None:
                 spread = f"{g['offset_spread_rad']:.3f} | {g['consistency_residual_rad']:.3f}" if g else "- | -"
                 print(
                     f"{cell.dose} {cell.view} s{cell.seed} | {method.value} | {weights} | {gauge} | "
-                    f"{s['phase']['ms_ssim']:.3f} | {s['phase']['psnr']:.1f} | {s['amplitude']['ms_ssim']:.3f} | {spread} | {seconds:.1f}",
+                    f"{s['phase']['ms_ssim']:.3f} | {s['phase']['psnr']:.1f} | {s['amplitude']['ms_ssim']:.3f} | "
+                    f"{spread} | {seconds:.1f}",
                     flush=True,
                 )
 

@@ -86,8 +86,9 @@ def main() -> int:
         t0 = time.perf_counter()
         cmd = [
             sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "--directory", str(d),
-            "--configfile", str(d / "study.yaml"), "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"),
-            "--cores", str(args.cores), "all_networks", "all_reconstruct", "all_score",
+            "--configfile", str(d / "study.yaml"),
+            "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"), "--cores", str(args.cores),
+            "all_networks", "all_reconstruct", "all_score",
         ]  # fmt: skip
         with open(d / "snakemake.log", "w") as log:
             rc = subprocess.run(cmd, cwd=d, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -95,7 +96,8 @@ def main() -> int:
             print(f"{name}: snakemake failed (exit {rc}); see {d / 'snakemake.log'}", file=sys.stderr)
             return rc
         print(
-            f"{name}: simulation, views, training, refinement, reconstruction and scoring in {time.perf_counter() - t0:.0f} s",
+            f"{name}: simulation, views, training, refinement, reconstruction and scoring "
+            f"in {time.perf_counter() - t0:.0f} s",
             file=sys.stderr,
         )
         for method, (pm, pp, am) in read_scores(layout.scores(cell).under(d).metrics).items():

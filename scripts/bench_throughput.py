@@ -210,10 +210,12 @@ def main() -> None:
         )
         return
     print(
-        f"precision {args.precision}, {args.threads} threads; median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps"
+        f"precision {args.precision}, {args.threads} threads; "
+        f"median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps"
     )
     print(
-        f"{'size':9} {'method':10} {'C':>2} {'what':7} {'N':>3} {'params':>9} {'rate':>9} {'(min-max)':>13} {'unit':11} {'peak MB':>8} {'earlier impl.':>13} {'ratio':>6}"
+        f"{'size':9} {'method':10} {'C':>2} {'what':7} {'N':>3} {'params':>9} {'rate':>9} "
+        f"{'(min-max)':>13} {'unit':11} {'peak MB':>8} {'earlier impl.':>13} {'ratio':>6}"
     )
     for size, method, channels, what in CASES:
         if args.size not in ("all", size):
@@ -244,7 +246,8 @@ def main() -> None:
         ratio = f"{r['rate'] / ref:5.2f}x" if ref else ""
         spread = f"({r['rate_min']:.0f}-{r['rate_max']:.0f})"
         print(
-            f"{size:9} {method:10} {channels:>2} {what:7} {r['N']:>3} {r['parameters']:>9,} {r['rate']:9.1f} {spread:>13} {r['unit']:11} {r['peak_rss_mb']:8.0f} {ref_s} {ratio:>6}",
+            f"{size:9} {method:10} {channels:>2} {what:7} {r['N']:>3} {r['parameters']:>9,} {r['rate']:9.1f} "
+            f"{spread:>13} {r['unit']:11} {r['peak_rss_mb']:8.0f} {ref_s} {ratio:>6}",
             flush=True,
         )
 

@@ -79,7 +79,8 @@ def train_run(N, n_groups, epochs, batch, precision):
     h = tm.fit(batches, epochs=epochs, verbose=0).history["loss"]
     dt = time.perf_counter() - t
     print(
-        f"3. N={N}, {precision}: {n} groups x {epochs} epochs in {dt:.1f} s = {n * epochs / dt:.0f} groups/s; loss {h[0]:.4g} -> {h[-1]:.4g}"
+        f"3. N={N}, {precision}: {n} groups x {epochs} epochs in {dt:.1f} s = {n * epochs / dt:.0f} groups/s; "
+        f"loss {h[0]:.4g} -> {h[-1]:.4g}"
     )
     return om, sq, h
 

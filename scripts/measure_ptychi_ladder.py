@@ -63,7 +63,8 @@ def run(args, noise_model: str) -> tuple[Path, dict]:
     cfg = study_config(args, noise_model)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     study = study_from_dict(cfg)
-    # the PtyChi reconstructions (paths relative to the study directory); Snakemake runs the simulation and views they need
+    # the PtyChi reconstructions (paths relative to the study directory);
+    # Snakemake runs the simulation and views they need
     targets = [layout.reconstruction(cell.with_method(Method.PTYCHI)).recon for cell in layout.cells(study)]
     cmd = [
         str(SNAKEMAKE),
@@ -138,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         "--object-seed",
         type=int,
         default=None,
-        help="draw the object with this seed instead of the study's: choose settings on another object, never on the study's own ground truth",
+        help=(
+            "draw the object with this seed instead of the study's: "
+            "choose settings on another object, never on the study's own ground truth"
+        ),
     )
     args = p.parse_args(argv)
 
@@ -150,12 +154,17 @@ def main(argv: list[str] | None = None) -> int:
         for cell in layout.cells(info["study"]):
             rows.append({"noise_model": noise_model, "view": cell.view, "seed": cell.seed, **score_cell(workdir, cell)})
 
-    header = f"{'noise':>8} {'view':>7} {'seed':>4} {'photons/pattern':>15} {'photons/px':>10} {'lin.ovl':>7} {'nbr.ovl':>7} {'ph MS-SSIM':>10} {'ph PSNR':>7} {'amp MS-SSIM':>11} {'loss':>10} {'s':>6}"
+    header = (
+        f"{'noise':>8} {'view':>7} {'seed':>4} {'photons/pattern':>15} {'photons/px':>10} "
+        f"{'lin.ovl':>7} {'nbr.ovl':>7} {'ph MS-SSIM':>10} {'ph PSNR':>7} {'amp MS-SSIM':>11} {'loss':>10} {'s':>6}"
+    )
     print(header)
     for r in sorted(rows, key=lambda r: (r["noise_model"], r["view"], r["seed"], r["dose"])):
         print(
-            f"{r['noise_model']:>8} {r['view']:>7} {r['seed']:>4} {r['dose']:>15.4g} {r['photons_per_px']:>10.3g} {r['linear_overlap']:>7.2f} {r['neighbour_overlap']:>7.3f} "
-            f"{r['phase_ms_ssim']:>10.3f} {r['phase_psnr']:>7.2f} {r['amplitude_ms_ssim']:>11.3f} {r['final_loss']:>10.4g} {r['seconds']:>6.1f}"
+            f"{r['noise_model']:>8} {r['view']:>7} {r['seed']:>4} {r['dose']:>15.4g} {r['photons_per_px']:>10.3g} "
+            f"{r['linear_overlap']:>7.2f} {r['neighbour_overlap']:>7.3f} "
+            f"{r['phase_ms_ssim']:>10.3f} {r['phase_psnr']:>7.2f} {r['amplitude_ms_ssim']:>11.3f} "
+            f"{r['final_loss']:>10.4g} {r['seconds']:>6.1f}"
         )
     out = Path(args.out) / "ladder.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")

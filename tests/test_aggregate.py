@@ -500,9 +500,9 @@ def test_report_data_and_delta_lines_match_json(tmp_path, table):
     )
     assert any(" = -2.500 " in x and x.endswith("not better") for x in lines)  # PSNR vs Baseline
     assert (
-        "dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)"
-        in lines
-    )
+        "dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) "
+        "— PtychoPINN better (interval includes 0)"
+    ) in lines
 
 
 def test_highlights_need_deltas():
@@ -634,7 +634,8 @@ def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
 
 
 def test_reconstruction_figures_share_one_visual_convention():
-    """Phase that does not wrap gets a sequential map (0 and 1.5 rad must not look alike); every image block has a labelled colour bar."""
+    """Phase that does not wrap gets a sequential map (0 and 1.5 rad must not look alike); every image block has a
+    labelled colour bar."""
     from matplotlib.figure import Figure
 
     from ptycho_core.figures.common import image_grid, phase_cmap

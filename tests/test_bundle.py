@@ -151,7 +151,8 @@ def test_save_into_new_directory_and_overwrite(tmp_path, probe):
 
 
 def test_mixed_bfloat16_bundle_reloads_with_its_policies(tmp_path, probe):
-    """A model trained with the bfloat16 body reloads computing exactly as it was saved (the policy is in each layer's config)."""
+    """A model trained with the bfloat16 body reloads computing exactly as it was saved
+    (the policy is in each layer's config)."""
     keras.utils.set_random_seed(2)
     arch = models.ArchitectureConfig(filters=(4, 8, 8), amplitude_max=1.5, precision="mixed_bfloat16")
     model = models.build_object_model(N, 4, 0.37, arch, "fast")

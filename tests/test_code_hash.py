@@ -142,7 +142,8 @@ def test_every_rule_hashes_the_modules_its_adapter_imports():
         step = f"ptycho_core.steps.{step_module}"
         assert step in used, f"rule {rule}: its script imports {sorted(used)}, not {step}"
         assert used <= {step} | adapter_imports, (
-            f"rule {rule}: its script imports {sorted(used - {step} - adapter_imports)} beyond what its code hash covers"
+            f"rule {rule}: its script imports {sorted(used - {step} - adapter_imports)} "
+            "beyond what its code hash covers"
         )
 
 

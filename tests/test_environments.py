@@ -59,7 +59,8 @@ def _env_pins(env: dict, local: tuple[str, ...] = ()) -> dict[str, str]:
             continue
         m = PIN.match(entry)
         assert m, (
-            f"{env['name']}: pip entry {entry!r} is not name==version (the environment must be self-contained: no -r, no -e)"
+            f"{env['name']}: pip entry {entry!r} is not name==version "
+            "(the environment must be self-contained: no -r, no -e)"
         )
         pins[_name(m.group(1))] = m.group(2)
     return pins
@@ -102,7 +103,8 @@ def test_environment_is_self_contained_and_pinned_as_the_tested_requirements(nam
 
 
 def test_root_environment_runs_the_workflow_at_the_tested_pins():
-    """environment.yml (one conda environment for the workflow) is requirements.txt plus ptycho_core from the repository."""
+    """environment.yml (one conda environment for the workflow) is requirements.txt plus ptycho_core
+    from the repository."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     python = {
         d for name in ENV_NAMES for d in _env(name)["dependencies"] if isinstance(d, str) and d.startswith("python")

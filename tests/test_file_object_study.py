@@ -123,7 +123,10 @@ def test_a_changed_object_or_probe_file_reruns_what_reads_it(file_study, tmp_pat
     [
         (
             {"probe": {"kind": "file", "file": "config/examples/object.npz", "key": "object"}},
-            r"config/examples/object\.npz \(probe\.file\): key 'object': expected a complex array of shape \(32, 32\) \(N x N\), found complex64 \(96, 96\)",
+            (
+                r"config/examples/object\.npz \(probe\.file\): key 'object': "
+                r"expected a complex array of shape \(32, 32\) \(N x N\), found complex64 \(96, 96\)"
+            ),
         ),
         (
             {"object": {"file": "config/examples/missing.npz"}},

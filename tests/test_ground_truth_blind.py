@@ -172,8 +172,9 @@ def _run_steps(study, study_json: str, d: Path, p: dict, gt: layout.GroundTruthF
             study, cell=cell.with_method(method), **data, bundle=paths["bundles"][method], out=recon
         )
         paths["recons"][method] = recon.recon
-    # The PtyChi program reads the cell's simulation and view below its --root: ``out`` links ``d``'s cell directories
-    # and the program runs in ``out`` with the relative root ".", so that the sources it records are the same in both runs.
+    # The PtyChi program reads the cell's simulation and view below its --root: ``out`` links ``d``'s cell
+    # directories and the program runs in ``out`` with the relative root ".", so that the sources it records are the
+    # same in both runs.
     for rel in (layout.simulated(cell).train, layout.view(cell).view):
         link = out / Path(rel).parent
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -276,9 +277,11 @@ def test_doctored_pixels_lie_beyond_every_training_patch_in_the_test_region(runs
     rs, cs = evaluation_region(test, view.test_index, truth.shape, border=D / 2)
     in_region = changed[rs, cs]
     print(
-        f"doctored columns {cols.min()}..{cols.max()} ({changed.sum()} px changed); training x <= {train.xcoords.max():.2f}, "
-        f"training crops reach column {np.flatnonzero(touched.any(axis=0)).max()}; split boundary {split['boundary_px']:.2f} + guard/2 "
-        f"{split['guard_px'] / 2:.2f}; evaluation region cols {cs.start}:{cs.stop}, {in_region.sum()} of {in_region.size} px changed"
+        f"doctored columns {cols.min()}..{cols.max()} ({changed.sum()} px changed); "
+        f"training x <= {train.xcoords.max():.2f}, "
+        f"training crops reach column {np.flatnonzero(touched.any(axis=0)).max()}; "
+        f"split boundary {split['boundary_px']:.2f} + guard/2 {split['guard_px'] / 2:.2f}; "
+        f"evaluation region cols {cs.start}:{cs.stop}, {in_region.sum()} of {in_region.size} px changed"
     )
     assert changed.sum() > 0 and cols.min() == runs["first_col"]
     assert not (changed & touched).any(), "a doctored pixel lies in a training patch's crop"
@@ -307,7 +310,8 @@ def test_ptychi_reconstruction_is_identical_up_to_its_timings(runs):
         == Path(runs["doctored_run"]["recons"]["PtyChi"]).read_bytes()
     )
     print(
-        f"PtyChi: object and covered identical; metadata identical but for {PTYCHI_TIMINGS}; file bytes identical: {same_bytes}"
+        f"PtyChi: object and covered identical; metadata identical but for {PTYCHI_TIMINGS}; "
+        f"file bytes identical: {same_bytes}"
     )
 
 
@@ -374,9 +378,10 @@ def test_trained_and_refined_weights_are_identical(runs, method):
     for i, (x, y) in enumerate(zip(wa, wb)):
         assert x.shape == y.shape and np.array_equal(x, y), f"{method}: weight array {i} differs"
     print(
-        f"{method}: {len(wa)} weight arrays and {len(da)} HDF5 datasets (with the optimizer state where one is saved) exactly equal; "
-        f"model.keras bytes identical: {Path(a).read_bytes() == Path(b).read_bytes()}, zip members that differ: {differing}, "
-        f"HDF5 attributes that differ: {attr_diff}"
+        f"{method}: {len(wa)} weight arrays and {len(da)} HDF5 datasets "
+        "(with the optimizer state where one is saved) exactly equal; "
+        f"model.keras bytes identical: {Path(a).read_bytes() == Path(b).read_bytes()}, "
+        f"zip members that differ: {differing}, HDF5 attributes that differ: {attr_diff}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Tests of the Keras physics (ptycho_core.nn.physics), the models and the training batches (docs/DESIGN.md sections 3 and 5).
+"""Tests of the Keras physics (ptycho_core.nn.physics), the models and the training batches
+(docs/DESIGN.md sections 3 and 5).
 
 The physics layer must reproduce the phase C simulator (:mod:`ptycho_core.physics.forward`)
 in the same units; the gridsize-2 merge must keep the batch axis and return
@@ -202,7 +203,8 @@ def test_physics_layer_gridsize2_output_shape_and_units(smooth_object, probe):
 
 
 def test_physics_layer_serialises_its_constructor_arguments(probe):
-    """get_config holds the probe and the canvas size: a layer rebuilt from it (through JSON) computes the same counts."""
+    """get_config holds the probe and the canvas size: a layer rebuilt from it (through JSON)
+    computes the same counts."""
     import json
 
     rng = np.random.default_rng(4)
@@ -329,7 +331,8 @@ SUBPIXEL_OFFSETS = SUBPIXEL_OFFSETS - SUBPIXEL_OFFSETS.mean(axis=0)
 
 
 def test_merge_then_extract_integer_offsets_returns_patches(smooth_object):
-    """Integer offsets: every shift is exact, so inside each support (w == 1) the patches come back to float32 precision."""
+    """Integer offsets: every shift is exact, so inside each support (w == 1) the patches come back
+    to float32 precision."""
     centre = (48.0, 47.0)
     patches = _group(smooth_object, centre, INTEGER_OFFSETS)
     canvas, cov, out, M = _merge_extract(patches[None], INTEGER_OFFSETS[None])
@@ -562,7 +565,8 @@ def test_precision_is_validated():
 
 
 def test_mixed_bfloat16_computes_the_body_in_bfloat16_and_the_outputs_in_float32():
-    """The policy reaches every body layer, never the head; same weights give the float32 model's output to bf16 accuracy.
+    """The policy reaches every body layer, never the head; same weights give the float32 model's output
+    to bf16 accuracy.
 
     bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2 %); through
     the ~14 layers between input and output the relative error of an

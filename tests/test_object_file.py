@@ -217,13 +217,19 @@ def test_bad_tiff_images_are_refused(tmp_path):
     study = file_study(amplitude_file=str(amp), phase_file=str(phase))
     with pytest.raises(
         DataContractError,
-        match=r"phase\.tif \(object\.phase_file\): image: expected the shape of .*amp\.tif, \(70, 70\), found \(70, 72\)",
+        match=(
+            r"phase\.tif \(object\.phase_file\): image: "
+            r"expected the shape of .*amp\.tif, \(70, 70\), found \(70, 72\)"
+        ),
     ):
         make_object(study.object)
     tifffile.imwrite(phase, np.zeros((70, 70, 3), np.uint8), photometric="rgb")
     with pytest.raises(
         DataContractError,
-        match=r"phase\.tif \(object\.phase_file\): image: expected a 2-D real image \(one channel\), found uint8 \(70, 70, 3\)",
+        match=(
+            r"phase\.tif \(object\.phase_file\): image: "
+            r"expected a 2-D real image \(one channel\), found uint8 \(70, 70, 3\)"
+        ),
     ):
         make_object(study.object)
     phase.write_bytes(b"not a tiff")

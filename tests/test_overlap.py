@@ -135,7 +135,8 @@ def test_overlap_metrics_refuse_a_non_positive_diameter(D, C):
 
 @pytest.mark.parametrize("D", [0.0, -3.0])
 def test_group_centre_overlap_refuses_a_non_positive_diameter(D):
-    """The group-centre overlap on its own must refuse D <= 0 like the group and neighbour overlaps (it returned (0.0, 0))."""
+    """The group-centre overlap on its own must refuse D <= 0 like the group and neighbour overlaps
+    (it returned (0.0, 0))."""
     pos = np.vstack([square((0, 0), 1.0), square((0.5, 0), 1.0)])
     with pytest.raises(ValueError, match=r"D > 0|diameter"):
         group_centre_overlap(pos, np.array([[0, 1, 2, 3], [4, 5, 6, 7]]), D)

@@ -246,7 +246,8 @@ PTYCHI_OFFSET = -2.0
 
 
 def write_recon(path, obj, method, covered=None, **meta):
-    """A reconstruction at ``path`` and its sentinel (``<path>.sentinel.json``), as a reconstruction step leaves them."""
+    """A reconstruction at ``path`` and its sentinel (``<path>.sentinel.json``),
+    as a reconstruction step leaves them."""
     metadata = {"schema_version": 1, "method": method, "dose": DOSE, "view": VIEW, "seed": SEED, **meta}
     covered = np.ones(obj.shape, bool) if covered is None else covered
     save_recon(path, Reconstruction(np.asarray(obj, dtype=np.complex64), covered, metadata))

@@ -184,9 +184,10 @@ def test_stitched_test_region_phase_ms_ssim_and_raw_amplitude_scale(pipeline, me
         )
     )
     print(
-        f"{method}: phase MS-SSIM {phase_ms_ssim:.4f} ({s['phase']['ms_ssim_scales']} scales), phase SSIM {s['phase']['ssim']:.4f}, "
-        f"phase MAE {s['phase']['mae']:.4f} rad, amplitude MS-SSIM {s['amplitude']['ms_ssim']:.4f}, "
-        f"amplitude scale {scale:.4f}, shift ({s['shift'][0]:.3f}, {s['shift'][1]:.3f}) px, phase offset {s['phase_offset']:.3f} rad; "
+        f"{method}: phase MS-SSIM {phase_ms_ssim:.4f} ({s['phase']['ms_ssim_scales']} scales), "
+        f"phase SSIM {s['phase']['ssim']:.4f}, phase MAE {s['phase']['mae']:.4f} rad, "
+        f"amplitude MS-SSIM {s['amplitude']['ms_ssim']:.4f}, amplitude scale {scale:.4f}, "
+        f"shift ({s['shift'][0]:.3f}, {s['shift'][1]:.3f}) px, phase offset {s['phase_offset']:.3f} rad; "
         f"region rows {rs.start}:{rs.stop}, cols {cs.start}:{cs.stop} ({s['region_pixels']} px); {extra}"
     )
     assert phase_ms_ssim >= PHASE_MS_SSIM_MIN[method]

@@ -100,7 +100,8 @@ def test_position_conversion_matches_our_patch_convention():
     # pty-chi's sample coordinates (buffer pixels) -> our object pixels
     rows = arm.ptychi_patch_rows(pos_y, N, buf.height) + buf.row0
     cols = arm.ptychi_patch_rows(pos_x, N, buf.width) + buf.col0
-    # ours (ptycho_core.physics.forward): pixel [i, j] of the patch at (x, y) samples (Y, X) = (y - N/2 + i, x - N/2 + j)
+    # ours (ptycho_core.physics.forward): pixel [i, j] of the patch at (x, y) samples
+    # (Y, X) = (y - N/2 + i, x - N/2 + j)
     np.testing.assert_allclose(rows, y[:, None] - N / 2 + np.arange(N)[None, :], atol=1e-12)
     np.testing.assert_allclose(cols, x[:, None] - N / 2 + np.arange(N)[None, :], atol=1e-12)
     # relative to the buffer centre: pos = y - row0 - round(H_buffer / 2)
@@ -169,7 +170,8 @@ def _require_ptychi_venv() -> None:
 
 
 def _cli(study_json, p, root, log):
-    """The PtyChi program on ``p``'s cell of the study directory ``root`` (its inputs and output at their layout places)."""
+    """The PtyChi program on ``p``'s cell of the study directory ``root``
+    (its inputs and output at their layout places)."""
     cell = p["cell"]
     cmd = [
         str(PTYCHI_PYTHON),
@@ -247,7 +249,8 @@ def test_high_dose_reconstruction_matches_the_ground_truth(reconstructed):
     r_phase = float(np.corrcoef(np.angle(aligned[mask]), np.angle(gt[mask]))[0, 1])
     amp_ratio = float(np.abs(obj[mask]).mean() / np.abs(gt[mask]).mean())
     print(
-        f"shift ({dy:.3f}, {dx:.3f}) px, phase r = {r_phase:.4f}, amplitude ratio = {amp_ratio:.4f}, {mask.sum()} px scored"
+        f"shift ({dy:.3f}, {dx:.3f}) px, phase r = {r_phase:.4f}, "
+        f"amplitude ratio = {amp_ratio:.4f}, {mask.sum()} px scored"
     )
     assert np.hypot(dy, dx) < 0.1
     assert r_phase >= 0.9

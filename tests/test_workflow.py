@@ -327,7 +327,8 @@ def test_a_config_change_reruns_exactly_the_rules_that_read_it(study_run, tmp_pa
 
 
 def test_a_study_file_defines_its_views_and_doses(tmp_path):
-    """--configfile with one view and two doses: that study runs (simulation and views), not the default's views besides."""
+    """--configfile with one view and two doses: that study runs (simulation and views),
+    not the default's views besides."""
     workdir = deploy(tmp_path, (REPO / "config" / "test.yaml").read_text())
     study_file = tmp_path / "one_view.yaml"
     study_file.write_text("doses: [300.0, 3000.0]\nviews:\n  wide:\n    stride: 1\n")
@@ -369,7 +370,8 @@ LIBRARY_EDITS = {
 
 
 def test_a_library_edit_reruns_the_jobs_whose_step_can_load_it(study_run, tmp_path):
-    """Snakemake run on an edited copy of ptycho_core (first on PYTHONPATH): its code-hash params rerun exactly the importers."""
+    """Snakemake run on an edited copy of ptycho_core (first on PYTHONPATH):
+    its code-hash params rerun exactly the importers."""
     import shutil
 
     workdir = tmp_path / "study"

@@ -71,7 +71,8 @@ def _ladder(summary: dict) -> tuple[list[float], list[str]]:
 
 
 def headline_cells(summary: dict) -> list[dict]:
-    """One record per dose x view: for each headline metric, each method's mean, n, interval half-width, and the winner."""
+    """One record per dose x view: for each headline metric, each method's mean, n, interval half-width,
+    and the winner."""
     idx = _index(summary)
     doses, views = _ladder(summary)
     methods = _methods(summary)
@@ -115,7 +116,8 @@ def crossover_doses(summary: dict, threshold: float = CROSSOVER[2]) -> dict:
 
 
 def view_overlap(overlap_paths: dict) -> dict:
-    """{view: {measure: mean}} of the :data:`~ptycho_core.io.records.OVERLAP_MEASURES` of the test split over doses and seeds.
+    """{view: {measure: mean}} of the :data:`~ptycho_core.io.records.OVERLAP_MEASURES` of the test split
+    over doses and seeds.
 
     ``overlap_paths``: ``{(view, dose, seed): overlap_metrics.json}``. The
     group overlap is None where the groups are single positions (gridsize 1).
@@ -148,8 +150,14 @@ def _crossover_text(value, unit: str = " photons per pattern") -> str:
 def _seeds_caveat(summary: dict) -> str:
     ns = sorted({r["n"] for r in summary["records"]})
     if ns == [1]:
-        return "One seed per cell (n = 1): every number is a single realisation of noise and scan, with no interval; differences between close values may not repeat."
-    return f"n = {', '.join(map(str, ns))} seeds per cell; ± is the half-width of the two-sided {CONFIDENCE:.0%} Student-t interval of the mean over seeds."
+        return (
+            "One seed per cell (n = 1): every number is a single realisation of noise and scan, with no interval; "
+            "differences between close values may not repeat."
+        )
+    return (
+        f"n = {', '.join(map(str, ns))} seeds per cell; "
+        f"± is the half-width of the two-sided {CONFIDENCE:.0%} Student-t interval of the mean over seeds."
+    )
 
 
 def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2]) -> list[str]:
@@ -162,7 +170,8 @@ def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2])
     if ppp:
         dose_text += f", i.e. {min(ppp):.3g} to {max(ppp):.3g} photons per illuminated pixel"
     lines = [
-        f"{len(doses)} doses from {dose_text}; {len(views)} views; {len(methods)} methods; headline metric: phase MS-SSIM of the stitched test region."
+        f"{len(doses)} doses from {dose_text}; {len(views)} views; {len(methods)} methods; "
+        "headline metric: phase MS-SSIM of the stitched test region."
     ]
     cross = crossover_doses(summary, threshold)
     for view in views:
@@ -181,7 +190,8 @@ def summary_lines(summary: dict, overlap: dict, threshold: float = CROSSOVER[2])
 
 
 def wide_csv(summary: dict, overlap: dict) -> str:
-    """CSV text (:data:`~ptycho_core.io.records.HEADLINE_TABLE`): one row per dose x view x method, one column per metric (mean over seeds), units in the header."""
+    """CSV text (:data:`~ptycho_core.io.records.HEADLINE_TABLE`): one row per dose x view x method,
+    one column per metric (mean over seeds), units in the header."""
     idx = _index(summary)
     doses, views = _ladder(summary)
     rows = []

@@ -14,7 +14,8 @@ __all__ = ["overlap_summary"]
 
 
 def overlap_summary(metric_paths: dict) -> str:
-    """CSV text: view, dose, seed, split and the measured overlap metrics of each ``{(view, dose, seed): overlap_metrics.json}``."""
+    """CSV text: view, dose, seed, split and the measured overlap metrics of each
+    ``{(view, dose, seed): overlap_metrics.json}``."""
     keys = OVERLAP_TABLE_COLUMNS[4:]
     rows = []
     for (view, dose, seed), path in sorted(metric_paths.items()):

@@ -26,6 +26,7 @@ def evaluation_region(
     c0, c1 = int(math.ceil(x.min() + border)), int(math.floor(x.max() - border)) + 1
     if r1 - r0 < 8 or c1 - c0 < 8:
         raise ArtifactCheckError(
-            f"evaluation region: the test positions span too little ({r1 - r0} x {c1 - c0} px after a {border:.1f} px border)"
+            f"evaluation region: the test positions span too little "
+            f"({r1 - r0} x {c1 - c0} px after a {border:.1f} px border)"
         )
     return slice(max(r0, 0), min(r1, shape[0])), slice(max(c0, 0), min(c1, shape[1]))

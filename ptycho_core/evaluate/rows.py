@@ -1,4 +1,5 @@
-"""The tidy rows of a cell's ``metrics.csv`` (score step): their names, how one method's scores become rows, how many there are.
+"""The tidy rows of a cell's ``metrics.csv`` (score step): their names, how one method's scores become rows,
+how many there are.
 
 The table's columns, types and version are the record
 :data:`ptycho_core.io.records.METRIC_ROWS`; this module names what its rows
@@ -57,7 +58,8 @@ DOSE_RESPONSE = (
 
 
 def tidy_rows(method: str, scores: dict) -> list[tuple]:
-    """``(method, quantity, metric, value)`` rows of one method's scores; a missing or non-finite metric raises :class:`MetricError`."""
+    """``(method, quantity, metric, value)`` rows of one method's scores; a missing or non-finite metric raises
+    :class:`MetricError`."""
     from ptycho_core.evaluate.metrics import MetricError
 
     rows = []

@@ -69,7 +69,8 @@ def runtime_table(benchmark_paths: Mapping[str, Sequence]) -> pd.DataFrame:
 
 
 def runtime_csv(table: pd.DataFrame) -> str:
-    """``runtime.csv``: :func:`runtime_table` as the :data:`~ptycho_core.io.records.RUNTIME_TABLE` record (no measured memory: empty)."""
+    """``runtime.csv``: :func:`runtime_table` as the :data:`~ptycho_core.io.records.RUNTIME_TABLE` record
+    (no measured memory: empty)."""
     rows = []
     for r in table.to_dict("records"):
         rss = r["max_rss_mb"]

@@ -128,7 +128,8 @@ METRIC_LABELS = {
 
 
 def t_half_width(std: float | None, n: int) -> float | None:
-    """Half-width of the two-sided :data:`CONFIDENCE` Student-t interval of a mean of ``n`` values with sample std ``std``; None when n < 2."""
+    """Half-width of the two-sided :data:`CONFIDENCE` Student-t interval of a mean of ``n`` values with sample std
+    ``std``; None when n < 2."""
     from scipy.stats import t as student_t
 
     if std is None or n < 2:
@@ -176,7 +177,8 @@ def _direction(metric: str) -> str:
 
 
 def _read_rows(record: CsvRecord, path: Path, where: str) -> pd.DataFrame:
-    """The rows of ``record`` in ``path``, validated by the record (columns, types, finite numbers); errors name the file and ``where``."""
+    """The rows of ``record`` in ``path``, validated by the record (columns, types, finite numbers); errors name
+    the file and ``where``."""
     prefix = f"{where}: " if where else ""
     if not path.is_file():
         raise AggregationError(f"{path}: {prefix}{record.name} file not found")
@@ -313,7 +315,8 @@ def _sorted_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The tidy table with its columns typed and sorted; a non-finite value or a duplicate row raises :class:`AggregationError`."""
+    """The tidy table with its columns typed and sorted; a non-finite value or a duplicate row raises
+    :class:`AggregationError`."""
     t = _sorted_table(table)
     if not np.isfinite(t["value"].to_numpy()).all():
         bad = t[~np.isfinite(t["value"])].iloc[0]
@@ -535,11 +538,15 @@ def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[di
 def delta_lines(summary_json: dict) -> list[str]:
     """The deltas as text (``deltas.txt``), generated from the ``deltas`` of the one JSON (the only formatter of them).
 
-    One line per delta record, in the JSON's order, e.g.::
+    One line per delta record, in the JSON's order, e.g. (each line wrapped
+    here before its statistics)::
 
-        dose 1e4, view dense, phase MS-SSIM: PtychoPINN − PtyChi = +0.052 (n = 3, 95 % CI [+0.010, +0.094]) — PtychoPINN better
-        dose 1e4, view sparse, amplitude MAE: PtychoPINN − Baseline = +0.010 (n = 1: no interval) — PtychoPINN not better
-        dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020 (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)
+        dose 1e4, view dense, phase MS-SSIM: PtychoPINN − PtyChi = +0.052
+            (n = 3, 95 % CI [+0.010, +0.094]) — PtychoPINN better
+        dose 1e4, view sparse, amplitude MAE: PtychoPINN − Baseline = +0.010
+            (n = 1: no interval) — PtychoPINN not better
+        dose 1e3, view dense, amplitude MS-SSIM: PtychoPINN − Baseline = +0.020
+            (n = 3, 95 % CI [-0.005, +0.045]) — PtychoPINN better (interval includes 0)
 
     Every number carries an explicit sign (``f"{x:+.3f}"``). Accepts the
     whole document or a mapping with a ``deltas`` list.
@@ -576,7 +583,8 @@ def delta_lines(summary_json: dict) -> list[str]:
 
 
 def read_frc_table(path, where: str = "") -> pd.DataFrame:
-    """A cell's ``frc.csv`` (:data:`~ptycho_core.io.records.FRC_ROWS`), validated: canonical methods, known quantities, finite numbers."""
+    """A cell's ``frc.csv`` (:data:`~ptycho_core.io.records.FRC_ROWS`), validated: canonical methods,
+    known quantities, finite numbers."""
     path = Path(path)
     prefix = f"{where}: " if where else ""
     df = _read_rows(FRC_ROWS, path, where)

@@ -26,7 +26,8 @@ from ptycho_core.io.npz import atomic_write_bytes
 
 AMPLITUDE_CMAP = "gray"
 ERROR_CMAP = "RdBu_r"
-#: Label sizes (points) of image grids: titles, row labels and colour-bar labels stay legible when the report scales a figure to its width.
+#: Label sizes (points) of image grids: titles, row labels and colour-bar labels stay legible when the report
+#: scales a figure to its width.
 TITLE_PT, LABEL_PT = 10, 10
 
 
@@ -50,7 +51,8 @@ def phase_cmap(reference_phase: np.ndarray) -> str:
 def image_grid(
     fig: Figure, axes, images, *, cmap: str, vmin: float, vmax: float, label: str, col_titles=None, row_labels=None
 ):
-    """Draw a 2-D grid of ``images`` (None leaves its axis empty) on ``axes`` with one colour scale and one labelled colour bar.
+    """Draw a 2-D grid of ``images`` (None leaves its axis empty) on ``axes`` with one colour scale and one
+    labelled colour bar.
 
     ``axes`` and ``images`` are nested lists (rows of columns); ``col_titles``
     label the first row's columns, ``row_labels`` each row's first image.

@@ -20,7 +20,8 @@ __all__ = ["comparison_figure", "montage_figure"]
 
 
 def _panel_size(shape: tuple[int, int], width: float = 1.6, max_height: float = 4.0) -> tuple[float, float]:
-    """Inches of one image panel of ``shape`` (rows, cols): ``width`` wide, its aspect kept, at most ``max_height`` tall."""
+    """Inches of one image panel of ``shape`` (rows, cols): ``width`` wide, its aspect kept,
+    at most ``max_height`` tall."""
     h = width * shape[0] / max(shape[1], 1)
     return (width, h) if h <= max_height else (width * max_height / h, max_height)
 

@@ -93,7 +93,8 @@ def dose_response_figure(
     axes[0].legend(fontsize=8)
     n_text = ", ".join(str(n) for n in sorted(stats["n"].unique()))
     fig.suptitle(
-        f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose\n(mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)",
+        f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose\n"
+        f"(mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)",
         fontsize=10,
     )
     save_figure(fig, path)

@@ -210,12 +210,14 @@ class CsvRecord:
         row = tuple(row)
         if len(row) != len(self.columns):
             raise DataContractError(
-                f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), found {len(row)}"
+                f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), "
+                f"found {len(row)}"
             )
         return dict(zip(self.fields, row))
 
     def format(self, rows: Iterable[Mapping | Sequence], source: str = "<rows>") -> str:
-        """CSV text: the header, then one line per row (a mapping with exactly :attr:`fields` or a sequence in their order)."""
+        """CSV text: the header, then one line per row (a mapping with exactly :attr:`fields` or a sequence in
+        their order)."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.fields)
@@ -230,7 +232,8 @@ class CsvRecord:
         atomic_write_text(path, self.format(rows, source=os.fspath(path)))
 
     def parse(self, text: str, source: str = "<text>") -> list[dict[str, Any]]:
-        """The rows of CSV ``text`` as dicts with typed values; a wrong header or value raises naming ``source`` and the key."""
+        """The rows of CSV ``text`` as dicts with typed values; a wrong header or value raises naming ``source``
+        and the key."""
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
         if header is None:
@@ -244,7 +247,8 @@ class CsvRecord:
         for line, cells in enumerate(reader, start=2):
             if len(cells) != len(self.columns):
                 raise DataContractError(
-                    f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), found {len(cells)}"
+                    f"{source}: line {line}: expected {len(self.columns)} values ({', '.join(self.fields)}), "
+                    f"found {len(cells)}"
                 )
             raw = dict(zip(self.fields, cells))
             rows.append({c.name: c.parse(raw[c.name], source, self._where(raw, line)) for c in self.columns})

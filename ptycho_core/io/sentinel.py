@@ -114,7 +114,8 @@ def provenance(study) -> dict:
 
 
 def library_versions(names: Iterable[str] = DEFAULT_LIBRARIES) -> dict[str, str]:
-    """Installed versions of the distributions ``names`` (missing ones skipped); the sentinel records Python's beside them."""
+    """Installed versions of the distributions ``names`` (missing ones skipped); the sentinel records Python's
+    beside them."""
     versions = {}
     for name in names:
         try:

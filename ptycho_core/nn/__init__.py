@@ -1,1 +1,2 @@
-"""Everything that imports Keras: the differentiable physics, the two networks, training, test-time refinement, bundles."""
+"""Everything that imports Keras: the differentiable physics, the two networks, training, test-time refinement,
+bundles."""

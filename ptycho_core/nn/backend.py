@@ -1,4 +1,5 @@
-"""The Keras backend of a training or refinement job: threads, deterministic ops, and the record of how a model was computed."""
+"""The Keras backend of a training or refinement job: threads, deterministic ops, and the record of how a model
+was computed."""
 
 from __future__ import annotations
 

@@ -83,7 +83,8 @@ def load_bundle(
     digest = sha256_file(model_path)
     if digest != side.get("model_sha256"):
         raise BundleError(
-            f"{model_path}: sha256 {digest[:12]}... differs from the sidecar's {str(side.get('model_sha256'))[:12]}...: file changed since it was saved"
+            f"{model_path}: sha256 {digest[:12]}... differs from the sidecar's "
+            f"{str(side.get('model_sha256'))[:12]}...: file changed since it was saved"
         )
     expected = {"N": N, "channels": channels, "probe_sha256": probe_hash(probe)}
     for key, value in expected.items():

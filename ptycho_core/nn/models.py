@@ -147,7 +147,8 @@ class DiffractionPhysics(layers.Layer):
         return ops.transpose(intensity, (0, 2, 3, 1))
 
     def get_config(self):
-        """The constructor's arguments; the complex probe as its real and imaginary parts (JSON holds no complex numbers)."""
+        """The constructor's arguments; the complex probe as its real and imaginary parts
+        (JSON holds no complex numbers)."""
         return {
             **super().get_config(),
             "probe": {"real": self._probe[0].tolist(), "imag": self._probe[1].tolist()},
@@ -199,7 +200,8 @@ class SupportWeightedMAE(keras.losses.Loss):
         self.scale = float(scale)
         if self.support_weights.ndim != 2 or not self.support_weights.sum() > 0 or not self.scale > 0:
             raise ValueError(
-                f"support-weighted MAE: expected 2-D non-negative weights and a positive scale, found {self.support_weights.shape}, {self.scale}"
+                "support-weighted MAE: expected 2-D non-negative weights and a positive scale, "
+                f"found {self.support_weights.shape}, {self.scale}"
             )
 
     def call(self, y_true, y_pred):

@@ -51,7 +51,8 @@ def _frequencies(M: int):
 
 
 def shift_ramp(offsets, M: int):
-    """Fourier-domain translation by ``offsets`` (B, C, 2) = (dx, dy): cos and sin of -2 pi (fx dx + fy dy), (B, C, M, M)."""
+    """Fourier-domain translation by ``offsets`` (B, C, 2) = (dx, dy): cos and sin of -2 pi (fx dx + fy dy),
+    (B, C, M, M)."""
     fx, fy = _frequencies(M)
     dx = ops.expand_dims(ops.expand_dims(offsets[..., 0], -1), -1)
     dy = ops.expand_dims(ops.expand_dims(offsets[..., 1], -1), -1)

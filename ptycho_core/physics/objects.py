@@ -153,7 +153,8 @@ def _read_source(sources: dict[str, str], key: str) -> tuple[np.ndarray, str]:
         )
     if not np.isfinite(phase).all():
         raise DataContractError(
-            f"{phase_name} ({phase_key}): image: expected finite phases (radians), found {np.count_nonzero(~np.isfinite(phase))} non-finite pixels"
+            f"{phase_name} ({phase_key}): image: expected finite phases (radians), "
+            f"found {np.count_nonzero(~np.isfinite(phase))} non-finite pixels"
         )
     if not np.isfinite(amp).all():
         raise DataContractError(
@@ -208,8 +209,9 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
     H, W = obj.shape
     if H < cfg.size or W < cfg.size:
         raise DataContractError(
-            f"{label}: expected at least object.size x object.size = {cfg.size} x {cfg.size} pixels after resampling by "
-            f"object.file_pixel_size {cfg.file_pixel_size}, found {H} x {W} (file {file_shape[0]} x {file_shape[1]})"
+            f"{label}: expected at least object.size x object.size = {cfg.size} x {cfg.size} pixels "
+            f"after resampling by object.file_pixel_size {cfg.file_pixel_size}, "
+            f"found {H} x {W} (file {file_shape[0]} x {file_shape[1]})"
         )
     r0, c0 = (H - cfg.size) // 2, (W - cfg.size) // 2
     obj = obj[r0 : r0 + cfg.size, c0 : c0 + cfg.size]

@@ -112,7 +112,8 @@ def simulate_dose(
     if (train_obj is None) == study.object.separate_training:
         raise ValueError(
             f"training object: object.train_seed is {study.object.train_seed}, training files "
-            f"{study.object.source_files(training=True)}, but a training object was {'not ' if train_obj is None else ''}given"
+            f"{study.object.source_files(training=True)}, "
+            f"but a training object was {'not ' if train_obj is None else ''}given"
         )
     geo = make_geometry(study, seed)
     probe_unit, diameter, scan, split = geo.probe_unit, geo.probe_diameter, geo.scan, geo.split

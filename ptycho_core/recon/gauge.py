@@ -127,7 +127,8 @@ def synchronise(
     units = np.arange(n) if units is None else np.asarray(units, dtype=np.int64)
     if patches.ndim != 3 or positions.shape != (n, 2) or units.shape != (n,):
         raise ValueError(
-            f"synchronise: expected patches (n, P, P), positions (n, 2), units (n,); found {patches.shape}, {positions.shape}, {units.shape}"
+            "synchronise: expected patches (n, P, P), positions (n, 2), units (n,); "
+            f"found {patches.shape}, {positions.shape}, {units.shape}"
         )
     n_units = int(units.max()) + 1 if n else 0
     a, _, base = to_grid(patches, window, positions)

@@ -21,8 +21,8 @@ __all__ = ["STITCHING", "predict_and_stitch", "predict_patches"]
 #: How the network arms' patches become one object (recorded in every reconstruction).
 STITCHING = (
     "each unit's constant phase (PtychoPINN: a group, Baseline: a patch) solved by angular synchronisation "
-    "over the probe-weighted overlaps (ptycho_core.recon.gauge), then the |P|^2-weighted average sum |P|^2 O / sum |P|^2 "
-    "of the N/2 x N/2 support patches at their scan positions"
+    "over the probe-weighted overlaps (ptycho_core.recon.gauge), then the |P|^2-weighted average "
+    "sum |P|^2 O / sum |P|^2 of the N/2 x N/2 support patches at their scan positions"
 )
 
 

@@ -1,4 +1,5 @@
-"""The PtyChi arm: pty-chi LSQML on the test split of a view (docs/DESIGN.md section 6); its step is :mod:`ptycho_core.steps.reconstruct_ptychi`.
+"""The PtyChi arm: pty-chi LSQML on the test split of a view (docs/DESIGN.md section 6); its step is
+:mod:`ptycho_core.steps.reconstruct_ptychi`.
 
 Runs in its own environment (``.venv-ptychi``, torch + pty-chi, no
 TensorFlow) and its own process: pty-chi calls ``torch.set_default_device``
@@ -396,7 +397,8 @@ def reconstruct_ptychi(
     _check_origin(task, buffer)
     probe_before = task.get_data_to_cpu("probe", as_numpy=True).copy()
     log.info(
-        "pty-chi LSQML: %d patterns, N=%d, buffer %s at our pixel (row %d, col %d), %d epochs, batch %d, %s noise, probe %s, device %s, %d threads",
+        "pty-chi LSQML: %d patterns, N=%d, buffer %s at our pixel (row %d, col %d), %d epochs, batch %d, %s noise, "
+        "probe %s, device %s, %d threads",
         rows.size,
         N,
         buffer.shape,

@@ -144,7 +144,8 @@ class Stitcher:
         n = patches.shape[0]
         if patches.shape[1:] != (self.P, self.P) or positions.shape != (n, 2):
             raise ValueError(
-                f"stitch: expected patches (n, {self.P}, {self.P}) and positions (n, 2), found {patches.shape} and {positions.shape}"
+                f"stitch: expected patches (n, {self.P}, {self.P}) and positions (n, 2), "
+                f"found {patches.shape} and {positions.shape}"
             )
         H, W = self.shape
         P = self.P

@@ -107,7 +107,8 @@ def oversampled_groups(
             groups.append((i, *combos[c]))
     if not groups:
         raise InfeasibleViewError(
-            f"no training group: no position has {g.C - 1} neighbours within {radius:.2f} px among its K = {g.K} nearest"
+            f"no training group: no position has {g.C - 1} neighbours within {radius:.2f} px "
+            f"among its K = {g.K} nearest"
         )
     return np.asarray(groups, dtype=np.int64), lonely
 

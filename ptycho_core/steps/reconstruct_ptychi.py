@@ -122,7 +122,10 @@ def _reconstruct(
         "ptychi_version": info["ptychi_version"],
         "probe_scale": info["probe_scale"],
         "buffer": info["buffer"],
-        "covered": f"pixels where the summed probe intensity of the used positions (peak 1) exceeds {info['covered_min_illumination']}",
+        "covered": (
+            "pixels where the summed probe intensity of the used positions (peak 1) "
+            f"exceeds {info['covered_min_illumination']}"
+        ),
         "object_initialisation": "ones",
         "sources": {"test": str(test_path), "view": str(view_path)},
         "provenance": provenance(study),
@@ -214,7 +217,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: log to the job's file, validate the study, reconstruct the cell (paths from ptycho_core.layout)."""
+    """The command line: log to the job's file, validate the study, reconstruct the cell
+    (paths from ptycho_core.layout)."""
     args = parse_args(argv)
 
     from ptycho_core.config import load_study, study_from_dict

@@ -1,4 +1,5 @@
-"""Workflow step ``refine``: test-time refinement of a trained network of one cell (any method whose registry entry ``refines``).
+"""Workflow step ``refine``: test-time refinement of a trained network of one cell (any method whose registry
+entry ``refines``).
 
 The trained bundle is fine-tuned on the view's test counts
 (:func:`ptycho_core.nn.refinement.refine`: same physics, same Poisson loss,

@@ -72,7 +72,10 @@ def config_lines(study: StudyConfig, diameter: float) -> list[str]:
         + ", ".join(f"{v.name} (stride {v.stride})" for v in study.views)
         + f"; base scan step {study.scan.step_fraction:g} x FWHM",
         f"seeds: {', '.join(str(s) for s in study.seeds)}",
-        f"networks: filters {list(t.filters)}, up to {t.epochs} epochs, {t.precision}; PtyChi LSQML {c.epochs} epochs, {c.noise_model} noise model",
+        (
+            f"networks: filters {list(t.filters)}, up to {t.epochs} epochs, {t.precision}; "
+            f"PtyChi LSQML {c.epochs} epochs, {c.noise_model} noise model"
+        ),
     ]
 
 
@@ -92,7 +95,8 @@ def probe_diameter(overlap_paths: dict) -> float:
 
 
 def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") -> dict:
-    """Write every report artifact of ``out`` from the study's cells below ``root`` (paths: :mod:`ptycho_core.layout`)."""
+    """Write every report artifact of ``out`` from the study's cells below ``root``
+    (paths: :mod:`ptycho_core.layout`)."""
     cells = layout.cells(study)
     scores = {c: layout.scores(c).under(root) for c in cells}
     views = {c: layout.view(c).under(root) for c in cells}

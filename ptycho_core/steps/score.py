@@ -46,7 +46,8 @@ def run_score(
     reconstructions: dict[str, ReconFiles],
     out: ScoreFiles,
 ) -> dict:
-    """Score every method's reconstruction (``{method id: files}``) of the cell against the ground truth on one region."""
+    """Score every method's reconstruction (``{method id: files}``) of the cell against the ground truth
+    on one region."""
     dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
     recon_paths = {m: files.recon for m, files in reconstructions.items()}
     out_metrics, out_frc, out_alignment, out_figure = out.metrics, out.frc, out.alignment, out.figure
@@ -109,7 +110,9 @@ def run_score(
             "region_rows": [region[0].start, region[0].stop],
             "region_cols": [region[1].start, region[1].stop],
             "border_px": D / 2,
-            "policy": "subpixel registration to the ground truth (shift applied), global phase offset removed, amplitude raw",
+            "policy": (
+                "subpixel registration to the ground truth (shift applied), global phase offset removed, amplitude raw"
+            ),
             "methods": alignment,
         }
         ALIGNMENT_RECORD.write(out_alignment, record)

@@ -106,7 +106,8 @@ def run_simulate(
     out: SimulatedFiles,
     training_object: GroundTruthFiles | None = None,
 ) -> dict:
-    """Simulate one dose x seed (the cell's view is ignored), save both splits and a preview, verify, write the sentinel.
+    """Simulate one dose x seed (the cell's view is ignored), save both splits and a preview, verify,
+    write the sentinel.
 
     ``training_object``: the separate training object, required exactly when
     the configuration has one (``object.train_seed`` or ``object.train_file``).
@@ -154,7 +155,8 @@ def _simulate(
             training_object,
             "training object of this configuration",
             train_gt.metadata["role"] == "training object" and train_gt.metadata["object"] == expected,
-            f"role {train_gt.metadata['role']!r}, object {train_gt.metadata['object']}, expected the training object {expected}",
+            f"role {train_gt.metadata['role']!r}, object {train_gt.metadata['object']}, "
+            f"expected the training object {expected}",
         )
     log.info(
         "simulating dose %g seed %d on a %s object%s",

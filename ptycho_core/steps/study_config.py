@@ -1,4 +1,5 @@
-"""Workflow step ``study_config``: the validated study configuration as JSON, the input of the PtyChi rule's own process.
+"""Workflow step ``study_config``: the validated study configuration as JSON, the input of the PtyChi rule's
+own process.
 
 The rule reruns only when a section the PtyChi jobs read changes (physics,
 views, ptychi), so the JSON may hold an older value of a section they do not

@@ -52,10 +52,8 @@ def run_train(
     if spec.produced_by != "trained":
         raise ValueError(f"method {method.value} is not trained (it is {spec.produced_by})")
     if spec.supervised != (ground_truth is not None):
-        raise ValueError(
-            f"method {method.value} is {'supervised: it needs' if spec.supervised else 'unsupervised: it must not be given'} "
-            f"the ground truth (given: {ground_truth})"
-        )
+        need = "supervised: it needs" if spec.supervised else "unsupervised: it must not be given"
+        raise ValueError(f"method {method.value} is {need} the ground truth (given: {ground_truth})")
     with Step(
         "train",
         study,
@@ -130,7 +128,8 @@ def _train(
         fit_model = obj_model
         fit_model.compile(optimizer=optimizer, loss=[models.SupportWeightedMAE(weights, s) for s in spreads])
         loss_name = (
-            f"|P|^2-weighted MAE of amplitude / {spreads[0]:.4g} + |P|^2-weighted MAE of phase (rad) / {spreads[1]:.4g} "
+            f"|P|^2-weighted MAE of amplitude / {spreads[0]:.4g} + "
+            f"|P|^2-weighted MAE of phase (rad) / {spreads[1]:.4g} "
             "(each over its training targets' weighted mean absolute deviation)"
         )
 
@@ -148,7 +147,8 @@ def _train(
         else None
     )
     log.info(
-        "%s: %d training and %d validation samples (strip, %d dropped in its guard band) of %d channel(s), N=%d, input scale %.6g, canvas %s",
+        "%s: %d training and %d validation samples (strip, %d dropped in its guard band) of %d channel(s), "
+        "N=%d, input scale %.6g, canvas %s",
         method.value,
         tr_idx.size,
         va_idx.size,

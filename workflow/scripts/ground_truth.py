@@ -1,4 +1,5 @@
-"""Adapter of rules ground_truth and training_object: write the study object, or its separate training object (see ptycho_core.steps.simulate)."""
+"""Adapter of rules ground_truth and training_object: write the study object, or its separate training object
+(see ptycho_core.steps.simulate)."""
 
 from ptycho_core.steps.joblog import log_to_file
 

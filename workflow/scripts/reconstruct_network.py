@@ -1,4 +1,5 @@
-"""Adapter of rule reconstruct_network: reconstruct a cell's test region with a network bundle (see ptycho_core.steps.reconstruct_network)."""
+"""Adapter of rule reconstruct_network: reconstruct a cell's test region with a network bundle
+(see ptycho_core.steps.reconstruct_network)."""
 
 from ptycho_core.steps.joblog import log_to_file
 
