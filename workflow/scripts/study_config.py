@@ -7,4 +7,5 @@ log_to_file(snakemake.log[0])  # noqa: F821
 from ptycho_core.config import study_from_dict  # noqa: E402
 from ptycho_core.steps.study_config import run_study_config  # noqa: E402
 
-run_study_config(study_from_dict(snakemake.config, source="config").to_dict(), out_path=snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821
+run_study_config(study_from_dict(sm.config, source="config").to_dict(), out_path=sm.output[0])
