@@ -1,4 +1,4 @@
-"""Phase G aggregation, deltas, highlights and figures on hand-made phase F tables.
+"""The report's aggregation, deltas, highlights and figures on hand-made score tables.
 
 The grid is 2 doses x 2 views x 3 seeds x 3 methods. Every value is
 ``BASE[method][metric] + JITTER[method][seed]`` (the same for amplitude and
@@ -364,7 +364,7 @@ def test_delta_missing_reference_or_metric_is_refused(table):
 
 
 # --------------------------------------------------------------------------
-# validation of the phase F tables
+# validation of the score tables
 # --------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """No reconstruction sees the ground truth of the test region.
 
 A tiny study (N = 32, filters [8, 16, 32], 3 training epochs, 3 refinement
-epochs, 5 pty-chi epochs) is simulated once (phase C, D) with the true
+epochs, 5 pty-chi epochs) is simulated once (simulation and view) with the true
 object. A doctored copy of ``ground_truth.npz`` is then written through the
 data contract (:func:`ptycho_core.io.datasets.save_ground_truth`, same
 metadata, same shape) whose object differs from the true one only in the

@@ -1,4 +1,4 @@
-"""Evaluation metrics of phase F (docs/DESIGN.md section 7, lessons 8 and 12).
+"""Evaluation metrics of the score step (docs/DESIGN.md section 7, lessons 8 and 12).
 
 Test objects are smooth random complex images (Gaussian-filtered noise,
 amplitude in [0.5, 1], phase in [0, 1.5] rad), periodic so that a Fourier

@@ -1,7 +1,7 @@
 """Tests of the Keras physics (ptycho_core.nn.physics), the models and the training batches
 (docs/DESIGN.md sections 3 and 5).
 
-The physics layer must reproduce the phase C simulator (:mod:`ptycho_core.physics.forward`)
+The physics layer must reproduce the simulator (:mod:`ptycho_core.physics.forward`)
 in the same units; the gridsize-2 merge must keep the batch axis and return
 each group's patches where they are supported. Tolerances are stated next to
 each assertion: float32 arithmetic (relative rounding 6e-8, an FFT of size
@@ -161,7 +161,7 @@ def _expected_physics_object(patch: np.ndarray) -> np.ndarray:
 
 
 def test_physics_layer_equals_simulator_for_the_same_object_and_probe(smooth_object, probe):
-    """DiffractionPhysics (C = 1) and the phase C simulator give the same expected counts (1e-5 relative)."""
+    """DiffractionPhysics (C = 1) and the simulator give the same expected counts (1e-5 relative)."""
     xs = np.array([45.3, 50.0])
     ys = np.array([44.7, 48.0])
     patches = forward.extract_patches(smooth_object, xs, ys, N)

@@ -1,4 +1,4 @@
-"""Overlap metrics of phase D (docs/DESIGN.md sections 2 and 9) on hand-built configurations.
+"""Overlap metrics of the views step (docs/DESIGN.md sections 2 and 9) on hand-built configurations.
 
 Every expected value is computed here from the analytic disc-overlap formula
 (or, for the formula itself, from an independent pixel count), never taken

@@ -23,7 +23,7 @@ from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.probe import disk_probe, focused_probe, make_probe, measure_fwhm_diameter
 from ptycho_core.physics.scan import fermat_scan, make_scan, raster_scan, split_by_region
 from ptycho_core.physics.simulate import simulate_dose
-from ptycho_core.steps import simulate as phase_c
+from ptycho_core.steps import simulate as simulate_step
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM of exp(-r^2 / (2 sigma^2))
 
@@ -430,27 +430,27 @@ def test_positions_outside_the_object_are_refused(obj):
 
 
 # --------------------------------------------------------------------------
-# 5. Determinism through the phase C steps
+# 5. Determinism through the simulation steps
 # --------------------------------------------------------------------------
 
 
-def _run_phase_c(study, directory, seed, dose=1000.0):
+def _run_simulation(study, directory, seed, dose=1000.0):
     directory.mkdir(parents=True, exist_ok=True)
     cell = layout.Cell(dose_label(dose), seed)
     gt, sim = layout.ground_truth().under(directory), layout.simulated(cell).under(directory)
-    phase_c.run_ground_truth(study, out=gt)
-    phase_c.run_simulate(study, cell=cell, ground_truth=gt, out=sim)
+    simulate_step.run_ground_truth(study, out=gt)
+    simulate_step.run_simulate(study, cell=cell, ground_truth=gt, out=sim)
     return {"object": Path(gt.obj), "train": Path(sim.train), "test": Path(sim.test)}
 
 
-def test_phase_c_is_deterministic_and_seeded(tmp_path):
+def test_simulation_is_deterministic_and_seeded(tmp_path):
     study = small_study(object={"size": 96})
-    a = _run_phase_c(study, tmp_path / "a", seed=0)
-    b = _run_phase_c(study, tmp_path / "b", seed=0)
+    a = _run_simulation(study, tmp_path / "a", seed=0)
+    b = _run_simulation(study, tmp_path / "b", seed=0)
     for key in ("object", "train", "test"):
         assert a[key].read_bytes() == b[key].read_bytes(), f"{key} differs between two identical runs"
 
-    c = _run_phase_c(study, tmp_path / "c", seed=1)
+    c = _run_simulation(study, tmp_path / "c", seed=1)
     # The object is study-wide: the replicate seed does not change it.
     assert c["object"].read_bytes() == a["object"].read_bytes()
     np.testing.assert_array_equal(load_ground_truth(c["object"]).obj, load_ground_truth(a["object"]).obj)
@@ -465,19 +465,19 @@ def test_phase_c_is_deterministic_and_seeded(tmp_path):
 def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_region(tmp_path):
     plain = small_study(object={"size": 96})
     separate = small_study(object={"size": 96, "train_seed": 99})
-    a = _run_phase_c(plain, tmp_path / "plain", seed=0)
+    a = _run_simulation(plain, tmp_path / "plain", seed=0)
     d = tmp_path / "separate"
     d.mkdir()
     gt_files, tr_files = layout.ground_truth().under(d), layout.ground_truth(training=True).under(d)
     gt, tr_obj = gt_files.obj, tr_files.obj
-    phase_c.run_ground_truth(separate, out=gt_files)
-    phase_c.run_ground_truth(separate, out=tr_files, training=True)
+    simulate_step.run_ground_truth(separate, out=gt_files)
+    simulate_step.run_ground_truth(separate, out=tr_files, training=True)
     cell = layout.Cell(dose_label(1000.0), 0)
     sim = layout.simulated(cell).under(d)
     files = dict(cell=cell, ground_truth=gt_files, out=sim)
     with pytest.raises(ValueError, match="train_seed"):  # the training object is required when configured
-        phase_c.run_simulate(separate, **files)
-    phase_c.run_simulate(separate, **files, training_object=tr_files)
+        simulate_step.run_simulate(separate, **files)
+    simulate_step.run_simulate(separate, **files, training_object=tr_files)
     study_obj, train_obj = load_ground_truth(gt), load_ground_truth(tr_obj)
     # the study object is the same draw; the training object is another draw of the same family
     np.testing.assert_array_equal(study_obj.obj, load_ground_truth(a["object"]).obj)

@@ -1,9 +1,10 @@
-"""Correctness of PtychoPINN and PtychoPINN_TTR on the stitched test region (phases C, D, E, F end to end).
+"""Correctness of PtychoPINN and PtychoPINN_TTR on the stitched test region (simulation to scoring, end to end).
 
 A small high-dose case (N = 32, a 88 x 88 GRF object, 1e6 photons per
-pattern, the dense view) goes through the workflow's own steps: phase C
-ground truth and simulation, phase D view, phase E training of PtychoPINN
-(measured counts only), then phase F exactly as the workflow runs it:
+pattern, the dense view) goes through the workflow's own steps: the
+ground truth and simulation, the view, training of PtychoPINN
+(measured counts only), then refinement, reconstruction and scoring
+exactly as the workflow runs them:
 ``run_reconstruct_network`` for PtychoPINN, ``run_refine`` (the
 PtychoPINN_TTR bundle, refined on the test counts) and
 ``run_reconstruct_network`` for PtychoPINN_TTR. Each stitched
@@ -117,7 +118,9 @@ AMPLITUDE_SCALE_TOLERANCE = 0.10
 
 
 def run_case(d, raw: dict = STUDY) -> dict:
-    """Phases C to F of one case in directory ``d`` (a pathlib.Path); returns training and refinement checks and scores.
+    """Simulation to scoring of one case in directory ``d`` (a pathlib.Path).
+
+    Returns the training and refinement checks and the scores.
 
     Also used by scripts/compare_precision.py to measure the run-to-run
     spread of these scores over seeds, per precision.
@@ -128,14 +131,14 @@ def run_case(d, raw: dict = STUDY) -> dict:
     cell = p["cell"]
     data = {"simulated": p["files"]["simulated"], "view": p["files"]["view"]}
 
-    # phase E: PtychoPINN
+    # training: PtychoPINN
     pinn, ttr = cell.with_method("PtychoPINN"), cell.with_method("PtychoPINN_TTR")
     e = layout.bundle(pinn).under(d)
     train_checks = run_train(study, cell=pinn, **data, out=e, threads=2)
-    # phase F: the refined bundle (PtychoPINN_TTR) from the trained one
+    # refinement: the refined bundle (PtychoPINN_TTR) from the trained one
     r = layout.bundle(ttr).under(d)
     refine_checks = run_refine(study, cell=ttr, **data, source=layout.refined_from(ttr).under(d), out=r, threads=2)
-    # phase F: reconstruct the view's test region with both bundles
+    # reconstruction: the view's test region with both bundles
     recons = {}
     for method_cell, bundle in ((pinn, e), (ttr, r)):
         out = layout.reconstruction(method_cell).under(d)

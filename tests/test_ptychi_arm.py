@@ -284,7 +284,7 @@ def test_cli_refuses_inputs_that_changed_after_their_sentinel(simulated, tmp_pat
     tampered = Path(layout.simulated(p["cell"]).under(copy).sentinel)
     sentinel = json.loads(tampered.read_text())
     for entry in sentinel["outputs"]:
-        entry["sha256"] = "0" * 64  # as if test.npz had changed since phase C checked it
+        entry["sha256"] = "0" * 64  # as if test.npz had changed since the simulate step checked it
     tampered.write_text(json.dumps(sentinel))
     out, log = Path(layout.reconstruction(p["cell"].with_method("PtyChi")).under(copy).recon), tmp_path / "recon.log"
     result = _cli(study_json, p, copy, str(log))

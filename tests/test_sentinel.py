@@ -33,7 +33,7 @@ def workdir(tmp_path, monkeypatch):
 
 def write_default(path="results/done.json", **overrides):
     kwargs = dict(
-        step="phase_c",
+        step="simulate",
         inputs=["config.yaml"],
         outputs=["results/a.npz", "results/b.csv"],
         checks={"n_patterns": 5, "finite": True, "mean_counts": np.float32(1.5e4)},
@@ -100,7 +100,7 @@ def test_verify_resolves_against_root(workdir, tmp_path_factory, monkeypatch):
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     with pytest.raises(SentinelError, match="missing"):
         verify_sentinel(workdir / "results" / "done.json")
-    assert verify_sentinel(workdir / "results" / "done.json", root=workdir)["step"] == "phase_c"
+    assert verify_sentinel(workdir / "results" / "done.json", root=workdir)["step"] == "simulate"
 
 
 def test_missing_sentinel_is_reported(workdir):

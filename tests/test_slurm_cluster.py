@@ -262,7 +262,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
-    """Phases C to E of the test-sized study through the SLURM profile (verbose: sbatch calls logged)."""
+    """Simulation, views and training of the test study through the SLURM profile (verbose: sbatch calls logged)."""
     if not cluster["ok"]:
         return {"error": cluster["why"]}
     workdir = deploy(tmp_path_factory.mktemp("slurm_study"))

@@ -1,4 +1,4 @@
-"""Phase D views and groups (docs/DESIGN.md sections 2 and 9): nesting, counts, determinism,
+"""Views and groups (docs/DESIGN.md sections 2 and 9): nesting, counts, determinism,
 coverage, neighbour radius, refusals at configuration load, the view data contract.
 
 Studies are small (N = 32, objects of 96-128 pixels, focused probe of pupil 12,
@@ -29,8 +29,8 @@ from ptycho_core.sampling.views import (
     check_views_feasible,
     select_view,
 )
-from ptycho_core.steps import simulate as phase_c
-from ptycho_core.steps import views as phase_d
+from ptycho_core.steps import simulate as simulate_step
+from ptycho_core.steps import views as views_step
 from ptycho_core.streams import group_entropy
 
 BASE = {
@@ -455,28 +455,28 @@ def test_a_stride_that_empties_a_split_is_refused():
 
 
 # --------------------------------------------------------------------------
-# Phase D step on phase C files: counts, determinism, records
+# The views step on simulated files: counts, determinism, records
 # --------------------------------------------------------------------------
 
 DOSES = (1000.0, 100000.0)
 
 
 @pytest.fixture(scope="module")
-def phase_d_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("phase_d").resolve()
+def views_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("views").resolve()
     study = make_study(doses=list(DOSES), seeds=[0])
     gt = layout.ground_truth().under(root)
-    phase_c.run_ground_truth(study, out=gt)
+    simulate_step.run_ground_truth(study, out=gt)
     cells = {}  # dose -> the simulated files of that dose (seed 0)
     for dose in DOSES:
         cell = layout.Cell(dose_label(dose), 0)
         cells[dose] = layout.simulated(cell).under(root)
-        phase_c.run_simulate(study, cell=cell, ground_truth=gt, out=cells[dose])
+        simulate_step.run_simulate(study, cell=cell, ground_truth=gt, out=cells[dose])
 
     def run(dose, view, tag=""):
         cell = layout.Cell(dose_label(dose), 0, view)
         out = layout.view(cell).under(root / tag if tag else root)  # a repeated run goes to another study directory
-        metrics = phase_d.run_view(study, cell=cell, simulated=cells[dose], out=out)
+        metrics = views_step.run_view(study, cell=cell, simulated=cells[dose], out=out)
         return metrics, out
 
     results = {(dose, view): run(dose, view) for dose in DOSES for view in ("dense", "sparse")}
@@ -484,8 +484,8 @@ def phase_d_run(tmp_path_factory):
     return study, cells, results, run
 
 
-def test_counts_are_taken_before_the_view_filters(phase_d_run):
-    study, cells, results, _ = phase_d_run
+def test_counts_are_taken_before_the_view_filters(views_run):
+    study, cells, results, _ = views_run
     for dose in DOSES:
         train = load_diffraction_set(cells[dose].train)
         test = load_diffraction_set(cells[dose].test)
@@ -505,8 +505,8 @@ def test_counts_are_taken_before_the_view_filters(phase_d_run):
             assert metrics["splits"]["test"]["fraction_covered_by_groups"] == 1.0
 
 
-def test_phase_d_views_are_nested_and_cover_the_test_rows(phase_d_run):
-    study, cells, results, _ = phase_d_run
+def test_views_are_nested_and_cover_the_test_rows(views_run):
+    study, cells, results, _ = views_run
     for dose in DOSES:
         dense = load_view(results[(dose, "dense")][1].view)
         sparse = load_view(results[(dose, "sparse")][1].view)
@@ -517,8 +517,8 @@ def test_phase_d_views_are_nested_and_cover_the_test_rows(phase_d_run):
             assert v.test_groups.shape[0] <= v.test_index.size
 
 
-def test_phase_d_groups_stay_within_the_recorded_radius(phase_d_run):
-    study, cells, results, _ = phase_d_run
+def test_view_groups_stay_within_the_recorded_radius(views_run):
+    study, cells, results, _ = views_run
     for (dose, view), (metrics, out) in ((k, v) for k, v in results.items() if len(k) == 2):
         v = load_view(out.view)
         radius = v.metadata["neighbour_radius_px"]
@@ -532,8 +532,8 @@ def test_phase_d_groups_stay_within_the_recorded_radius(phase_d_run):
             assert metrics["splits"][split]["max_member_distance_px"] == pytest.approx(d.max(), abs=1e-12)
 
 
-def test_phase_d_is_deterministic(phase_d_run):
-    _, _, results, _ = phase_d_run
+def test_views_are_deterministic(views_run):
+    _, _, results, _ = views_run
     m1, a = results[(DOSES[0], "sparse")]
     m2, b = results[(DOSES[0], "sparse", "again")]
     assert Path(a.view).read_bytes() == Path(b.view).read_bytes()
@@ -541,8 +541,8 @@ def test_phase_d_is_deterministic(phase_d_run):
     assert m1 == m2
 
 
-def test_groups_depend_only_on_seed_view_and_split_not_on_dose(phase_d_run):
-    _, _, results, _ = phase_d_run
+def test_groups_depend_only_on_seed_view_and_split_not_on_dose(views_run):
+    _, _, results, _ = views_run
     for view in ("dense", "sparse"):
         a = load_view(results[(DOSES[0], view)][1].view)
         b = load_view(results[(DOSES[1], view)][1].view)
@@ -551,9 +551,9 @@ def test_groups_depend_only_on_seed_view_and_split_not_on_dose(phase_d_run):
         assert a.metadata["dose"] != b.metadata["dose"]
 
 
-def test_phase_d_groups_match_the_geometry_level_build(phase_d_run):
+def test_view_groups_match_the_geometry_level_build(views_run):
     """What run_view persists is what check_views_feasible built at load: one construction."""
-    study, _, results, _ = phase_d_run
+    study, _, results, _ = views_run
     v = load_view(results[(DOSES[0], "sparse")][1].view)
     for split in ("train", "test"):
         _, _, sv = build(study, 0, "sparse", split)
@@ -561,8 +561,8 @@ def test_phase_d_groups_match_the_geometry_level_build(phase_d_run):
         np.testing.assert_array_equal(getattr(v, f"{split}_groups"), sv.groups)
 
 
-def test_phase_d_records_K_C_the_rule_and_the_stream(phase_d_run):
-    study, cells, results, _ = phase_d_run
+def test_view_records_K_C_the_rule_and_the_stream(views_run):
+    study, cells, results, _ = views_run
     metrics, out = results[(DOSES[0], "sparse")]
     meta = load_view(out.view).metadata
     g = study.grouping
@@ -589,23 +589,23 @@ def test_phase_d_records_K_C_the_rule_and_the_stream(phase_d_run):
     assert sentinel["checks"]["test_fraction_covered"] == 1.0
 
 
-def test_dense_view_overlaps_more_than_sparse(phase_d_run):
-    _, _, results, _ = phase_d_run
+def test_dense_view_overlaps_more_than_sparse(views_run):
+    _, _, results, _ = views_run
     dense, sparse = results[(DOSES[0], "dense")][0], results[(DOSES[0], "sparse")][0]
     for split in ("train", "test"):
         for key in ("neighbour_overlap", "linear_overlap"):
             assert dense["splits"][split][key] > sparse["splits"][split][key]
 
 
-def test_phase_d_refuses_a_dose_or_seed_that_is_not_the_files(phase_d_run, tmp_path):
-    study, cells, _, _ = phase_d_run
+def test_views_refuse_a_dose_or_seed_that_is_not_the_files(views_run, tmp_path):
+    study, cells, _, _ = views_run
     simulated = cells[DOSES[0]]  # the files of dose DOSES[0], seed 0
     label = dose_label(DOSES[0])
     outs = []
 
     def run(cell):
         outs.append(layout.view(cell).under(tmp_path))
-        phase_d.run_view(study, cell=cell, simulated=simulated, out=outs[-1])
+        views_step.run_view(study, cell=cell, simulated=simulated, out=outs[-1])
 
     with pytest.raises(ArtifactCheckError, match="dose and seed"):
         run(layout.Cell(dose_label(DOSES[1]), 0, "sparse"))

@@ -1,6 +1,6 @@
-"""Phase F steps: chunked prediction + stitching, the evaluation region, and scoring end to end.
+"""Reconstruction and scoring steps: chunked prediction + stitching, the evaluation region, and scoring end to end.
 
-A small case is simulated once (phase C ground truth and simulation, phase D
+A small case is simulated once (ground truth and simulation, the
 view, N = 32, a 96 x 96 object). The networks are replaced by a fake model
 that returns the ground truth's N/2 x N/2 support (amplitude, phase) of each
 row it is given; the rows are recovered from the input because the fake
@@ -69,7 +69,7 @@ STUDY = {
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
-    d = tmp_path_factory.mktemp("phase_f")
+    d = tmp_path_factory.mktemp("reconstruct_and_score")
     study = study_from_dict(STUDY)
     p = simulate_cell(study, d, dose=DOSE, seed=SEED, view=VIEW, as_str=False)
     test = load_diffraction_set(p["test.npz"])
