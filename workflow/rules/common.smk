@@ -13,7 +13,6 @@ from ptycho_core.code_hash import code_hashes
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
 from ptycho_core.physics.objects import make_object
 from ptycho_core.methods import (
-    ITERATIVE_METHODS,
     NETWORK_METHODS,
     REFINED_METHODS,
     TRAINED_METHODS,
@@ -99,11 +98,6 @@ wildcard_constraints:
     dose="|".join(DOSES),
     seed="|".join(SEEDS),
     view="|".join(VIEWS),
-
-
-def dose_value(wildcards):
-    """The dose (photons per pattern) of a dose label wildcard."""
-    return DOSES[wildcards.dose]
 
 
 def object_files(wildcards):
