@@ -110,10 +110,11 @@ class Cell:
         parts = [f"dose_{self.dose}"] + ([f"view_{self.view}"] if self.view is not None else []) + [f"seed_{self.seed}"]
         return "/".join(parts + ([self.method] if self.method is not None else []))
 
-    def record(self) -> dict:
-        """The cell as recorded in sentinels and metadata (method omitted when ``None``)."""
-        out = {"dose": self.dose, "view": self.view, "seed": int(self.seed)}
-        return {**out, "method": self.method} if self.method is not None else out
+    def record(self, study: StudyConfig) -> dict:
+        """The cell as a step's sentinel records it: the method, the dose in photons per pattern, the view and the
+        seed (a field that is ``None`` is left out)."""
+        out = {"method": self.method, "dose": self.photons(study), "view": self.view, "seed": int(self.seed)}
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def cells(study: StudyConfig, *, view: bool = True) -> list[Cell]:

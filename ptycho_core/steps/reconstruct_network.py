@@ -52,7 +52,7 @@ def run_reconstruct_network(
         sentinel=out.sentinel,
         depends_on=depends_on,
         input_sentinels=[simulated.sentinel, view.sentinel, bundle.sentinel],
-        extra=cell.record(),
+        extra=cell.record(study),
     ) as step:
         step.inputs += [test_path, view.view, bundle.model, sidecar_path]
         step.outputs += [out_recon]

@@ -61,7 +61,7 @@ def run_reconstruct_ptychi(
         sentinel=out.sentinel,
         depends_on=("physics", "views", "ptychi"),
         input_sentinels=[simulated.sentinel, view.sentinel],
-        extra=cell.record(),
+        extra=cell.record(study),
     ) as step:
         step.inputs += [simulated.test, view.view]
         step.outputs.append(out.recon)

@@ -46,7 +46,7 @@ def run_refine(
         sentinel=out.sentinel,
         depends_on=("physics", "views", "training", "refinement"),
         input_sentinels=[simulated.sentinel, view.sentinel, source.sentinel],
-        extra=cell.record(),
+        extra=cell.record(study),
     ) as step:
         step.inputs += [simulated.test, view.view, source.model, source.sidecar]
         step.outputs += [out.model, out.sidecar, out.history, out.figure]

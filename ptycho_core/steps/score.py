@@ -62,7 +62,7 @@ def run_score(
             view.sentinel,
             *(f.sentinel for f in reconstructions.values()),
         ],
-        extra=cell.record(),
+        extra=cell.record(study),
     ) as step:
         step.inputs += [ground_truth.obj, simulated.test, view.view, *recon_paths.values()]
         step.outputs += [out_metrics, out_frc, out_alignment, out_figure]

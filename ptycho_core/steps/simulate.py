@@ -126,7 +126,7 @@ def run_simulate(
         sentinel=out.sentinel,
         depends_on=("physics",),
         input_sentinels=[o.sentinel for o in objects],
-        extra={"dose": cell.photons(study), "seed": int(cell.seed)},
+        extra=cell.record(study),
     ) as step:
         step.inputs += [o.obj for o in objects] + list(study.probe.source_files().values())
         step.outputs += [out.train, out.test, out.preview]

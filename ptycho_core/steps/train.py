@@ -60,7 +60,7 @@ def run_train(
         sentinel=out.sentinel,
         depends_on=("physics", "views", "training"),
         input_sentinels=[simulated.sentinel, view.sentinel] + ([ground_truth.sentinel] if ground_truth else []),
-        extra=cell.record(),
+        extra=cell.record(study),
     ) as step:
         step.inputs += [simulated.train, view.view] + ([ground_truth.obj] if ground_truth else [])
         step.outputs += [out.model, out.sidecar, out.history, out.figure]

@@ -45,7 +45,7 @@ def run_view(study: StudyConfig, *, cell: Cell, simulated: SimulatedFiles, out: 
         sentinel=out.sentinel,
         depends_on=("physics", "views"),
         input_sentinels=[simulated.sentinel],
-        extra={"view": cell.view, "dose": cell.photons(study), "seed": int(cell.seed)},
+        extra=cell.record(study),
     ) as step:
         step.inputs += [simulated.train, simulated.test]
         step.outputs += [out.view, out.overlap, out.figure]
