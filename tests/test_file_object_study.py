@@ -9,6 +9,7 @@ study file and a copy of the examples.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -116,6 +117,22 @@ def test_a_changed_object_or_probe_file_reruns_what_reads_it(file_study, tmp_pat
     train = np.load(examples / "train_object.npz")["object"]
     write_npz(examples / "train_object.npz", {"object": (train * 0.98).astype(np.complex64)})
     assert {"training_object", "simulate"} <= rerun() and "ground_truth" not in rerun()
+
+
+def test_replaced_content_with_an_older_time_reruns_what_reads_it(file_study, tmp_path):
+    """Files are compared by content: other bytes under an older modification time still rerun their readers."""
+    workdir = tmp_path / "study"
+    shutil.copytree(file_study, workdir, symlinks=True)
+    examples = workdir / "config" / "examples"
+    old = (workdir / "results" / "simulate" / "ground_truth.npz").stat().st_mtime - 86400  # a day before the results
+    obj = np.load(examples / "object.npz")["object"]
+    write_npz(examples / "object.npz", {"object": (obj * 0.97).astype(np.complex64)})
+    os.utime(examples / "object.npz", (old, old))
+    proc = run_snakemake(workdir, "-n", timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Params have changed" in out and re.search(r"^ground_truth\s+1$", out, re.M), out[-3000:]
+    assert re.search(r"^simulate\s+\d+$", out, re.M), out[-3000:]  # and what reads the new object
 
 
 @pytest.mark.parametrize(

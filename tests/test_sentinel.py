@@ -84,8 +84,11 @@ def test_sentinel_records_files_checks_and_provenance(workdir):
 def test_verify_detects_modified_output(workdir):
     write_default()
     (workdir / "results" / "b.csv").write_text("method,metric,value\nPtyChi,ssim,0.1\n")  # same size
-    with pytest.raises(SentinelError, match=r"done\.json: output 'results/b\.csv' changed"):
+    with pytest.raises(SentinelError, match=r"done\.json: output 'results/b\.csv' changed") as err:
         verify_sentinel("results/done.json")
+    # the refusal says what to do next: rerun the step that wrote the file (its name is in the sentinel)
+    step = json.loads((workdir / "results" / "done.json").read_text())["step"]
+    assert f"snakemake -R {step}" in str(err.value) and "put the original file back" in str(err.value)
 
 
 def test_verify_detects_deleted_output(workdir):

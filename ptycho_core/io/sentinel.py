@@ -218,6 +218,11 @@ def verify_sentinel(path: str | os.PathLike, *, root: str | os.PathLike | None =
     if not isinstance(outputs, list) or not outputs:
         raise SentinelError(f"{where}: sentinel lists no outputs")
     base = Path(root) if root is not None else Path.cwd()
+    step = record.get("step", "the step that wrote it")
+    what_next = (
+        f"; the file is not the one step '{step}' checked: run that step again and what follows it "
+        f"(snakemake -R {step}), or put the original file back"
+    )
     for entry in outputs:
         try:
             rel, expected_sha, expected_bytes = entry["path"], entry["sha256"], entry["bytes"]
@@ -225,11 +230,15 @@ def verify_sentinel(path: str | os.PathLike, *, root: str | os.PathLike | None =
             raise SentinelError(f"{where}: malformed output record {entry!r}") from exc
         target = base / rel
         if not target.is_file():
-            raise SentinelError(f"{where}: output '{rel}' is missing")
+            raise SentinelError(f"{where}: output '{rel}' is missing{what_next}")
         size = target.stat().st_size
         if size != expected_bytes:
-            raise SentinelError(f"{where}: output '{rel}' changed (size {size} bytes, recorded {expected_bytes})")
+            raise SentinelError(
+                f"{where}: output '{rel}' changed (size {size} bytes, recorded {expected_bytes}){what_next}"
+            )
         actual_sha = sha256_file(target)
         if actual_sha != expected_sha:
-            raise SentinelError(f"{where}: output '{rel}' changed (sha256 {actual_sha}, recorded {expected_sha})")
+            raise SentinelError(
+                f"{where}: output '{rel}' changed (sha256 {actual_sha}, recorded {expected_sha}){what_next}"
+            )
     return record

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from ptycho_core import layout
 from ptycho_core.code_hash import code_hashes
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
+from ptycho_core.io.sentinel import sha256_file
 from ptycho_core.physics.objects import make_object
 from ptycho_core.methods import (
     NETWORK_METHODS,
@@ -39,6 +40,12 @@ if STUDY.object.family == "file":
     make_object(STUDY.object)
     if STUDY.object.separate_training:
         make_object(STUDY.object, training=True)
+# {config key: sha256} of the files the object, the training object and the probe are read from (read and
+# checked above): rule params, so a file replaced by other content reruns the rules that read it, whatever its
+# modification time (an input alone is compared by time).
+OBJECT_SOURCES = {k: sha256_file(p) for k, p in STUDY.object.source_files().items()}
+TRAINING_OBJECT_SOURCES = {k: sha256_file(p) for k, p in STUDY.object.source_files(training=True).items()}
+PROBE_SOURCES = {k: sha256_file(p) for k, p in STUDY.probe.source_files().items()}
 DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
 VIEWS = [v.name for v in STUDY.views]

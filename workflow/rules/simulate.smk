@@ -22,6 +22,7 @@ rule ground_truth:
         code=CODE["ground_truth"],
         physics=PHYSICS_HASH,
         training=False,
+        sources=OBJECT_SOURCES,
     script:
         "../scripts/ground_truth.py"
 
@@ -42,6 +43,7 @@ rule training_object:
         code=CODE["training_object"],
         physics=PHYSICS_HASH,
         training=True,
+        sources=TRAINING_OBJECT_SOURCES,
     script:
         "../scripts/ground_truth.py"
 
@@ -71,6 +73,7 @@ rule simulate:
     threads: 1
     params:
         code=CODE["simulate"],
+        probe=PROBE_SOURCES,
     script:
         "../scripts/simulate.py"
 
