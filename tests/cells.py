@@ -24,17 +24,27 @@ CELL_FILES = (
 )
 
 
-def simulate_cell(study: StudyConfig, d: Path, *, dose: float, seed: int, view: str, as_str: bool = True) -> dict:
+def simulate_cell(
+    study: StudyConfig,
+    d: Path,
+    *,
+    dose: float,
+    seed: int,
+    view: str,
+    as_str: bool = True,
+    training_object: layout.GroundTruthFiles | None = None,
+) -> dict:
     """Ground truth, simulation of one dose x seed and one view of it, written in the study directory ``d``
     at their places in :mod:`ptycho_core.layout`; returns ``{key: path}`` for the keys :data:`CELL_FILES`,
     plus ``"cell"`` (the :class:`~ptycho_core.layout.Cell`) and ``"files"`` (the layout's file groups below ``d``).
 
-    Sentinels: ``gt.json`` (ground truth), ``c.json`` (simulation), ``d.json`` (view).
+    Sentinels: ``gt.json`` (ground truth), ``c.json`` (simulation), ``d.json`` (view). ``training_object``:
+    the separate training object, already written, when the study has one.
     """
     cell = layout.Cell(dose_label(dose), seed, view)
     gt, sim, v = layout.ground_truth().under(d), layout.simulated(cell).under(d), layout.view(cell).under(d)
     run_ground_truth(study, out=gt)
-    run_simulate(study, cell=cell, ground_truth=gt, out=sim)
+    run_simulate(study, cell=cell, ground_truth=gt, out=sim, training_object=training_object)
     run_view(study, cell=cell, simulated=sim, out=v)
     paths = (
         gt.obj,
