@@ -41,7 +41,9 @@ VARIANTS: dict[str, dict] = {
 
 
 def variant_config(name: str, dose: float, view: str) -> dict:
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    from ptycho_core.config import read_study_file
+
+    cfg = read_study_file(ROOT / "config" / "config.yaml", "config/config.yaml")
     cfg["name"] = f"ablation-{name}"
     cfg["doses"] = [float(dose)]
     cfg["views"] = {view: cfg["views"][view]}

@@ -64,17 +64,17 @@ CASES = [
 
 
 def study_for(size: str):
-    import yaml
 
-    from ptycho_core.config import load_study, study_from_dict
+    from ptycho_core.config import load_study, merge_studies, read_study_file, study_from_dict
 
     if size == "default":
         return load_study(ROOT / "config/config.yaml")
-    raw = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    full = yaml.safe_load((ROOT / "config/full.yaml").read_text())
-    for key, value in full.items():  # full.yaml sets every key of the sections it names
-        raw[key] = value
-    study = study_from_dict(raw, source="config/config.yaml + config/full.yaml")
+    layers = [
+        (f"config/{name}", read_study_file(ROOT / "config" / name, f"config/{name}"))
+        for name in ("config.yaml", "full.yaml")
+    ]
+    raw, sources = merge_studies(layers)  # as the workflow merges --configfile config/full.yaml
+    study = study_from_dict(raw, source="config/config.yaml + config/full.yaml", sources=sources)
     return replace(study, training=replace(study.training, filters=(64, 128, 256), batch_size=16))
 
 

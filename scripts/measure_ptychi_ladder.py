@@ -40,7 +40,9 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
 def study_config(args, noise_model: str) -> dict:
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    from ptycho_core.config import read_study_file
+
+    cfg = read_study_file(ROOT / "config" / "config.yaml", "config/config.yaml")
     cfg["name"] = f"ptychi-ladder-{noise_model}"
     cfg["doses"] = [float(d) for d in args.doses]
     cfg["seeds"] = [int(s) for s in args.seeds]

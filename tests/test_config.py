@@ -16,10 +16,14 @@ import yaml
 
 from ptycho_core.config import (
     ConfigError,
+    StrictLoader,
     StudyConfig,
     dose_label,
     load_schema,
     load_study,
+    merge_studies,
+    read_study_file,
+    source_of,
     study_from_dict,
 )
 from ptycho_core.physics.objects import make_object
@@ -431,3 +435,180 @@ def test_the_study_files_span_dose_and_overlap(name):
     overlaps = [1.0 - study.scan.step_fraction * v.stride for v in study.views]
     assert len(overlaps) >= 3, f"{name}: views {[v.name for v in study.views]}"
     assert max(overlaps) >= 0.75 - 1e-9 and min(overlaps) <= 0.2 + 1e-9, f"{name}: linear overlaps {overlaps}"
+
+
+# --------------------------------------------------------------------------
+# Study files read strictly; errors name the study file that set the key
+# --------------------------------------------------------------------------
+
+
+def _load_refused(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_study(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("N: 32\ndoses: [100.0]\nN: 48\n", "N", "lines 1 and 3"),  # top level
+        ("N: 32\nobject:\n  size: 96\n  seed: 1\n  size: 80\n", "object.size", "lines 3 and 5"),  # nested
+        ("views:\n  dense: {stride: 1, stride: 2}\n", "views.dense.stride", "line 2"),  # flow mapping, one line
+        ("views:\n  dense: {stride: 1}\n  dense: {stride: 2}\n", "views.dense", "lines 2 and 3"),
+    ],
+)
+def test_a_key_named_twice_is_refused_naming_the_file_the_key_and_the_lines(tmp_path, text, key, lines):
+    """PyYAML's safe_load would keep the last value silently."""
+    path = tmp_path / "dup.yaml"
+    path.write_text(text, encoding="utf-8")
+    message = _load_refused(path)
+    assert message.startswith(f"{path}: key '{key}': named twice"), message
+    assert lines in message, message
+    with pytest.raises(ConfigError, match=rf"key '{key}': named twice"):
+        read_study_file(path)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    """A merge key (``<<``) brings keys that the mapping may set again: not a duplicate."""
+    path = tmp_path / "merge.yaml"
+    path.write_text("probe: &p {pupil_diameter: 12.0, defocus_waves: 0.5}\nprobe: {<<: *p}\n", encoding="utf-8")
+    assert "named twice" in _load_refused(path)  # a real duplicate is still refused
+    path.write_text(
+        "N: 32\nobject: {size: 96}\nprobe:\n  <<: {pupil_diameter: 12.0, defocus_waves: 0.5}\n  defocus_waves: 0.7\n",
+        encoding="utf-8",
+    )
+    assert load_study(path).probe.defocus_waves == 0.7
+
+
+def test_strict_loader_reads_what_safe_load_reads():
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=StrictLoader) == yaml.safe_load(text), path.name
+
+
+def test_an_error_names_the_file_that_set_the_key(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("N: 32\nobject: {size: 96}\ngrouping: {K: 3}\n", encoding="utf-8")
+    assert _load_refused(path) == f"{path}: key 'grouping.K': expected K >= C = gridsize^2 = 4, found 3"
+
+
+def test_an_error_about_an_unset_key_names_default(tmp_path):
+    """N = 160 needs an object of 320 pixels; the file leaves object.size at its default of 256."""
+    path = tmp_path / "study.yaml"
+    path.write_text("N: 160\n", encoding="utf-8")
+    assert _load_refused(path) == "default: key 'object.size': expected at least 2*N = 320 pixels, found 256"
+    assert _refused_from({"N": 160}).startswith("default: key 'object.size'")
+
+
+def _refused_from(raw, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        study_from_dict(raw, **kwargs)
+    return str(info.value)
+
+
+def test_an_unknown_key_is_named_itself_with_its_file(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("dosez: [100.0]\n", encoding="utf-8")
+    message = _load_refused(path)
+    assert message.startswith(f"{path}: key 'dosez': unknown key (known keys: name, N, doses,"), message
+    assert "\n" not in message  # one error, one line
+    message = _refused_from({"object": {"size": 96, "colour": 1}}, source="s.yaml")
+    assert message.startswith("s.yaml: key 'object.colour': unknown key (known keys: family, size,"), message
+
+
+def test_several_errors_each_name_their_file():
+    raw, sources = merge_studies([("base.yaml", {"N": 40}), ("mine.yaml", {"doses": [], "object": {"size": 96}})])
+    message = _refused_from(raw, sources=sources)
+    assert message.startswith("invalid study configuration, 2 errors:\n"), message
+    assert "\n  base.yaml: key 'N': 40 is not a multiple of 16" in message
+    assert "\n  mine.yaml: key 'doses': " in message
+
+
+def test_merged_studies_name_the_last_file_that_set_the_key():
+    """config/config.yaml sets N and object.size, a study file overrides N only: the error names each."""
+    base = {"N": 32, "object": {"size": 96}, "probe": {"pupil_diameter": 12.0}, "grouping": {"gridsize": 2}}
+    raw, sources = merge_studies([("config/config.yaml", base), ("config/mine.yaml", {"N": 64})])
+    assert _refused_from(raw, sources=sources) == (
+        "config/config.yaml: key 'object.size': expected at least 2*N = 128 pixels, found 96"
+    )
+    raw, sources = merge_studies([("config/config.yaml", base), ("config/mine.yaml", {"grouping": {"K": 3}})])
+    assert _refused_from(raw, sources=sources).startswith("config/mine.yaml: key 'grouping.K': ")
+    raw, sources = merge_studies([("config/config.yaml", base), ("config/mine.yaml", {"doses": [100.0, "x"]})])
+    assert _refused_from(raw, sources=sources).startswith("config/mine.yaml: key 'doses.1': ")
+    raw, sources = merge_studies([("config/config.yaml", {"doses": [100.0, "x"]}), ("config/mine.yaml", {"N": 32})])
+    assert _refused_from(raw, sources=sources).startswith("config/config.yaml: key 'doses.1': ")
+
+
+def test_source_of():
+    _, sources = merge_studies(
+        [("a.yaml", {"N": 32, "doses": [1.0, 2.0], "object": {"size": 96}}), ("b.yaml", {"object": {"seed": 3}})]
+    )
+    assert sources == {"N": "a.yaml", "doses": "a.yaml", "object.size": "a.yaml", "object.seed": "b.yaml"}
+    assert source_of(sources, "N") == "a.yaml"
+    assert source_of(sources, "doses.1") == "a.yaml"  # inside a value set whole
+    assert source_of(sources, "object.seed") == "b.yaml"
+    assert source_of(sources, "object") == "b.yaml"  # a section: the last file that set a key in it
+    assert source_of(sources, "object.n_lines") == "default"
+    assert source_of(sources, "grouping.K") == "default"
+    # a value replaced by a mapping, and a mapping by a value: the keys set before are forgotten
+    _, sources = merge_studies([("a.yaml", {"object": None}), ("b.yaml", {"object": {"seed": 3}})])
+    assert sources == {"object.seed": "b.yaml"}
+    _, sources = merge_studies([("a.yaml", {"object": {"seed": 3, "size": 96}}), ("b.yaml", {"object": "big"})])
+    assert sources == {"object": "b.yaml"} and source_of(sources, "object.size") == "b.yaml"
+
+
+def test_merge_is_deep_and_replaces_lists_and_views():
+    base = {"doses": [1.0, 2.0, 3.0], "object": {"size": 96, "seed": 1}, "views": {"a": {"stride": 1}}}
+    given = {"doses": [5.0], "object": {"seed": 2}, "views": {"b": {"stride": 2}}}
+    raw, sources = merge_studies([("base.yaml", base), ("given.yaml", given)])
+    assert raw == {"doses": [5.0], "object": {"size": 96, "seed": 2}, "views": {"b": {"stride": 2}}}
+    assert sources["object.size"] == "base.yaml" and sources["object.seed"] == "given.yaml"
+    assert source_of(sources, "views.a") == "default" and sources["views.b.stride"] == "given.yaml"
+    assert base["object"] == {"size": 96, "seed": 1} and given["object"] == {"seed": 2}  # inputs untouched
+
+
+def test_a_study_file_that_changes_the_object_family_replaces_the_object_section():
+    """config/config.yaml's lines object has a train_seed, which a file object refuses: not merged in."""
+    base = {"object": {"family": "lines", "size": 96, "seed": 1, "n_lines": 23, "train_seed": 4}}
+    given = {"object": {"family": "file", "size": 72, "file": "object.npz"}}
+    raw, sources = merge_studies([("config/config.yaml", base), ("config/mine.yaml", given)])
+    assert raw["object"] == given["object"]
+    assert source_of(sources, "object.train_seed") == "default"
+    # the same family named again changes nothing: merged key by key, as without the family
+    raw, _ = merge_studies([("config/config.yaml", base), ("config/mine.yaml", {"object": {"family": "lines"}})])
+    assert raw["object"] == base["object"]
+    # a probe of another kind brings its whole probe section too
+    probe = {"probe": {"kind": "focused", "pupil_diameter": 10.0}}
+    raw, _ = merge_studies([("config/config.yaml", probe), ("config/mine.yaml", {"probe": {"kind": "file"}})])
+    assert raw["probe"] == {"kind": "file"}
+    # without the family, the object section is merged key by key
+    raw, _ = merge_studies([("config/config.yaml", base), ("config/mine.yaml", {"object": {"seed": 5}})])
+    assert raw["object"] == {**base["object"], "seed": 5}
+
+
+def test_the_shipped_study_files_merge_over_the_default_study():
+    """Every file in config/ as `--configfile` over config/config.yaml (the workflow's merge) validates."""
+    default = read_study_file(REPO / "config" / "config.yaml")
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        raw, sources = merge_studies([("config/config.yaml", default), (f"config/{path.name}", read_study_file(path))])
+        study = study_from_dict(raw, sources=sources)
+        if path.name == "config.yaml":
+            assert study == load_study(path)
+    given = read_study_file(REPO / "config" / "test_file_object.yaml")
+    raw, sources = merge_studies([("config/config.yaml", default), ("config/test_file_object.yaml", given)])
+    assert study_from_dict(raw, sources=sources).object == load_study(REPO / "config" / "test_file_object.yaml").object
+
+
+def test_a_non_mapping_study_file_is_refused(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- N: 32\n", encoding="utf-8")
+    assert _load_refused(path) == f"{path}: expected a mapping at the top level, found list"
+    with pytest.raises(ConfigError, match="mine.yaml: expected a mapping"):
+        merge_studies([("mine.yaml", [1])])
+
+
+def test_an_empty_study_file_is_the_default_study(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing set\n", encoding="utf-8")
+    assert read_study_file(path) == {}
+    assert load_study(path) == study_from_dict({})

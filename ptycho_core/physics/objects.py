@@ -11,7 +11,9 @@ array from an NPZ file, or amplitude and phase TIFF images, never unpickled;
 resampled by ``file_pixel_size`` (study pixels per file pixel) and cropped to
 ``size`` about its centre. Every refusal is a :class:`DataContractError`
 naming the file, the configuration key, the array key and what was expected
-and found.
+and found; besides the format, the loader refuses implausible content before
+any job: negative amplitudes, a phase range that cannot be radians, a file
+too large for the memory bound, and an object without phase contrast.
 """
 
 from __future__ import annotations
@@ -23,10 +25,25 @@ from scipy.ndimage import gaussian_filter, zoom
 
 from ptycho_core.config import ObjectConfig
 from ptycho_core.io.npz import DataContractError, read_npz
+from ptycho_core.physics.limits import BOUND, MAX_ARRAY_PIXELS, resampled_shape
 from ptycho_core.streams import object_entropy
 
 #: Stream identifiers of the object generator's random draws (see rng policy
 #: in :mod:`ptycho_core.physics.simulate`): amplitude map, phase map.
+
+#: The least phase contrast of a study object: the standard deviation of its phase (numpy.angle, radians) over the
+#: size x size object, as the ground_truth step stores it (complex64). The study scores the phase, so an object
+#: without phase contrast has nothing to score; a file object is refused at load on this criterion, and the
+#: ground_truth step's output check ("phase has contrast") uses the same.
+MIN_PHASE_STD = 1e-3
+
+#: The largest range (max - min) of a phase image, in radians: 4 pi. A phase in radians is meaningful modulo 2 pi, so a
+#: wrapped map spans at most 2 pi; twice that leaves room for an unwrapped phase of a thick object (two turns), and a
+#: larger range loses nothing by wrapping (numpy.angle(numpy.exp(1j * phase)) is the same transmission). A map in
+#: degrees spans more than 4 pi = 12.6 units as soon as its contrast exceeds 12.6 degrees (0.22 rad), so a degree map
+#: (0 to 360) or one in grey levels is refused rather than read as tens of radians, which resampling would average
+#: away (the amplitude falls towards 0).
+MAX_PHASE_RANGE = 4 * np.pi
 
 
 def _normalise(img: np.ndarray, upper_percentile: float = 100.0) -> np.ndarray:
@@ -96,7 +113,7 @@ def make_object(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray:
 
 
 def _image(path: Path, config_key: str) -> np.ndarray:
-    """A 2-D real image from a TIFF file, as float64 (tifffile, which scikit-image installs)."""
+    """A 2-D real image from a TIFF file, in its own dtype (tifffile, which scikit-image installs)."""
     import tifffile
 
     if not path.is_file():
@@ -112,7 +129,25 @@ def _image(path: Path, config_key: str) -> np.ndarray:
         raise DataContractError(
             f"{path} ({config_key}): image: expected a 2-D real image (one channel), found {img.dtype} {img.shape}"
         )
-    return img.astype(np.float64)
+    return img
+
+
+def _check_size(label: str, shape: tuple[int, int], factor: float) -> None:
+    """Refuse a file whose array, as read or resampled by ``factor``, exceeds the memory bound.
+
+    Called with the shape as read, before the array is converted (complex128) or resampled: the sizes come from the
+    shape alone (:mod:`ptycho_core.physics.limits`), so the refusal comes before the large array is made.
+    """
+    (H, W), (h, w) = shape, resampled_shape(shape, factor)
+    if H * W > MAX_ARRAY_PIXELS:
+        raise DataContractError(
+            f"{label}: expected a file within {BOUND}, found {H} x {W} = {H * W} pixels; crop or bin the file"
+        )
+    if h * w > MAX_ARRAY_PIXELS:
+        raise DataContractError(
+            f"{label}: expected the object resampled by object.file_pixel_size {factor:g} within {BOUND}, "
+            f"found {h} x {w} = {h * w} pixels (file {H} x {W}); lower object.file_pixel_size"
+        )
 
 
 def read_npz_source(path: Path, config_key: str) -> dict[str, np.ndarray]:
@@ -127,8 +162,15 @@ def read_npz_source(path: Path, config_key: str) -> dict[str, np.ndarray]:
         ) from exc
 
 
-def _read_source(sources: dict[str, str], key: str) -> tuple[np.ndarray, str]:
-    """The complex array of the sources (an NPZ's ``key``, or amplitude * exp(i phase)); and a label for messages."""
+def _read_source(sources: dict[str, str], key: str, factor: float) -> tuple[np.ndarray, str]:
+    """The complex array of the sources (an NPZ's ``key``, or amplitude * exp(i phase)); and a label for messages.
+
+    Plausibility checks, each a :class:`DataContractError` naming the file and configuration key: the array's size
+    against the memory bound, as read and as resampled by ``factor`` (before either is made, :func:`_check_size`);
+    for images, amplitudes >= 0 (a background-subtracted image is not a transmission; its negative pixels would
+    become a pi phase jump) and a phase range max - min of at most :data:`MAX_PHASE_RANGE` (radians, not degrees).
+    An NPZ's complex array has amplitude |O| >= 0 by construction and a phase only modulo 2 pi.
+    """
     if len(sources) == 1:
         ((config_key, name),) = sources.items()
         path = Path(name)
@@ -143,22 +185,38 @@ def _read_source(sources: dict[str, str], key: str) -> tuple[np.ndarray, str]:
             raise DataContractError(
                 f"{label}: expected a complex 2-D array (complex64 or complex128), found {arr.dtype} {arr.shape}"
             )
+        _check_size(label, arr.shape, factor)
         return arr.astype(np.complex128), label
     (amp_key, amp_name), (phase_key, phase_name) = sources.items()
     amp, phase = _image(Path(amp_name), amp_key), _image(Path(phase_name), phase_key)
     label = f"{amp_name} ({amp_key}): image"
+    phase_label = f"{phase_name} ({phase_key}): image"
     if amp.shape != phase.shape:
-        raise DataContractError(
-            f"{phase_name} ({phase_key}): image: expected the shape of {amp_name}, {amp.shape}, found {phase.shape}"
-        )
+        raise DataContractError(f"{phase_label}: expected the shape of {amp_name}, {amp.shape}, found {phase.shape}")
+    _check_size(label, amp.shape, factor)
+    amp, phase = amp.astype(np.float64), phase.astype(np.float64)
     if not np.isfinite(phase).all():
         raise DataContractError(
-            f"{phase_name} ({phase_key}): image: expected finite phases (radians), "
+            f"{phase_label}: expected finite phases (radians), "
             f"found {np.count_nonzero(~np.isfinite(phase))} non-finite pixels"
         )
     if not np.isfinite(amp).all():
         raise DataContractError(
             f"{label}: expected finite amplitudes, found {np.count_nonzero(~np.isfinite(amp))} non-finite pixels"
+        )
+    if amp.min() < 0:
+        raise DataContractError(
+            f"{label}: expected amplitudes >= 0 (the modulus of the transmission; its phase is {phase_name}), "
+            f"found {np.count_nonzero(amp < 0)} negative pixels, minimum {amp.min():.6g}; "
+            "a background-subtracted image is not an amplitude: give the transmitted amplitude itself"
+        )
+    lo, hi = float(phase.min()), float(phase.max())
+    if hi - lo > MAX_PHASE_RANGE:
+        raise DataContractError(
+            f"{phase_label}: expected a phase in radians, max - min at most 4 pi = {MAX_PHASE_RANGE:.4g}, "
+            f"found [{lo:.6g}, {hi:.6g}] (range {hi - lo:.6g}); a phase in degrees: convert it to radians "
+            "(numpy.deg2rad, times pi/180); an unwrapped phase of more than two turns: wrap it, "
+            "numpy.angle(numpy.exp(1j * phase)), the same transmission"
         )
     return amp * np.exp(1j * phase), label
 
@@ -167,7 +225,11 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
     """A family-``file`` object (or its training object), complex128 (size, size), transmission in (0, 1].
 
     1. Read: the complex array under ``cfg.key`` of ``file``, or
-       ``amplitude_file`` * exp(i ``phase_file``) (TIFF, phase in radians).
+       ``amplitude_file`` * exp(i ``phase_file``) (TIFF, phase in radians);
+       refused before any larger array is made if the file, or the file
+       resampled by ``file_pixel_size``, exceeds the memory bound
+       (:mod:`ptycho_core.physics.limits`); images: amplitudes >= 0, phase
+       range at most :data:`MAX_PHASE_RANGE` (:func:`_read_source`).
     2. Amplitude: finite, > 0 (an opaque pixel), and at most 1 (a transmission)
        unless ``normalise`` divides it by its maximum.
     3. Resample by ``file_pixel_size`` (study pixels per file pixel):
@@ -178,13 +240,17 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
        it never raises the amplitude above the file's. Factor 1: untouched.
     4. Crop ``size`` x ``size`` about the centre (start (H - size) // 2);
        refused when the resampled object is smaller.
+    5. Phase contrast: the std of the cropped object's phase above
+       :data:`MIN_PHASE_STD`, the ground_truth step's criterion, so that a
+       file without phase contrast is refused here, naming its key, and not
+       by that step's output check. Amplitude contrast is not required.
     """
     sources = cfg.source_files(training=training)
     if not sources:
         raise ValueError(
             f"object: no {'training ' if training else ''}object file in the configuration (family {cfg.family!r})"
         )
-    obj, label = _read_source(sources, cfg.key)
+    obj, label = _read_source(sources, cfg.key, cfg.file_pixel_size)
     if not np.isfinite(obj).all():
         raise DataContractError(
             f"{label}: expected finite values, found {np.count_nonzero(~np.isfinite(obj))} non-finite pixels"
@@ -218,5 +284,13 @@ def load_object_file(cfg: ObjectConfig, *, training: bool = False) -> np.ndarray
     if np.abs(obj).min() <= 0:
         raise DataContractError(
             f"{label}: expected amplitude > 0 after resampling, found minimum {np.abs(obj).min():.6g}"
+        )
+    phase_std = float(np.angle(obj.astype(np.complex64)).std())  # as the ground_truth step stores and checks it
+    if not phase_std > MIN_PHASE_STD:
+        raise DataContractError(
+            f"{label}: expected phase contrast, a phase std above {MIN_PHASE_STD:g} rad over the "
+            f"{cfg.size} x {cfg.size} object (after resampling and cropping), found {phase_std:.3g} rad; "
+            "the study scores the phase, so the object must have some (a pure phase object is fine, "
+            "one without phase is not)"
         )
     return np.ascontiguousarray(obj, dtype=np.complex128)

@@ -19,6 +19,15 @@ from ptycho_core.config import ProbeConfig
 from ptycho_core.io.npz import DataContractError
 from ptycho_core.physics.objects import read_npz_source
 
+#: The least fraction of a probe file's intensity within the centred disc of diameter N/2 (:func:`energy_within`).
+#: The networks reconstruct the object on the central N/2 x N/2 support only, and their physics forms the exit wave
+#: P * O with the object zero outside it, so the probe's intensity outside the support is light the model cannot
+#: account for; the inscribed disc's fraction is a lower bound of the support's. 0.9: at most 10 % of each
+#: pattern's photons come from outside what the model reconstructs. Centred probes are far above it (the example
+#: probe file 0.994, the study's focused probes 0.996 to 0.998), a probe whose optical axis is not at pixel
+#: (N/2, N/2) far below (the example probe fftshift-ed: 4e-5).
+MIN_ENERGY_WITHIN_SUPPORT = 0.9
+
 
 def _centred_radius(N: int) -> np.ndarray:
     """Distance in pixels of every pixel from the centre pixel (N/2, N/2)."""
@@ -70,8 +79,10 @@ def load_probe_file(N: int, cfg: ProbeConfig) -> np.ndarray:
     """The probe of ``cfg.file`` (array ``cfg.key``), complex128 (N, N), scaled to unit peak amplitude.
 
     The file must hold a finite, non-zero complex N x N array sampled on the
-    object's pixels with the optical axis at pixel (N/2, N/2); nothing is
-    resampled. Its scale does not matter (the dose sets it at simulation).
+    object's pixels with the optical axis at pixel (N/2, N/2): at least
+    :data:`MIN_ENERGY_WITHIN_SUPPORT` of its intensity within the centred
+    disc of diameter N/2, the networks' support. Nothing is resampled. Its
+    scale does not matter (the dose sets it at simulation).
     Refusals are :class:`DataContractError` naming the file, the key, and what
     was expected and found.
     """
@@ -96,7 +107,17 @@ def load_probe_file(N: int, cfg: ProbeConfig) -> np.ndarray:
     peak = float(np.abs(probe).max())
     if not peak > 0:
         raise DataContractError(f"{label}: expected a probe with some intensity, found all zeros")
-    return (probe.astype(np.complex128) / peak).astype(np.complex128)
+    probe = (probe.astype(np.complex128) / peak).astype(np.complex128)
+    within = energy_within(probe, N / 2)
+    if not within >= MIN_ENERGY_WITHIN_SUPPORT:
+        row, col = np.unravel_index(np.argmax(np.abs(probe)), probe.shape)
+        raise DataContractError(
+            f"{label}: expected the optical axis at pixel (N/2, N/2) = ({N // 2}, {N // 2}), with at least "
+            f"{MIN_ENERGY_WITHIN_SUPPORT:.0%} of the intensity within the centred disc of diameter N/2 = {N // 2} px "
+            f"(the support the networks reconstruct), found {within:.3g} (peak at pixel ({row}, {col})); "
+            "an fftshift-ed probe (axis at pixel (0, 0)): centre it with numpy.fft.fftshift"
+        )
+    return probe
 
 
 def energy_within(probe: np.ndarray, diameter: float) -> float:

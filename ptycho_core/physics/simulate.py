@@ -27,6 +27,7 @@ import numpy as np
 from ptycho_core.config import StudyConfig, dose_label
 from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
 from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
+from ptycho_core.physics.limits import check_scan_size
 from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter, photons_per_illuminated_pixel
 from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
 from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
@@ -84,6 +85,7 @@ def make_geometry(study: StudyConfig, seed: int) -> Geometry:
     """Probe (unit peak), measured diameter, base scan and split for ``seed``."""
     probe_unit = make_probe(study.N, study.probe)
     diameter = measure_fwhm_diameter(probe_unit)
+    check_scan_size(study, diameter)  # before the scan is made (a probe file's diameter is known only now)
     lo, hi = valid_position_range(study.object.size, study.N)
     hi = float(np.floor(hi))
     scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))

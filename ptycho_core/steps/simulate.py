@@ -25,7 +25,7 @@ from ptycho_core.io.datasets import (
 )
 from ptycho_core.io.sentinel import provenance, sha256_file
 from ptycho_core.layout import Cell, GroundTruthFiles, SimulatedFiles
-from ptycho_core.physics.objects import make_object
+from ptycho_core.physics.objects import MIN_PHASE_STD, make_object
 from ptycho_core.physics.simulate import simulate_dose
 from ptycho_core.steps.skeleton import Step, require
 
@@ -90,7 +90,7 @@ def run_ground_truth(study: StudyConfig, *, out: GroundTruthFiles, training: boo
             amp.min() > 0 and amp.max() <= 1 + 1e-6,
             f"range [{amp.min()}, {amp.max()}]",
         )
-        require(out_path, "phase has contrast", phase.std() > 1e-3, f"phase std {phase.std():.3g} rad")
+        require(out_path, "phase has contrast", phase.std() > MIN_PHASE_STD, f"phase std {phase.std():.3g} rad")
         # a procedural family promises amplitude contrast when it has some; a file object may be a pure phase object
         wanted = study.object.family != "file" and study.object.amplitude_contrast > 0
         require(out_path, "amplitude has contrast", not wanted or amp.std() > 1e-3, f"amplitude std {amp.std():.3g}")

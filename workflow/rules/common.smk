@@ -1,50 +1,100 @@
 # Configuration validation and input functions shared by every step.
-# Validation happens once, here: the schema fills defaults and refuses unknown
-# keys, then ptycho_core builds the frozen StudyConfig (cross-field checks) and
-# checks that every view and its groups can be built. Scripts receive the
-# validated config and rebuild the StudyConfig from it.
+# Validation happens once, here, before Snakemake's own checks: the study files
+# are read again strictly (a key named twice is refused), merged, validated
+# against the schema with its defaults filled and the cross-field checks
+# (ptycho_core.config.study_from_dict), and every view and its groups are built.
+# A refusal stops the workflow with one message naming the study file that set
+# the key at fault (or "default": a key no file sets), before any job.
+# Scripts receive the validated config and rebuild the StudyConfig from it.
 
-import yaml
+import os
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
 from ptycho_core import layout
 from ptycho_core.code_hash import code_hashes
-from ptycho_core.config import SECTION_GROUPS, study_from_dict
+from ptycho_core.config import (
+    SECTION_GROUPS,
+    ConfigError,
+    merge_studies,
+    read_study_file,
+    source_of,
+    study_from_dict,
+)
+from ptycho_core.io.npz import DataContractError
 from ptycho_core.io.sentinel import sha256_file
+from ptycho_core.physics.limits import check_scan_size
 from ptycho_core.physics.objects import make_object
+from ptycho_core.physics.probe import make_probe, measure_fwhm_diameter
 from ptycho_core.methods import (
     NETWORK_METHODS,
     REFINED_METHODS,
     TRAINED_METHODS,
     Method,
 )
-from ptycho_core.sampling.views import check_views_feasible
+from ptycho_core.sampling.views import InfeasibleViewError, check_views_feasible
 
-# A study file given with --configfile is deep-merged over config/config.yaml
-# by Snakemake. For the sections whose keys the user names (the views), the
-# study file's mapping replaces the default's: a study of one view has one view.
-REPLACED_SECTIONS = ("views",)
-for study_file in workflow.overwrite_configfiles:
-    with open(study_file, encoding="utf-8") as fh:
-        given = yaml.safe_load(fh) or {}
-    for section in REPLACED_SECTIONS:
-        if isinstance(given, dict) and section in given:
-            config[section] = given[section]
 
-validate(config, schema="../schemas/config.schema.yaml")
-STUDY = study_from_dict(config, source="config")
-check_views_feasible(STUDY)  # builds the probe: a probe.file is read and checked here
-# A family-file object (and training object) is read and checked before any job too.
-if STUDY.object.family == "file":
-    make_object(STUDY.object)
-    if STUDY.object.separate_training:
-        make_object(STUDY.object, training=True)
+def study_file_label(path):
+    """A study file as its messages name it: relative to the working directory when inside it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+# Snakemake has merged config/config.yaml (the Snakefile's configfile) and the
+# --configfile files with its own loader, which keeps the last of two equal
+# keys; so the study is rebuilt here from the files themselves, read strictly
+# and merged by ptycho_core.config.merge_studies: each --configfile file is
+# deep-merged over config/config.yaml (then --config values over both), except
+# that a study file replaces whole the `views` it sets (REPLACED_SECTIONS: a
+# study of one view has one view) and the `object` (`probe`) section when it
+# changes `object.family` (`probe.kind`) (REPLACED_WHEN_CHANGED: a file that
+# changes the object's family describes the whole object; the keys it leaves
+# out take the schema's defaults, so a file object gets no train_seed of the
+# default's lines object).
+# Lists (doses, seeds) replace the lower file's, as every non-mapping value.
+# Snakemake's validate() is not called: study_from_dict validates against the
+# same schema with the same draft and fills the same defaults, and `config`
+# becomes the validated study (STUDY.to_dict(): every key, defaults filled).
+def read_study():
+    given = {os.path.abspath(f) for f in workflow.overwrite_configfiles}
+    files = [f for f in workflow.configfiles if os.path.abspath(f) not in given]
+    if workflow.config_settings.replace_workflow_config:
+        files = []
+    files += list(workflow.overwrite_configfiles)
+    labels = [study_file_label(f) for f in files]
+    layers = [(label, read_study_file(f, label)) for f, label in zip(files, labels)]
+    if workflow.config_settings.config:
+        layers.append(("--config", dict(workflow.config_settings.config)))
+    raw, sources = merge_studies(layers)
+    everything = " + ".join(label for label, _ in layers) or "config"
+    study = study_from_dict(raw, source=everything, sources=sources)
+    # The scan's size against the memory bound, before any scan is made (the probe's
+    # diameter sets the step; a probe.file is read and checked here).
+    diameter = measure_fwhm_diameter(make_probe(study.N, study.probe))
+    check_scan_size(study, diameter, source=source_of(sources, "scan.step_fraction"))
+    check_views_feasible(study)
+    # A family-file object (and training object) is read and checked before any job too.
+    if study.object.family == "file":
+        make_object(study.object)
+        if study.object.separate_training:
+            make_object(study.object, training=True)
+    return study
+
+
+try:
+    STUDY = read_study()
+except (ConfigError, InfeasibleViewError, DataContractError) as exc:
+    raise WorkflowError(str(exc)) from None
+config.clear()
+config.update(STUDY.to_dict())
 # {config key: sha256} of the files the object, the training object and the probe are read from (read and
 # checked above): rule params, so a file replaced by other content reruns the rules that read it, whatever its
 # modification time (an input alone is compared by time).
 OBJECT_SOURCES = {k: sha256_file(p) for k, p in STUDY.object.source_files().items()}
-TRAINING_OBJECT_SOURCES = {k: sha256_file(p) for k, p in STUDY.object.source_files(training=True).items()}
+TRAINING_OBJECT_SOURCES = {
+    k: sha256_file(p) for k, p in STUDY.object.source_files(training=True).items()
+}
 PROBE_SOURCES = {k: sha256_file(p) for k, p in STUDY.probe.source_files().items()}
 DOSES = STUDY.dose_labels()  # label ("1e4") -> dose, in ladder order
 SEEDS = [str(s) for s in STUDY.seeds]
@@ -71,7 +121,11 @@ RECONSTRUCTED_BY = {
 # Snakemake's mtime-based code trigger, so a fresh clone reruns nothing).
 # Each rule's adapter script (workflow/scripts/) imports its step module in
 # ptycho_core.steps and at most ADAPTER_IMPORTS.
-ADAPTER_IMPORTS = ("ptycho_core.config", "ptycho_core.layout", "ptycho_core.steps.joblog")
+ADAPTER_IMPORTS = (
+    "ptycho_core.config",
+    "ptycho_core.layout",
+    "ptycho_core.steps.joblog",
+)
 # rule -> (its step module in ptycho_core.steps, its adapter script in workflow/scripts/)
 STEP_OF_RULE = {
     "ground_truth": ("simulate", "ground_truth"),
