@@ -4,6 +4,7 @@ Knows nothing about Snakemake: every function takes explicit arguments
 (configuration dataclasses, arrays, paths) and returns values. Importing
 the package does no work. Where things live:
 
+- ``study_files`` study files read strictly and merged, and which file set each key
 - ``config``     the study configuration: schema validation, frozen dataclasses, section hashes;
   ``config_reference`` renders ``config/README.md`` from the schema
 - ``methods``    the method registry: canonical ids, labels, colours, how each method is produced

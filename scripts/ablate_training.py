@@ -41,7 +41,7 @@ VARIANTS: dict[str, dict] = {
 
 
 def variant_config(name: str, dose: float, view: str) -> dict:
-    from ptycho_core.config import read_study_file
+    from ptycho_core.study_files import read_study_file
 
     cfg = read_study_file(ROOT / "config" / "config.yaml", "config/config.yaml")
     cfg["name"] = f"ablation-{name}"

@@ -65,7 +65,8 @@ CASES = [
 
 def study_for(size: str):
 
-    from ptycho_core.config import load_study, merge_studies, read_study_file, study_from_dict
+    from ptycho_core.config import load_study, study_from_dict
+    from ptycho_core.study_files import merge_studies, read_study_file
 
     if size == "default":
         return load_study(ROOT / "config/config.yaml")

@@ -40,7 +40,7 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
 def study_config(args, noise_model: str) -> dict:
-    from ptycho_core.config import read_study_file
+    from ptycho_core.study_files import read_study_file
 
     cfg = read_study_file(ROOT / "config" / "config.yaml", "config/config.yaml")
     cfg["name"] = f"ptychi-ladder-{noise_model}"

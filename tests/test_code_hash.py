@@ -124,7 +124,7 @@ def test_every_rule_hashes_the_modules_its_adapter_imports():
     step_of_rule = {
         r: (step, script) for r, step, script in re.findall(r'^\s+"(\w+)": \("(\w+)", "(\w+)"\),$', table, re.M)
     }
-    adapter_imports = set(re.findall(r'"(ptycho_core[\w.]+)"', common.split("ADAPTER_IMPORTS = ")[1].split("\n")[0]))
+    adapter_imports = set(re.findall(r'"(ptycho_core[\w.]+)"', common.split("ADAPTER_IMPORTS = ")[1].split(")")[0]))
     scripts = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", smk.read_text(), re.M | re.S):

@@ -16,17 +16,14 @@ import yaml
 
 from ptycho_core.config import (
     ConfigError,
-    StrictLoader,
     StudyConfig,
     dose_label,
     load_schema,
     load_study,
-    merge_studies,
-    read_study_file,
-    source_of,
     study_from_dict,
 )
 from ptycho_core.physics.objects import make_object
+from ptycho_core.study_files import StrictLoader, merge_studies, read_study_file, source_of
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -69,6 +69,11 @@ def test_a_shipped_study_file_runs_as_documented(tmp_path, name):
         ("grouping: {K: 3}\n", "config/mine.yaml: key 'grouping.K': expected K >= C = gridsize^2 = 4, found 3"),
         # N = 64 needs an object of 128 pixels; config/config.yaml sets 80
         ("N: 64\n", "config/config.yaml: key 'object.size': expected at least 2*N = 128 pixels, found 80"),
+        # a scan beyond the memory bound, refused before it is made, naming the file that set the step
+        (
+            "scan: {step_fraction: 0.001}\n",
+            "config/mine.yaml: key 'scan.step_fraction': expected a scan whose patterns",
+        ),
         # an object of another family takes the schema's defaults (size 256), not config/config.yaml's
         ("N: 160\nobject: {family: grf}\n", "default: key 'object.size': expected at least 2*N = 320 pixels"),
     ],

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ptycho_core.config import StudyConfig, dose_label
+from ptycho_core.config import ConfigError, StudyConfig, dose_label
 from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
 from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
-from ptycho_core.physics.limits import check_scan_size
+from ptycho_core.physics.limits import BOUND, MAX_ARRAY_PIXELS
 from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter, photons_per_illuminated_pixel
 from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
 from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
@@ -79,6 +79,48 @@ class Geometry:
     extent: tuple[float, float]
     scan: Scan
     split: Split
+
+
+def scan_side(object_size: int, N: int, step: float) -> int:
+    """Positions per axis of a scan with ``step`` pixels over the object's valid position range.
+
+    The raster's grid side, floor((hi - lo) / step) + 1 (:func:`ptycho_core.physics.scan.raster_scan`, on the range
+    of :func:`ptycho_core.physics.simulate.make_geometry`); a Fermat spiral keeps about as many positions, one per
+    step^2 of the same square.
+    """
+    lo, hi = valid_position_range(object_size, N)
+    return int(np.floor((float(np.floor(hi)) - lo) / step)) + 1
+
+
+def scan_size_problem(object_size: int, N: int, step_fraction: float, probe_diameter: float) -> tuple[str, str] | None:
+    """``(key, message)`` if the patterns of the scan (positions x N^2 pixels) exceed the bound, else None.
+
+    ``probe_diameter`` is the probe's measured FWHM diameter in pixels; the step is ``step_fraction`` times it.
+    """
+    step = step_fraction * probe_diameter
+    side = scan_side(object_size, N, step)
+    pixels = side * side * N * N
+    if pixels > MAX_ARRAY_PIXELS:
+        return (
+            "scan.step_fraction",
+            f"expected a scan whose patterns (positions x N^2 pixels) stay within {BOUND}, "
+            f"found {side} x {side} positions x {N}^2 = {pixels} pixels "
+            f"(object.size {object_size}, N {N}, step = scan.step_fraction {step_fraction:g} x probe diameter "
+            f"{probe_diameter:.3g} px = {step:.3g} px); raise scan.step_fraction or lower object.size",
+        )
+    return None
+
+
+def check_scan_size(study: StudyConfig, probe_diameter: float, source: str = "config") -> None:
+    """Refuse (:class:`ConfigError`) a scan whose patterns exceed the bound, before the scan is made.
+
+    For a probe read from a file, whose diameter is known only once the file is read: call it with the measured
+    diameter before :func:`ptycho_core.physics.scan.make_scan` (configuration load checks the other probe kinds).
+    """
+    problem = scan_size_problem(study.object.size, study.N, study.scan.step_fraction, probe_diameter)
+    if problem is not None:
+        key, message = problem
+        raise ConfigError(f"{source}: key '{key}': {message}")
 
 
 def make_geometry(study: StudyConfig, seed: int) -> Geometry:

@@ -13,17 +13,11 @@ from snakemake.exceptions import WorkflowError
 
 from ptycho_core import layout
 from ptycho_core.code_hash import code_hashes
-from ptycho_core.config import (
-    SECTION_GROUPS,
-    ConfigError,
-    merge_studies,
-    read_study_file,
-    source_of,
-    study_from_dict,
-)
+from ptycho_core.config import SECTION_GROUPS, study_from_dict
 from ptycho_core.io.npz import DataContractError
+from ptycho_core.study_files import ConfigError, merge_studies, read_study_file, source_of
 from ptycho_core.io.sentinel import sha256_file
-from ptycho_core.physics.limits import check_scan_size
+from ptycho_core.physics.simulate import check_scan_size
 from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.probe import make_probe, measure_fwhm_diameter
 from ptycho_core.methods import (
