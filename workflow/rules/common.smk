@@ -7,9 +7,11 @@
 # the key at fault (or "default": a key no file sets), before any job.
 # Scripts receive the validated config and rebuild the StudyConfig from it.
 
+import copy
 import os
 
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config
 
 from ptycho_core import layout
 from ptycho_core.code_hash import code_hashes
@@ -60,6 +62,13 @@ def read_study():
     layers = [(label, read_study_file(f, label)) for f, label in zip(files, labels)]
     if workflow.config_settings.config:
         layers.append(("--config", dict(workflow.config_settings.config)))
+    plain = {}
+    for _, raw in layers:
+        update_config(plain, copy.deepcopy(raw))
+    if plain != dict(config):
+        # Not these files' configuration: a deploying workflow passed its own (module
+        # `config:`). Validate that one; errors name it "config".
+        layers = [("config", copy.deepcopy(dict(config)))]
     raw, sources = merge_studies(layers)
     everything = " + ".join(label for label, _ in layers) or "config"
     study = study_from_dict(raw, source=everything, sources=sources)
