@@ -17,7 +17,12 @@ from ptycho_core import layout
 from ptycho_core.code_hash import code_hashes
 from ptycho_core.config import SECTION_GROUPS, study_from_dict
 from ptycho_core.io.npz import DataContractError
-from ptycho_core.study_files import ConfigError, merge_studies, read_study_file, source_of
+from ptycho_core.study_files import (
+    ConfigError,
+    merge_studies,
+    read_study_file,
+    source_of,
+)
 from ptycho_core.io.sentinel import sha256_file
 from ptycho_core.physics.simulate import check_scan_size
 from ptycho_core.physics.objects import make_object
