@@ -39,8 +39,16 @@ from ptycho_core.evaluate.tables import (
     summarise,
     write_report_data,
 )
+from ptycho_core.evaluate.verdicts import evidence as verdict_evidence
 from ptycho_core.figures.study import dose_response_figure, frc_figure
-from ptycho_core.io.records import INVENTORY, RUNTIME_TABLE, STUDY_METRIC_COLUMNS, STUDY_METRIC_ROWS
+from ptycho_core.io.records import (
+    INVENTORY,
+    RUNTIME_TABLE,
+    STUDY_METRIC_COLUMNS,
+    STUDY_METRIC_ROWS,
+    SUMMARY_DOCUMENT,
+    SUMMARY_VERSION,
+)
 
 DOSES = (1e3, 1e4)
 VIEWS = ("dense", "sparse")
@@ -223,6 +231,9 @@ def test_summary_means_and_stds(table):
     assert len(recs) == len(DOSES) * len(VIEWS) * len(METHODS) * ROWS_PER_METHOD
     r = find(recs, dose=1e3, view="dense", method="PtychoPINN", quantity="amplitude", metric="ssim")
     assert r["n"] == 3 and r["seeds"] == [0, 1, 2]
+    assert r["values"] == pytest.approx(
+        [0.89, 0.90, 0.91]
+    )  # per seed, in the order of the seeds (the verdicts pair them)
     assert r["mean"] == pytest.approx(0.9, abs=1e-12)
     assert r["std"] == pytest.approx(0.01, abs=1e-12)
     assert (r["min"], r["max"]) == (pytest.approx(0.89), pytest.approx(0.91))
@@ -231,7 +242,7 @@ def test_summary_means_and_stds(table):
 
 
 def test_summary_gives_the_dose_per_illuminated_pixel_when_the_probe_is_known(table):
-    assert "photons_per_illuminated_pixel" not in summarise(table)["records"][0]
+    assert summarise(table)["records"][0]["photons_per_illuminated_pixel"] is None
     D = 5.3
     for r in summarise(table, fwhm_diameter_px=D)["records"]:
         assert r["photons_per_illuminated_pixel"] == pytest.approx(r["dose"] / (math.pi * D**2 / 4), rel=1e-12)
@@ -340,7 +351,7 @@ def test_delta_n1_has_no_interval(tmp_path):
         r["n"] == 1 and r["interval"] is None and r["std"] is None and r["interval_excludes_zero"] is None for r in recs
     )
     assert all(r["note"] == NO_INTERVAL_NOTE == "n = 1: no interval" for r in recs)
-    lines = delta_lines(report_document(summarise(t), recs))
+    lines = delta_lines(report_document(summarise(t), recs, **verdict_evidence(summarise(t))))
     assert all("(n = 1: no interval)" in line and "CI" not in line for line in lines)
 
 
@@ -462,9 +473,10 @@ LINE = re.compile(
 
 def test_report_data_and_delta_lines_match_json(tmp_path, table):
     out_csv, out_json = tmp_path / "g" / "metrics.csv", tmp_path / "g" / "summary.json"
-    write_report_data(table, summarise(table), deltas(table), out_csv, out_json)
+    evidence = verdict_evidence(summarise(table))
+    write_report_data(table, summarise(table), deltas(table), out_csv, out_json, **evidence)
     first = (out_csv.read_bytes(), out_json.read_bytes())
-    write_report_data(table, summarise(table), list(reversed(deltas(table))), out_csv, out_json)
+    write_report_data(table, summarise(table), list(reversed(deltas(table))), out_csv, out_json, **evidence)
     assert (out_csv.read_bytes(), out_json.read_bytes()) == first
 
     back = pd.read_csv(out_csv)
@@ -473,6 +485,15 @@ def test_report_data_and_delta_lines_match_json(tmp_path, table):
     assert pd.DataFrame(STUDY_METRIC_ROWS.read(out_csv)).equals(table)  # the record's reader: the same table, typed
 
     doc = json.loads(out_json.read_text())
+    assert SUMMARY_DOCUMENT.read(out_json) == doc  # the document's contract reads it back
+    assert doc["schema_version"] == SUMMARY_VERSION == 2
+    # the verdicts: PtychoPINN_TTR has the best MS-SSIM (0.98) in every cell; the others' values do not vary
+    # across seeds and PtychoPINN's jitter (sd 0.01) keeps its gap (0.06) clear of zero: a winner everywhere
+    verdicts = [v for v in doc["verdicts"] if (v["quantity"], v["metric"]) == ("phase", "ms_ssim")]
+    assert len(verdicts) == len(DOSES) * len(VIEWS)
+    assert {v["text"] for v in verdicts} == {"winner: PtychoPINN_TTR"}
+    assert len(doc["crossovers"]) == len(VIEWS) * len(METHODS)
+    assert {c["text"] for c in doc["crossovers"]} == {"< 1000"}  # every mean passes 0.8 at every dose
     lines = delta_lines(doc)
     assert len(lines) == len(doc["deltas"])
     for line, r in zip(lines, doc["deltas"]):
@@ -510,14 +531,36 @@ def test_highlights_need_deltas():
         delta_lines({"summary": {}})
 
 
+def test_report_data_refuse_a_document_out_of_contract(tmp_path, table):
+    summary = summarise(table)
+    summary["records"][0]["std"] = float("nan")
+    with pytest.raises(AggregationError, match=r"summary.json: key 'summary.records\[0\].std': expected a finite"):
+        write_report_data(
+            table,
+            summary,
+            deltas(table),
+            tmp_path / "metrics.csv",
+            tmp_path / "summary.json",
+            verdicts=[],
+            crossovers=[],
+        )
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "metrics.csv").exists()
+
+
 # --------------------------------------------------------------------------
 # figures and run time
 # --------------------------------------------------------------------------
 
 
 def test_dose_response_figure(tmp_path, table):
+    from ptycho_core.evaluate.verdicts import crossover_records
+
     out = tmp_path / "fig" / "ssim.png"
     dose_response_figure(out, table, "ms_ssim", "phase", fwhm_diameter_px=5.3)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    # the landing page's figure: the threshold and the crossover doses with their intervals
+    crossovers = crossover_records(summarise(table), ("phase", "ms_ssim", 0.9))
+    dose_response_figure(out, table, "ms_ssim", "phase", fwhm_diameter_px=5.3, threshold=0.9, crossovers=crossovers)
     assert out.read_bytes()[:8] == PNG_MAGIC
     one = collect_metrics(make_grid(tmp_path / "n1", seeds=(0,)))
     dose_response_figure(tmp_path / "n1.png", one, "mae", "amplitude")

@@ -29,6 +29,8 @@ from ptycho_core.io.records import (
     OVERLAP_TABLE_COLUMNS,
     RUNTIME_TABLE,
     STUDY_METRIC_ROWS,
+    SUMMARY_DOCUMENT,
+    SUMMARY_VERSION,
 )
 
 
@@ -93,6 +95,25 @@ def alignment_record() -> dict:
             "PtychoPINN": {**method, "phase_ramp": {"offset": 0.1, "slope_y": 0.0, "slope_x": 1e-3}},
         },
     }
+
+
+def summary_document() -> dict:
+    """A valid ``summary.json``: two methods, one cell, two seeds (so the verdict and the deltas have intervals)."""
+    import pandas as pd
+
+    from ptycho_core.evaluate.tables import deltas, report_document, summarise
+    from ptycho_core.evaluate.verdicts import evidence
+
+    rows = [
+        (dose, "dense", seed, method, "phase", metric, base + 0.01 * seed + (0.02 if metric == "mae" else 0.0))
+        for dose in (10.0, 100.0)
+        for seed in (0, 1)
+        for method, base in (("PtychoPINN", 0.7 if dose == 10.0 else 0.9), ("PtyChi", 0.5))
+        for metric in ("ms_ssim", "mae")
+    ]
+    table = pd.DataFrame(rows, columns=["dose", "view", "seed", "method", "quantity", "metric", "value"])
+    summary = summarise(table, fwhm_diameter_px=5.3)
+    return report_document(summary, deltas(table, metrics=("ms_ssim",), quantities=("phase",)), **evidence(summary))
 
 
 CSV_EXAMPLES = {
@@ -260,7 +281,11 @@ def test_csv_header_out_of_order_or_empty_file_is_refused():
 # JSON records
 # --------------------------------------------------------------------------
 
-JSON_EXAMPLES = {"alignment": (ALIGNMENT_RECORD, alignment_record), "overlap metrics": (OVERLAP_RECORD, overlap_record)}
+JSON_EXAMPLES = {
+    "alignment": (ALIGNMENT_RECORD, alignment_record),
+    "overlap metrics": (OVERLAP_RECORD, overlap_record),
+    "report summary": (SUMMARY_DOCUMENT, summary_document),
+}
 
 
 @pytest.mark.parametrize("name", sorted(JSON_EXAMPLES))
@@ -329,6 +354,31 @@ def test_json_record_round_trip(tmp_path, name):
             lambda d: d.update(policy=3),
             "key 'policy': expected a string, found int 3",
         ),
+        # the report's summary document: its verdicts and crossovers, and its version
+        (
+            SUMMARY_DOCUMENT,
+            summary_document,
+            lambda d: d["verdicts"][0].pop("not_separable"),
+            "missing key 'verdicts[0].not_separable'",
+        ),
+        (
+            SUMMARY_DOCUMENT,
+            summary_document,
+            lambda d: d["crossovers"][0]["estimate"].update(dose="1e2"),
+            "key 'crossovers[0].estimate.dose': expected a finite number, found str",
+        ),
+        (
+            SUMMARY_DOCUMENT,
+            summary_document,
+            lambda d: d["summary"]["records"][0].pop("values"),
+            "missing key 'summary.records[0].values'",
+        ),
+        (
+            SUMMARY_DOCUMENT,
+            summary_document,
+            lambda d: d.update(schema_version=1),
+            f"key 'schema_version': expected report summary version {SUMMARY_VERSION}, found 1",
+        ),
         # an earlier version of the overlap record is named as such
         (
             OVERLAP_RECORD,
@@ -385,6 +435,7 @@ def test_versions_have_distinct_names_and_one_home():
     assert not hasattr(tables, "SCHEMA_VERSION")
     assert records.METRIC_ROWS.version == records.METRIC_ROWS_VERSION == 2
     assert records.OVERLAP_RECORD.version == OVERLAP_METRICS_VERSION == 2
+    assert records.SUMMARY_DOCUMENT.version == records.SUMMARY_VERSION == 2
 
 
 def test_records_imports_nothing_of_ptycho_core_outside_io():

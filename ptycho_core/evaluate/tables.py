@@ -17,8 +17,9 @@ The flow of a report is::
     table = collect_metrics(cells)                 # tidy, validated
     summary = summarise(table)                     # per-cell statistics over seeds
     records = deltas(table)                        # PtychoPINN minus each other method
+    evidence = verdicts.evidence(summary)          # per-cell verdicts, crossover doses
     write_report_data(table, summary, records, "results/report/metrics.csv",
-                      "results/report/summary.json")
+                      "results/report/summary.json", **evidence)
     lines = delta_lines(json.load(open("results/report/summary.json")))
 
 **The one JSON** (written by :func:`write_report_data`, built by
@@ -29,8 +30,17 @@ The flow of a report is::
   ``records``; records sort and diff better than nested dicts and need no
   stringified float keys),
 - ``deltas``: the list of records of :func:`deltas`,
-- ``conventions``: the direction of every metric and the interval method,
-  in words.
+- ``verdicts`` and ``crossovers``: the per-cell verdicts and the crossover
+  doses with their intervals, computed from the summary by
+  :func:`ptycho_core.evaluate.verdicts.evidence` and passed in (this module
+  does not import that one: the score step loads this module, and an edit of
+  the verdicts must not rerun it),
+- ``conventions``: the direction of every metric, the interval method, the
+  verdict and crossover rules, in words.
+
+Its contract is :data:`ptycho_core.io.records.SUMMARY_DOCUMENT`: the writer
+validates the document before writing it, and the report reads it back through
+the same record.
 
 **Every text view is generated from that JSON by one function**,
 :func:`highlights` (docs/DESIGN.md section 9, lesson 9): no other code formats the
@@ -68,7 +78,6 @@ interval ``mean +- t(0.975, n - 1) * std / sqrt(n)`` for ``n >= 2``. With
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -91,6 +100,7 @@ from ptycho_core.io.records import (
     METRIC_ROWS,
     STUDY_METRIC_COLUMNS,
     STUDY_METRIC_ROWS,
+    SUMMARY_DOCUMENT,
     SUMMARY_VERSION,
     CsvRecord,
 )
@@ -166,7 +176,9 @@ def _canonical_methods(methods: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _direction(metric: str) -> str:
+def direction(metric: str) -> str:
+    """``"higher"`` or ``"lower"``: which values of ``metric`` are better; a metric with no better direction raises
+    :class:`AggregationError`."""
     if metric in HIGHER_IS_BETTER:
         return "higher"
     if metric in LOWER_IS_BETTER:
@@ -342,37 +354,38 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
 def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> dict:
     """Per (dose, view, method, quantity, metric) statistics across replicate seeds.
 
-    With the probe's FWHM diameter (object pixels), each record also carries
-    the dose in physical terms, ``photons_per_illuminated_pixel``
-    (:func:`ptycho_core.physics.probe.photons_per_illuminated_pixel`).
+    With the probe's FWHM diameter (object pixels), each record gives the
+    dose in physical terms, ``photons_per_illuminated_pixel``
+    (:func:`ptycho_core.physics.probe.photons_per_illuminated_pixel`; None
+    without it).
 
     Returns a JSON-serialisable dict::
 
         {"layout": "records",
          "group_by": ["dose", "view", "method", "quantity", "metric"],
          "std_ddof": 1,
-         "records": [{"dose", "dose_label", "view", "method", "quantity", "metric",
-                      "mean", "std", "n", "min", "max", "seeds"}, ...]}
+         "records": [{"dose", "dose_label", "photons_per_illuminated_pixel", "view", "method",
+                      "quantity", "metric", "mean", "std", "n", "min", "max", "seeds", "values"}, ...]}
 
     ``std`` is the sample standard deviation (ddof = 1), ``None`` when
-    ``n = 1``. Records are sorted by the group keys; all numbers are
-    Python floats/ints, never NaN.
+    ``n = 1``; ``values`` are the per-seed values in the order of ``seeds``
+    (the verdicts pair them by seed). Records are sorted by the group keys;
+    all numbers are Python floats/ints, never NaN.
     """
     t = check_table(table)
     keys = ["dose", "view", "method", "quantity", "metric"]
     records = []
     for key, g in t.groupby(keys, sort=True):
+        g = g.sort_values("seed", kind="mergesort")
         v = g["value"].to_numpy(dtype=float)
         n = int(v.size)
         records.append(
             {
                 "dose": float(key[0]),
                 "dose_label": dose_label(key[0]),
-                **(
-                    {}
-                    if fwhm_diameter_px is None
-                    else {"photons_per_illuminated_pixel": photons_per_illuminated_pixel(key[0], fwhm_diameter_px)}
-                ),
+                "photons_per_illuminated_pixel": None
+                if fwhm_diameter_px is None
+                else photons_per_illuminated_pixel(key[0], fwhm_diameter_px),
                 "view": str(key[1]),
                 "method": str(key[2]),
                 "quantity": str(key[3]),
@@ -382,7 +395,8 @@ def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> 
                 "n": n,
                 "min": float(v.min()),
                 "max": float(v.max()),
-                "seeds": sorted(int(s) for s in g["seed"]),
+                "seeds": [int(s) for s in g["seed"]],
+                "values": [float(x) for x in v],
             }
         )
     return {"layout": "records", "group_by": keys, "std_ddof": 1, "records": records}
@@ -414,7 +428,7 @@ def deltas(
 
     t = check_table(table)
     reference = str(reference)
-    directions = {m: _direction(m) for m in metrics}
+    directions = {m: direction(m) for m in metrics}
     methods = sorted(set(t["method"]))
     if reference not in methods:
         raise AggregationError(f"deltas: reference method {reference} missing from the table (methods: {methods})")
@@ -490,12 +504,17 @@ def _delta_key(r: Mapping) -> tuple:
 # --------------------------------------------------------------------------
 
 
-def report_document(summary: dict, delta_records: list[dict]) -> dict:
-    """The report's one JSON document (see the module docs)."""
+def report_document(
+    summary: dict, delta_records: list[dict], *, verdicts: Sequence[Mapping], crossovers: Sequence[Mapping]
+) -> dict:
+    """The report's one JSON document (see the module docs); ``verdicts`` and ``crossovers``:
+    :func:`ptycho_core.evaluate.verdicts.evidence` of the summary."""
     return {
         "schema_version": SUMMARY_VERSION,
         "summary": summary,
         "deltas": sorted(delta_records, key=_delta_key),
+        "verdicts": list(verdicts),
+        "crossovers": list(crossovers),
         "conventions": {
             "difference": "reference - other, paired by seed",
             "interval": f"two-sided {CONFIDENCE:.0%} Student-t: mean +- t(0.975, n-1) * std / sqrt(n); none when n = 1",
@@ -509,16 +528,33 @@ def report_document(summary: dict, delta_records: list[dict]) -> dict:
             "that row only); not used by the deltas",
             "frc_resolution": "frequency in cycles/pixel where the FRC first drops below the threshold; "
             "higher = finer resolution; capped at Nyquist 0.5",
+            "verdict": "per cell and headline metric: best - other paired by seed for the best-mean method against "
+            "every other; winner only if every such interval lies on the best's side of 0; else tie, naming the "
+            "methods not separable from the best; no verdict when a pair has fewer than 2 seeds (no interval)",
+            "crossover": "per view and method: the last crossing of the record's threshold from below going up the "
+            "dose ladder, interpolated linearly in log10 dose; interval: where the upper and lower edges of the 95 % "
+            "band cross (open bound outside the ladder; not determined when n = 1)",
         },
     }
 
 
-def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[dict], out_csv, out_json) -> None:
+def write_report_data(
+    table: pd.DataFrame,
+    summary: dict,
+    delta_records: list[dict],
+    out_csv,
+    out_json,
+    *,
+    verdicts: Sequence[Mapping],
+    crossovers: Sequence[Mapping],
+) -> None:
     """Write the tidy table (CSV) and the one JSON, atomically and deterministically.
 
     The CSV is the :data:`~ptycho_core.io.records.STUDY_METRIC_ROWS` record, rows
     sorted, floats written as Python ``repr`` (round-trip exact). The JSON is
-    :func:`report_document` with sorted keys, two-space indent, ``allow_nan=False``.
+    :func:`report_document` (``verdicts`` and ``crossovers`` passed on), validated by
+    :data:`~ptycho_core.io.records.SUMMARY_DOCUMENT`, with sorted keys, two-space
+    indent, ``allow_nan=False``.
     """
     t = check_table(table)
     rows = [
@@ -526,13 +562,13 @@ def write_report_data(table: pd.DataFrame, summary: dict, delta_records: list[di
         for r in t.itertuples(index=False)
     ]
     csv_text = STUDY_METRIC_ROWS.format(rows, source=str(out_csv))
-    doc = report_document(summary, delta_records)
+    doc = report_document(summary, delta_records, verdicts=verdicts, crossovers=crossovers)
     try:
-        text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False)
-    except ValueError as exc:
-        raise AggregationError(f"{out_json}: report data contain NaN or inf ({exc})") from None
+        text = SUMMARY_DOCUMENT.dumps(doc, source=str(out_json))
+    except DataContractError as exc:  # a NaN or inf among them, a key of the wrong type
+        raise AggregationError(f"report data: {exc}") from None
     atomic_write_text(out_csv, csv_text)
-    atomic_write_text(out_json, text + "\n")
+    atomic_write_text(out_json, text)
 
 
 def delta_lines(summary_json: dict) -> list[str]:

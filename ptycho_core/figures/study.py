@@ -17,7 +17,15 @@ import pandas as pd
 from ptycho_core.config import dose_label
 from ptycho_core.evaluate.metrics import FRC_THRESHOLDS
 from ptycho_core.evaluate.rows import QUANTITIES
-from ptycho_core.evaluate.tables import METRIC_LABELS, AggregationError, cell_name, check_table, read_frc_table
+from ptycho_core.evaluate.tables import (
+    CONFIDENCE,
+    METRIC_LABELS,
+    AggregationError,
+    cell_name,
+    check_table,
+    read_frc_table,
+    t_half_width,
+)
 from ptycho_core.methods import Method
 from ptycho_core.physics.probe import photons_per_illuminated_pixel
 
@@ -31,20 +39,38 @@ def _method_label(method: str) -> str:
         return method
 
 
+def _method_order(method: str) -> tuple:
+    """Registry order, then unknown ids by name."""
+    order = [m.value for m in Method]
+    return (order.index(method), "") if method in order else (len(order), method)
+
+
 def _method_colours(methods: Sequence[str]) -> dict:
     extra = iter(["tab:red", "tab:brown", "tab:gray", "tab:olive"])
     return {m: Method(m).spec.colour if m in Method._value2member_map_ else next(extra) for m in methods}
 
 
 def dose_response_figure(
-    path, table: pd.DataFrame, metric: str, quantity: str, *, fwhm_diameter_px: float | None = None
+    path,
+    table: pd.DataFrame,
+    metric: str,
+    quantity: str,
+    *,
+    fwhm_diameter_px: float | None = None,
+    threshold: float | None = None,
+    crossovers: Sequence[dict] = (),
 ) -> None:
     """Metric vs dose (log axis): one line per method, one panel per view.
 
-    Points are means across seeds; error bars are +-1 sample std (ddof = 1)
-    across seeds, drawn only where n >= 2 (none for n = 1). With the probe's
-    FWHM diameter, a second x axis (top) gives the dose in photons per
-    illuminated object pixel.
+    Points are means across seeds; the shaded band is the two-sided 95 %
+    Student-t interval of the mean (:func:`~ptycho_core.evaluate.tables.t_half_width`),
+    drawn where n >= 2 (none for n = 1). With the probe's FWHM diameter, a
+    second x axis (top) gives the dose in photons per illuminated object pixel
+    (dose / (pi (D/2)^2), linear in the dose). ``threshold``: a dashed
+    horizontal line; ``crossovers``: crossover records of
+    :func:`ptycho_core.evaluate.verdicts.crossover_records` for this metric, each
+    drawn on the threshold line as a marker at its estimate with a bar over its
+    interval (clipped to the ladder where a bound is open).
     """
     from matplotlib.figure import Figure
 
@@ -59,10 +85,13 @@ def dose_response_figure(
         .agg(mean="mean", std=lambda v: v.std(ddof=1) if v.size >= 2 else np.nan, n="size")
         .reset_index()
     )
+    stats["half_width"] = [
+        np.nan if n < 2 else t_half_width(float(sd), int(n)) for sd, n in zip(stats["std"], stats["n"])
+    ]
     views = sorted(stats["view"].unique())
-    methods = sorted(stats["method"].unique())
+    methods = sorted(stats["method"].unique(), key=_method_order)
     colours = _method_colours(methods)
-    fig = Figure(figsize=(4.6 * len(views), 3.8), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(views), 3.8), layout="constrained")
     axes = fig.subplots(1, len(views), squeeze=False, sharey=True)[0]
     for ax, view in zip(axes, views):
         for m in methods:
@@ -71,16 +100,24 @@ def dose_response_figure(
                 continue
             x, y = s["dose"].to_numpy(float), s["mean"].to_numpy(float)
             ax.plot(x, y, marker="o", color=colours[m], label=_method_label(m))
-            has_bar = s["n"].to_numpy() >= 2
-            if has_bar.any():
-                ax.errorbar(
-                    x[has_bar],
-                    y[has_bar],
-                    yerr=s["std"].to_numpy(float)[has_bar],
-                    fmt="none",
-                    ecolor=colours[m],
-                    capsize=3,
-                )
+            half = s["half_width"].to_numpy(float)
+            band = np.isfinite(half)
+            if band.any():
+                h = np.where(band, half, 0.0)
+                ax.fill_between(x, y - h, y + h, where=band, color=colours[m], alpha=0.2, lw=0, interpolate=False)
+        if threshold is not None:
+            ax.axhline(threshold, color="k", ls="--", lw=0.8)
+            ax.text(1.0, threshold, f" {threshold:g}", transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+            lo_x, hi_x = float(stats["dose"].min()), float(stats["dose"].max())
+            for rec in (r for r in crossovers if r["view"] == view and r["method"] in colours):
+                est = rec["estimate"]
+                if est["relation"] == "=":
+                    ax.plot(est["dose"], threshold, marker="D", ms=5, color=colours[rec["method"]], zorder=5)
+                if rec["lower"] is not None and rec["upper"] is not None:
+                    a = lo_x if rec["lower"]["relation"] == "<" else min(max(rec["lower"]["dose"], lo_x), hi_x)
+                    b = hi_x if rec["upper"]["relation"] == ">" else min(max(rec["upper"]["dose"], lo_x), hi_x)
+                    if b > a:
+                        ax.plot([a, b], [threshold, threshold], color=colours[rec["method"]], lw=3, alpha=0.6)
         ax.set_xscale("log")
         ax.set_xlabel("dose (photons per pattern)")
         if fwhm_diameter_px is not None:
@@ -92,9 +129,12 @@ def dose_response_figure(
     axes[0].set_ylabel(f"{quantity} {METRIC_LABELS.get(metric, metric)}")
     axes[0].legend(fontsize=8)
     n_text = ", ".join(str(n) for n in sorted(stats["n"].unique()))
+    extra = (
+        "" if threshold is None else f"; dashed: {threshold:g}" + (", diamonds: crossover doses" if crossovers else "")
+    )
     fig.suptitle(
         f"{quantity} {METRIC_LABELS.get(metric, metric)} vs dose\n"
-        f"(mean; bars: ±1 std across seeds, n = {n_text}; none where n = 1)",
+        f"(mean; band: {CONFIDENCE:.0%} Student-t interval over seeds, n = {n_text}; none where n = 1{extra})",
         fontsize=10,
     )
     save_figure(fig, path)

@@ -24,6 +24,8 @@ found 'abc' (line 7: method=PtyChi, quantity=phase, metric=psnr)``).
 - :data:`OVERLAP_RECORD`: a view's ``overlap_metrics.json`` (``steps.views``), and
   :data:`OVERLAP_TABLE`, the report's ``overlap.csv`` (``evaluate.overlap_table``);
 - :data:`HEADLINE_TABLE`: the report's wide ``headline.csv`` (``evaluate.headline``);
+- :data:`SUMMARY_DOCUMENT`: the report's ``summary.json`` (``evaluate.tables``: statistics over seeds, deltas,
+  verdicts and crossover doses);
 - :data:`RUNTIME_TABLE`: the report's ``runtime.csv`` (``evaluate.runtime``);
 - :data:`INVENTORY`: the study's ``inventory.csv`` (``steps.report``).
 
@@ -60,6 +62,8 @@ __all__ = [
     "ALIGNMENT_METHOD_FIELDS",
     "ALIGNMENT_RECORD",
     "ALIGNMENT_VERSION",
+    "CROSSOVER_FIELDS",
+    "DELTA_FIELDS",
     "FRC_COLUMNS",
     "FRC_ROWS",
     "FRC_VERSION",
@@ -91,7 +95,10 @@ __all__ = [
     "RUNTIME_VERSION",
     "STUDY_METRIC_COLUMNS",
     "STUDY_METRIC_ROWS",
+    "SUMMARY_DOCUMENT",
+    "SUMMARY_RECORD_FIELDS",
     "SUMMARY_VERSION",
+    "VERDICT_FIELDS",
     "WIDE_METRICS",
     "Column",
     "CsvRecord",
@@ -438,8 +445,10 @@ class JsonRecord:
 # --------------------------------------------------------------------------
 
 #: Version of the report's summary document (``summary.json``, :func:`ptycho_core.evaluate.tables.report_document`),
-#: written in it as ``schema_version``.
-SUMMARY_VERSION = 1
+#: written in it as ``schema_version``. 2: the summary records carry their per-seed ``values`` (and
+#: ``photons_per_illuminated_pixel``, null where unknown); the per-cell ``verdicts`` and the ``crossovers`` joined
+#: the document (:mod:`ptycho_core.evaluate.verdicts`), which has one contract, :data:`SUMMARY_DOCUMENT`.
+SUMMARY_VERSION = 2
 
 #: Version of the tidy metric rows. 2: the secondary, paper-style rows
 #: (quantities ``amplitude_paper``, ``phase_paper``) joined the strict ones.
@@ -647,6 +656,128 @@ HEADLINE_TABLE = CsvRecord(
         *(Column(headline_mean_column(q, m), float, fmt=".6g") for q, m in WIDE_METRICS),
         *(Column(headline_std_column(q, m), float, nullable=True, fmt=".6g") for q, m in HEADLINE_METRICS),
     ),
+)
+
+#: One record of the summary (``summary.records``): statistics over the replicate seeds of one dose x view x
+#: method x quantity x metric; ``values`` are the per-seed values in the order of ``seeds``.
+SUMMARY_RECORD_FIELDS = {
+    "dose": float,
+    "dose_label": str,
+    "photons_per_illuminated_pixel": Nullable(float),
+    "view": str,
+    "method": str,
+    "quantity": str,
+    "metric": str,
+    "mean": float,
+    "std": Nullable(float),
+    "n": int,
+    "min": float,
+    "max": float,
+    "seeds": ListOf(int),
+    "values": ListOf(float),
+}
+#: One delta (``deltas``): the reference method minus another, paired by seed, for one cell and metric.
+DELTA_FIELDS = {
+    "reference": str,
+    "other": str,
+    "dose": float,
+    "dose_label": str,
+    "view": str,
+    "quantity": str,
+    "metric": str,
+    "direction": str,
+    "seeds": ListOf(int),
+    "differences": ListOf(float),
+    "mean": float,
+    "std": Nullable(float),
+    "n": int,
+    "confidence": float,
+    "interval": Nullable(ListOf(float, 2)),
+    "note": Nullable(str),
+    "better": bool,
+    "interval_excludes_zero": Nullable(bool),
+}
+_INTERVAL = Nullable(ListOf(float, 2))
+#: One verdict (``verdicts``): one cell and metric, every method's statistics, the best method's paired
+#: differences with the others and the verdict (``winner``, ``tie`` or ``no verdict``).
+VERDICT_FIELDS = {
+    "dose": float,
+    "dose_label": str,
+    "view": str,
+    "quantity": str,
+    "metric": str,
+    "direction": str,
+    "confidence": float,
+    "methods": MapOf(
+        {"n": int, "seeds": ListOf(int), "mean": Nullable(float), "half_width": Nullable(float), "interval": _INTERVAL}
+    ),
+    "best": Nullable(str),
+    "pairs": ListOf(
+        {
+            "other": str,
+            "n": int,
+            "seeds": ListOf(int),
+            "mean": Nullable(float),
+            "std": Nullable(float),
+            "interval": _INTERVAL,
+            "separated": Nullable(bool),
+        }
+    ),
+    "verdict": str,
+    "winner": Nullable(str),
+    "not_separable": ListOf(str),
+    "text": str,
+}
+_DOSE_POINT = {"dose": float, "relation": str}
+#: One crossover dose (``crossovers``): one view and method, the estimate and the bounds of its interval, each
+#: a dose with its relation (``=`` interpolated, ``<`` below the ladder's lowest dose, ``>`` above its highest).
+CROSSOVER_FIELDS = {
+    "view": str,
+    "method": str,
+    "quantity": str,
+    "metric": str,
+    "threshold": float,
+    "confidence": float,
+    "doses": ListOf(float),
+    "n": int,
+    "estimate": _DOSE_POINT,
+    "lower": Nullable(_DOSE_POINT),
+    "upper": Nullable(_DOSE_POINT),
+    "determined": bool,
+    "note": Nullable(str),
+    "text": str,
+}
+#: The report's ``summary.json``: the statistics over seeds, the deltas, the verdicts, the crossover doses and
+#: the conventions in words.
+SUMMARY_DOCUMENT = JsonRecord(
+    "report summary",
+    SUMMARY_VERSION,
+    {
+        "schema_version": int,
+        "summary": {
+            "layout": str,
+            "group_by": ListOf(str),
+            "std_ddof": int,
+            "records": ListOf(SUMMARY_RECORD_FIELDS),
+        },
+        "deltas": ListOf(DELTA_FIELDS),
+        "verdicts": ListOf(VERDICT_FIELDS),
+        "crossovers": ListOf(CROSSOVER_FIELDS),
+        "conventions": {
+            "difference": str,
+            "interval": str,
+            "std_ddof": int,
+            "higher_is_better": ListOf(str),
+            "lower_is_better": ListOf(str),
+            "primary_quantities": ListOf(str),
+            "secondary_paper_quantities": ListOf(str),
+            "paper_style": str,
+            "frc_resolution": str,
+            "verdict": str,
+            "crossover": str,
+        },
+    },
+    version_key="schema_version",
 )
 
 #: Version of ``runtime.csv``.

@@ -2,8 +2,10 @@
 
 ``report`` reads every cell's metrics table, aggregates them
 (:mod:`ptycho_core.evaluate.tables`; one tidy table feeds everything), and
-writes: the tidy table, the summary JSON (means, spread, deltas), highlights
-generated from that JSON, dose-response figures and FRC curves
+writes: the tidy table, the summary JSON (means, spread, deltas, per-cell
+verdicts and crossover doses with their intervals), highlights and the
+landing page generated from that JSON, dose-response figures (the crossover
+metric's with its threshold and crossover doses leads the landing page) and FRC curves
 (:mod:`ptycho_core.figures.study`), a reconstruction montage per view
 (:mod:`ptycho_core.figures.comparison`), an overlap summary
 (:mod:`ptycho_core.evaluate.overlap_table`) and a run-time table from the
@@ -13,7 +15,6 @@ lists the study's artifacts.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -21,14 +22,15 @@ from pathlib import Path
 from ptycho_core import layout
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate import tables as agg
-from ptycho_core.evaluate.headline import landing_rst, summary_lines, view_overlap, wide_csv
+from ptycho_core.evaluate import verdicts
+from ptycho_core.evaluate.headline import CROSSOVER, landing_rst, summary_lines, view_overlap, wide_csv
 from ptycho_core.evaluate.overlap_table import overlap_summary
 from ptycho_core.evaluate.rows import DOSE_RESPONSE
 from ptycho_core.evaluate.runtime import runtime_csv, runtime_table
 from ptycho_core.figures.comparison import montage_figure
 from ptycho_core.figures.study import dose_response_figure, frc_figure
 from ptycho_core.io.npz import atomic_write_text
-from ptycho_core.io.records import INVENTORY, OVERLAP_RECORD
+from ptycho_core.io.records import INVENTORY, OVERLAP_RECORD, SUMMARY_DOCUMENT
 from ptycho_core.io.sentinel import sha256_file
 from ptycho_core.layout import ReportFiles
 from ptycho_core.steps.skeleton import Step
@@ -94,6 +96,16 @@ def probe_diameter(overlap_paths: dict) -> float:
     return values[0]
 
 
+def _figure_caption(quantity: str, metric: str, diameter: float) -> str:
+    """The landing figure's caption: what the band, the line and the axes show."""
+    label = agg.METRIC_LABELS.get(metric, metric)
+    return (
+        f"{quantity} {label} against dose per view: mean over seeds, 95 % Student-t band (n >= 2), threshold "
+        f"{CROSSOVER[2]:g} (dashed), crossover doses (diamonds; bars: intervals). Bottom axis: photons per pattern; "
+        f"top: photons per illuminated pixel (dose / area of the probe's FWHM disc, D = {diameter:.2f} px)."
+    )
+
+
 def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") -> dict:
     """Write every report artifact of ``out`` from the study's cells below ``root``
     (paths: :mod:`ptycho_core.layout`)."""
@@ -124,19 +136,38 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         diameter = probe_diameter(overlap_paths)
         summary = agg.summarise(table, fwhm_diameter_px=diameter)
         delta_records = agg.deltas(table)
-        agg.write_report_data(table, summary, delta_records, out.metrics, out.summary)
-        document = json.loads(Path(out.summary).read_text())
+        agg.write_report_data(
+            table, summary, delta_records, out.metrics, out.summary, **verdicts.evidence(summary, CROSSOVER)
+        )
+        document = SUMMARY_DOCUMENT.read(out.summary)  # every text view below is generated from the JSON
         atomic_write_text(out.deltas, "\n".join(agg.delta_lines(document)) + "\n")
         overlap = view_overlap(overlap_paths)
-        lines = summary_lines(summary, overlap)
+        lines = summary_lines(document["summary"], overlap, CROSSOVER[2])
         atomic_write_text(out.highlights, "\n".join(lines) + "\n")
-        atomic_write_text(out.headline, wide_csv(summary, overlap))
+        atomic_write_text(out.headline, wide_csv(document["summary"], overlap))
+        landing_figures = []
+        for path, (quantity, metric) in zip(out.dose_response, DOSE_RESPONSE, strict=True):
+            crossing = (quantity, metric) == CROSSOVER[:2]
+            dose_response_figure(
+                path,
+                table,
+                metric,
+                quantity,
+                fwhm_diameter_px=diameter,
+                threshold=CROSSOVER[2] if crossing else None,
+                crossovers=document["crossovers"] if crossing else (),
+            )
+            if crossing:  # the landing page leads with it, embedded
+                landing_figures.append((Path(path).as_posix(), _figure_caption(quantity, metric, diameter)))
         landing = landing_rst(
-            study_name=study.name, config_lines=config_lines(study, diameter), summary=summary, overlap=overlap
+            study_name=study.name,
+            config_lines=config_lines(study, diameter),
+            summary=document["summary"],
+            overlap=overlap,
+            threshold=CROSSOVER[2],
+            figures=landing_figures,
         )
         atomic_write_text(out.landing, landing)
-        for path, (quantity, metric) in zip(out.dose_response, DOSE_RESPONSE, strict=True):
-            dose_response_figure(path, table, metric, quantity, fwhm_diameter_px=diameter)
         frc_figure(out.frc, [(c.photons(study), c.view, int(c.seed), scores[c].frc) for c in cells])
         seed = study.seeds[0]  # the montage shows the first replicate
         for path, v in zip(out.montages, (v.name for v in study.views), strict=True):
@@ -159,6 +190,9 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
                 "rows": int(len(table)),
                 "cells": len(cells),
                 "deltas": len(delta_records),
+                "verdicts": len(document["verdicts"]),
+                "verdict_winners": sum(v["winner"] is not None for v in document["verdicts"]),
+                "crossovers": len(document["crossovers"]),
                 "highlights": len(lines),
             }
         )
