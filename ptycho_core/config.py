@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
+from ptycho_core.streams import replicate_object_seed
 from ptycho_core.study_files import ConfigError, merge_studies, read_study_file, source_of
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -58,6 +59,15 @@ class ObjectConfig:
         read from ``train_file`` (see :meth:`source_files`), the configuration is this one.
         """
         return self if self.train_seed is None else replace(self, seed=self.train_seed)
+
+    def for_replicate(self, seed: int) -> "ObjectConfig":
+        """The objects of replicate ``seed``: a procedural family draws a new study object and training object
+        (:func:`ptycho_core.streams.replicate_object_seed` of ``seed`` and ``train_seed``); a family-``file``
+        object has nothing to redraw and is the same in every replicate."""
+        if self.family == "file":
+            return self
+        train_seed = None if self.train_seed is None else replicate_object_seed(self.train_seed, seed)
+        return replace(self, seed=replicate_object_seed(self.seed, seed), train_seed=train_seed)
 
     @property
     def separate_training(self) -> bool:

@@ -7,7 +7,7 @@ from it, and nothing parses a path back into a cell.
 The results tree is named for what it holds, with the cell keys in one
 order (dose, view, seed, then method)::
 
-    results/simulate/ground_truth.npz, training_object.npz (+ .sentinel.json)
+    results/simulate/seed_<s>/                  ground_truth.npz, training_object.npz (+ .sentinel.json)
     results/simulate/dose_<d>/seed_<s>/         train.npz, test.npz, preview.png, sentinel.json
     results/views/dose_<d>/view_<v>/seed_<s>/   view.npz, overlap_metrics.json, positions.png, sentinel.json
     results/networks/<cell>/<method>/           model.keras, bundle.json, history.csv, loss.png, sentinel.json
@@ -54,6 +54,7 @@ __all__ = [
     "reconstruction",
     "reconstructions",
     "refined_from",
+    "region_views",
     "report",
     "scores",
     "simulated",
@@ -73,11 +74,12 @@ class Cell:
     """One cell of the study grid: dose label, view, replicate seed, and the method where it applies.
 
     ``dose`` is the path label of the dose (``config.dose_label``: ``"1e4"``);
-    :meth:`photons` gives its value. ``view`` is ``None`` for a simulation
-    (the splits do not depend on the view), ``method`` for what is per cell.
+    :meth:`photons` gives its value; ``None`` for what is per replicate only (its objects,
+    :meth:`replicate`). ``view`` is ``None`` for a simulation (the splits do not depend on
+    the view), ``method`` for what is per cell.
     """
 
-    dose: str
+    dose: str | None
     seed: int | str
     view: str | None = None
     method: str | None = None
@@ -88,10 +90,15 @@ class Cell:
         return cls("{dose}", "{seed}", "{view}" if view else None, "{method}" if method else None)
 
     @classmethod
+    def replicate(cls, seed: int | str) -> "Cell":
+        """Replicate ``seed`` alone (no dose, view or method): its objects."""
+        return cls(None, seed)
+
+    @classmethod
     def from_wildcards(cls, wildcards) -> "Cell":
-        """The cell of a job's wildcards (a mapping with ``dose``, ``seed`` and optionally ``view``, ``method``)."""
+        """The cell of a job's wildcards (a mapping with ``seed`` and optionally ``dose``, ``view``, ``method``)."""
         w = dict(wildcards.items()) if hasattr(wildcards, "items") else dict(wildcards)
-        return cls(w["dose"], int(w["seed"]), w.get("view"), w.get("method"))
+        return cls(w.get("dose"), int(w["seed"]), w.get("view"), w.get("method"))
 
     def with_method(self, method: Method | str) -> "Cell":
         """The same cell for ``method`` (a :class:`Method`, its id, or a wildcard)."""
@@ -102,18 +109,23 @@ class Cell:
 
     def photons(self, study: StudyConfig) -> float:
         """The dose in photons per pattern."""
+        if self.dose is None:
+            raise ValueError(f"cell {self.key}: a replicate's objects have no dose")
         return study.dose_labels()[self.dose]
 
     @property
     def key(self) -> str:
-        """The cell's directories: ``dose_<d>[/view_<v>]/seed_<s>[/<method>]``."""
-        parts = [f"dose_{self.dose}"] + ([f"view_{self.view}"] if self.view is not None else []) + [f"seed_{self.seed}"]
-        return "/".join(parts + ([self.method] if self.method is not None else []))
+        """The cell's directories: ``[dose_<d>/][view_<v>/]seed_<s>[/<method>]``."""
+        parts = [f"dose_{self.dose}"] if self.dose is not None else []
+        parts += [f"view_{self.view}"] if self.view is not None else []
+        parts += [f"seed_{self.seed}"] + ([self.method] if self.method is not None else [])
+        return "/".join(parts)
 
     def record(self, study: StudyConfig) -> dict:
         """The cell as a step's sentinel records it: the method, the dose in photons per pattern, the view and the
         seed (a field that is ``None`` is left out)."""
-        out = {"method": self.method, "dose": self.photons(study), "view": self.view, "seed": int(self.seed)}
+        dose = None if self.dose is None else self.photons(study)
+        out = {"method": self.method, "dose": dose, "view": self.view, "seed": int(self.seed)}
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -210,10 +222,12 @@ class ReportFiles(_Files):
     inventory: str
 
 
-def ground_truth(*, training: bool = False) -> GroundTruthFiles:
-    """The study object (or, ``training=True``, the separate training object) and its sentinel."""
+def ground_truth(seed: int | str, *, training: bool = False) -> GroundTruthFiles:
+    """The study object of replicate ``seed`` (or, ``training=True``, its separate training object) and its
+    sentinel: each replicate draws its own objects (:meth:`ptycho_core.config.ObjectConfig.for_replicate`)."""
     name = "training_object" if training else "ground_truth"
-    return GroundTruthFiles(f"{RESULTS}/simulate/{name}.npz", f"{RESULTS}/simulate/{name}.sentinel.json")
+    d = f"{RESULTS}/simulate/{Cell.replicate(seed).key}"
+    return GroundTruthFiles(f"{d}/{name}.npz", f"{d}/{name}.sentinel.json")
 
 
 def simulated(cell: Cell) -> SimulatedFiles:
@@ -226,6 +240,11 @@ def view(cell: Cell) -> ViewFiles:
     """The view index (rows and groups) of one cell and its overlap record."""
     d = f"{RESULTS}/views/{cell.without_method().key}"
     return ViewFiles(f"{d}/view.npz", f"{d}/overlap_metrics.json", f"{d}/positions.png", f"{d}/sentinel.json")
+
+
+def region_views(study: StudyConfig, cell: Cell) -> dict[str, ViewFiles]:
+    """Every view of the cell's dose and seed, by name: the score step's evaluation region is common to them."""
+    return {v.name: view(replace(cell, view=v.name, method=None)) for v in study.views}
 
 
 def bundle(cell: Cell) -> BundleFiles:
@@ -295,9 +314,10 @@ def benchmark(rule: str, cell: Cell | None = None) -> str:
 
 def _jobs(study: StudyConfig) -> Iterator[tuple[str, Cell | None, tuple[str, ...]]]:
     """Every job of the study as (rule, cell, output paths)."""
-    yield "ground_truth", None, tuple(ground_truth())
-    if study.object.separate_training:
-        yield "training_object", None, tuple(ground_truth(training=True))
+    for seed in study.seeds:
+        yield "ground_truth", Cell.replicate(seed), tuple(ground_truth(seed))
+        if study.object.separate_training:
+            yield "training_object", Cell.replicate(seed), tuple(ground_truth(seed, training=True))
     for c in cells(study, view=False):
         yield "simulate", c, tuple(simulated(c))
     yield "study_config", None, (STUDY_CONFIG,)

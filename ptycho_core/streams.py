@@ -10,8 +10,10 @@ network) never changes another (the test noise, the scan).
 =====================  ========================================================  ================
 stream                 entropy                                                   recorded in
 =====================  ========================================================  ================
-object amplitude map   ``[object.seed, 101]`` (training object: ``train_seed``)  dataset metadata
-object phase map       ``[object.seed, 102]``                                    dataset metadata
+replicate's objects    ``SeedSequence([object.seed, 103, seed])`` -> int, the     ground truth
+                       seed of the replicate's draw (``train_seed`` likewise)
+object amplitude map   ``[object seed, 101]`` (that drawn seed)                  dataset metadata
+object phase map       ``[object seed, 102]``                                    dataset metadata
 scan jitter            ``[seed, 1]`` (one scan per replicate, every dose)        dataset metadata
 Poisson noise          ``[seed, 2, dose_key(dose), 0 train | 1 test]``           dataset metadata
 training groups        ``[seed, 3, *view, 0, *split]``                           view file
@@ -30,6 +32,7 @@ import numpy as np
 
 OBJECT_AMPLITUDE = 101
 OBJECT_PHASE = 102
+OBJECT_REPLICATE = 103
 SCAN = 1
 NOISE = 2
 GROUPS = 3
@@ -43,6 +46,16 @@ def object_entropy(object_seed: int, quantity: str) -> list[int]:
     """Entropy of an object's ``"amplitude"`` or ``"phase"`` map."""
     stream = {"amplitude": OBJECT_AMPLITUDE, "phase": OBJECT_PHASE}[quantity]
     return [int(object_seed), stream]
+
+
+def replicate_object_seed(object_seed: int, seed: int) -> int:
+    """The object seed of replicate ``seed``: each replicate draws its own object of the family.
+
+    Also the training object's (from ``train_seed``), so that a replicate redraws both; two replicates, or a
+    study object and a training object, share a draw only if their seeds collide in 32 bits.
+    """
+    ss = np.random.SeedSequence([int(object_seed), OBJECT_REPLICATE, int(seed)])
+    return int(ss.generate_state(1)[0])
 
 
 def dose_key(dose: float) -> int:

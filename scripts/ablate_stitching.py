@@ -43,16 +43,20 @@ VARIANTS = (("taper", False), ("taper", True), ("probe", False), ("probe", True)
 
 def main(root: Path, config: Path) -> None:
     study = load_study(config)
-    gt = load_ground_truth(layout.ground_truth().under(root).obj).obj.astype(np.complex128)
     print(
         "cell | method | weights | gauge | phase MS-SSIM | phase PSNR dB | amplitude MS-SSIM | "
         "gauge spread rad | residual rad | s"
     )
     for cell in layout.cells(study):  # dose, then view, then seed
+        gt = load_ground_truth(layout.ground_truth(cell.seed).under(root).obj).obj.astype(np.complex128)
         test = load_diffraction_set(layout.simulated(cell).under(root).test)
         view = load_view(layout.view(cell).under(root).view, n_test=test.n)
         D = float(test.metadata["probe"]["fwhm_diameter_px"])
-        region = evaluation_region(test, view.test_index, gt.shape, border=D / 2)
+        rows = {
+            name: load_view(f.under(root).view, n_test=test.n).test_index
+            for name, f in layout.region_views(study, cell).items()
+        }
+        region = evaluation_region(test, rows, gt.shape, border=D / 2)  # as the score step
         for method in TRAINED_METHODS:
             bundle = layout.bundle(cell.with_method(method)).under(root)
             channels = study.grouping.C if method.spec.grouped else 1

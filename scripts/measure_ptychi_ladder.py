@@ -89,7 +89,7 @@ def run(args, noise_model: str) -> tuple[Path, dict]:
     return workdir, {"study": study}
 
 
-def score_cell(workdir: Path, cell) -> dict:
+def score_cell(workdir: Path, study, cell) -> dict:
     """Score the PtyChi reconstruction of one ``layout.Cell`` of the study in ``workdir``."""
     from ptycho_core import layout
     from ptycho_core.evaluate.metrics import score_reconstruction
@@ -100,13 +100,16 @@ def score_cell(workdir: Path, cell) -> dict:
     from ptycho_core.io.view_index import load_view
     from ptycho_core.methods import Method
 
-    gt = load_ground_truth(layout.ground_truth().under(workdir).obj).obj.astype(np.complex128)
+    gt = load_ground_truth(layout.ground_truth(cell.seed).under(workdir).obj).obj.astype(np.complex128)
     test = load_diffraction_set(layout.simulated(cell).under(workdir).test)
     view_files = layout.view(cell).under(workdir)
-    v = load_view(view_files.view, n_test=test.n)
     overlap = OVERLAP_RECORD.read(view_files.overlap)["splits"]["test"]
     D = float(test.metadata["probe"]["fwhm_diameter_px"])
-    region = evaluation_region(test, v.test_index, gt.shape, border=D / 2)
+    rows = {
+        name: load_view(f.under(workdir).view, n_test=test.n).test_index
+        for name, f in layout.region_views(study, cell).items()
+    }
+    region = evaluation_region(test, rows, gt.shape, border=D / 2)  # as the score step
     ptychi = layout.reconstruction(cell.with_method(Method.PTYCHI)).under(workdir)
     recon = load_recon(ptychi.recon, gt.shape)
     s = score_reconstruction(gt, recon.obj.astype(np.complex128), region)
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for noise_model in args.noise_models:
         workdir, info = run(args, noise_model)
         for cell in layout.cells(info["study"]):
-            rows.append({"noise_model": noise_model, "view": cell.view, "seed": cell.seed, **score_cell(workdir, cell)})
+            scores = score_cell(workdir, info["study"], cell)
+            rows.append({"noise_model": noise_model, "view": cell.view, "seed": cell.seed, **scores})
 
     header = (
         f"{'noise':>8} {'view':>7} {'seed':>4} {'photons/pattern':>15} {'photons/px':>10} "

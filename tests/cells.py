@@ -39,11 +39,14 @@ def simulate_cell(
     plus ``"cell"`` (the :class:`~ptycho_core.layout.Cell`) and ``"files"`` (the layout's file groups below ``d``).
 
     Sentinels: ``gt.json`` (ground truth), ``c.json`` (simulation), ``d.json`` (view). ``training_object``:
-    the separate training object, already written, when the study has one.
+    the separate training object, already written, when the study has one (written here when not given).
     """
     cell = layout.Cell(dose_label(dose), seed, view)
-    gt, sim, v = layout.ground_truth().under(d), layout.simulated(cell).under(d), layout.view(cell).under(d)
-    run_ground_truth(study, out=gt)
+    gt, sim, v = layout.ground_truth(seed).under(d), layout.simulated(cell).under(d), layout.view(cell).under(d)
+    run_ground_truth(study, cell=layout.Cell.replicate(seed), out=gt)
+    if study.object.separate_training and training_object is None:
+        training_object = layout.ground_truth(seed, training=True).under(d)
+        run_ground_truth(study, cell=layout.Cell.replicate(seed), out=training_object, training=True)
     run_simulate(study, cell=cell, ground_truth=gt, out=sim, training_object=training_object)
     run_view(study, cell=cell, simulated=sim, out=v)
     paths = (

@@ -653,7 +653,7 @@ def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):
         Path(__file__).resolve().parents[1] / "config" / "test.yaml"
     )  # doses 1e2, 1e4; dense, sparse; seed 0
     files = {
-        "results/simulate/ground_truth.npz": "yes",
+        "results/simulate/seed_0/ground_truth.npz": "yes",
         "results/simulate/dose_1e2/seed_0/train.npz": "yes",
         "results/views/dose_1e4/view_sparse/seed_0/view.npz": "yes",
         "logs/reconstruct_ptychi/dose_1e2/view_dense/seed_0/PtyChi.log": "yes",

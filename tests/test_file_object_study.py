@@ -63,10 +63,10 @@ def test_the_ground_truth_is_the_example_file_resampled_and_cropped(file_study):
     study = load_study(workdir / "config" / "config.yaml")
     assert study.object.family == "file" and study.probe.kind == "file"
     for name, source in (("ground_truth", study.object.file), ("training_object", study.object.train_file)):
-        gt = load_ground_truth(workdir / f"results/simulate/{name}.npz")
-        verify_sentinel(workdir / f"results/simulate/{name}.sentinel.json", root=workdir)
+        gt = load_ground_truth(workdir / f"results/simulate/seed_0/{name}.npz")
+        verify_sentinel(workdir / f"results/simulate/seed_0/{name}.sentinel.json", root=workdir)
         expected = _resampled_crop(workdir / source, study.object.file_pixel_size, study.object.size)
-        assert gt.obj.shape == expected.shape == (72, 72)
+        assert gt.obj.shape == expected.shape == (78, 78)
         np.testing.assert_array_equal(gt.obj, expected.astype(np.complex64))
         (record,) = gt.metadata["provenance"]["source_files"].values()
         assert record["path"] == source
@@ -151,7 +151,7 @@ def test_replaced_content_with_an_older_time_reruns_what_reads_it(file_study, tm
         ),
         (
             {"object": {"file_pixel_size": 0.5}},
-            r"expected at least object\.size x object\.size = 72 x 72 pixels .* found 48 x 48 \(file 96 x 96\)",
+            r"expected at least object\.size x object\.size = 78 x 78 pixels .* found 48 x 48 \(file 96 x 96\)",
         ),
     ],
 )

@@ -236,7 +236,7 @@ def runs(tmp_path_factory):
     other = make_object(replace(study.object, seed=DOCTOR_SEED)).astype(np.complex64)
     obj = truth.obj.copy()
     obj[:, first_col:] = other[:, first_col:]
-    doctored = layout.ground_truth().under(d / "doctored")  # a study directory of its own
+    doctored = layout.ground_truth(SEED).under(d / "doctored")  # a study directory of its own
     Path(doctored.obj).parent.mkdir(parents=True)
     save_ground_truth(doctored.obj, GroundTruth(obj=obj, metadata=truth.metadata))
     write_sentinel(

@@ -45,8 +45,8 @@ def cell(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(d)
     try:
-        training = layout.ground_truth(training=True)
-        run_ground_truth(study, out=training, training=True)
+        training = layout.ground_truth(SEED, training=True)
+        run_ground_truth(study, cell=layout.Cell.replicate(SEED), out=training, training=True)
         p = simulate_cell(study, Path("."), dose=DOSE, seed=SEED, view=VIEW, training_object=training)
     finally:
         os.chdir(cwd)
@@ -68,7 +68,8 @@ def test_score_refuses_a_replaced_test_split(cell, tmp_path, monkeypatch):
         run_score(
             study,
             cell=c,
-            ground_truth=layout.ground_truth(),
+            ground_truth=layout.ground_truth(SEED),
+            region_views=layout.region_views(study, c),
             simulated=sim,
             view=layout.view(c),
             reconstructions=layout.reconstructions(c),
@@ -81,8 +82,8 @@ def test_the_baselines_training_refuses_a_replaced_training_object(cell, tmp_pat
     d, study, c = cell
     shutil.copytree(d, tmp_path / "copy")
     monkeypatch.chdir(tmp_path / "copy")
-    training = layout.ground_truth(training=True)
-    shutil.copy(layout.ground_truth().obj, training.obj)  # the study object in place of the other one
+    training = layout.ground_truth(SEED, training=True)
+    shutil.copy(layout.ground_truth(SEED).obj, training.obj)  # the study object in place of the other one
     c = c.with_method("Baseline")
     out = layout.bundle(c)
     with pytest.raises(SentinelError, match=r"training_object\.npz' changed .*snakemake -R training_object"):

@@ -101,7 +101,7 @@ def test_only_a_supervised_method_is_given_the_ground_truth(tmp_path):
             cell=pinn,
             **files,
             out=layout.bundle(pinn).under(tmp_path),
-            ground_truth=layout.ground_truth().under(tmp_path),
+            ground_truth=layout.ground_truth(0).under(tmp_path),
         )
     with pytest.raises(ValueError, match="Baseline is supervised: it needs the ground truth"):
         baseline = cell.with_method("Baseline")

@@ -575,7 +575,7 @@ def test_the_example_study_loads_its_files(monkeypatch):
 
     study = load_study(REPO / "config" / "test_file_object.yaml")
     obj, train = make_object(study.object), make_object(study.object, training=True)
-    assert obj.shape == train.shape == (72, 72)
+    assert obj.shape == train.shape == (78, 78)
     for o in (obj, train):
         assert 0 < np.abs(o).min() and np.abs(o).max() <= 1 + 1e-6 and np.angle(o).std() > 0.1
     probe = make_probe(study.N, study.probe)

@@ -24,6 +24,7 @@ from ptycho_core.physics.probe import disk_probe, focused_probe, make_probe, mea
 from ptycho_core.physics.scan import fermat_scan, make_scan, raster_scan, split_by_region
 from ptycho_core.physics.simulate import simulate_dose
 from ptycho_core.steps import simulate as simulate_step
+from ptycho_core.streams import replicate_object_seed
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM of exp(-r^2 / (2 sigma^2))
 
@@ -437,8 +438,8 @@ def test_positions_outside_the_object_are_refused(obj):
 def _run_simulation(study, directory, seed, dose=1000.0):
     directory.mkdir(parents=True, exist_ok=True)
     cell = layout.Cell(dose_label(dose), seed)
-    gt, sim = layout.ground_truth().under(directory), layout.simulated(cell).under(directory)
-    simulate_step.run_ground_truth(study, out=gt)
+    gt, sim = layout.ground_truth(seed).under(directory), layout.simulated(cell).under(directory)
+    simulate_step.run_ground_truth(study, cell=layout.Cell.replicate(seed), out=gt)
     simulate_step.run_simulate(study, cell=cell, ground_truth=gt, out=sim)
     return {"object": Path(gt.obj), "train": Path(sim.train), "test": Path(sim.test)}
 
@@ -451,9 +452,10 @@ def test_simulation_is_deterministic_and_seeded(tmp_path):
         assert a[key].read_bytes() == b[key].read_bytes(), f"{key} differs between two identical runs"
 
     c = _run_simulation(study, tmp_path / "c", seed=1)
-    # The object is study-wide: the replicate seed does not change it.
-    assert c["object"].read_bytes() == a["object"].read_bytes()
-    np.testing.assert_array_equal(load_ground_truth(c["object"]).obj, load_ground_truth(a["object"]).obj)
+    # Each replicate draws its own object of the family (and records the draw).
+    oa, oc = load_ground_truth(a["object"]), load_ground_truth(c["object"])
+    assert oc.metadata["object"]["seed"] == replicate_object_seed(study.object.seed, 1) != oa.metadata["object"]["seed"]
+    assert np.abs(oa.obj - oc.obj).mean() > 0.1 * np.abs(oa.obj).mean()
     # The replicate seed changes the noise (and the scan jitter), so the diffraction differs.
     for split in ("train", "test"):
         da, dc = load_diffraction_set(a[split]), load_diffraction_set(c[split])
@@ -462,38 +464,46 @@ def test_simulation_is_deterministic_and_seeded(tmp_path):
         assert dc.metadata["rng"]["noise"] != da.metadata["rng"]["noise"]
 
 
-def test_separate_training_object_covers_the_whole_scan_and_leaves_the_test_region(tmp_path):
-    plain = small_study(object={"size": 96})
-    separate = small_study(object={"size": 96, "train_seed": 99})
-    a = _run_simulation(plain, tmp_path / "plain", seed=0)
-    d = tmp_path / "separate"
+def _run_separate(study, d: Path, seed: int = 0, dose: float = 1000.0):
     d.mkdir()
-    gt_files, tr_files = layout.ground_truth().under(d), layout.ground_truth(training=True).under(d)
-    gt, tr_obj = gt_files.obj, tr_files.obj
-    simulate_step.run_ground_truth(separate, out=gt_files)
-    simulate_step.run_ground_truth(separate, out=tr_files, training=True)
-    cell = layout.Cell(dose_label(1000.0), 0)
+    gt_files, tr_files = layout.ground_truth(seed).under(d), layout.ground_truth(seed, training=True).under(d)
+    replicate = layout.Cell.replicate(seed)
+    simulate_step.run_ground_truth(study, cell=replicate, out=gt_files)
+    simulate_step.run_ground_truth(study, cell=replicate, out=tr_files, training=True)
+    cell = layout.Cell(dose_label(dose), seed)
     sim = layout.simulated(cell).under(d)
     files = dict(cell=cell, ground_truth=gt_files, out=sim)
     with pytest.raises(ValueError, match="train_seed"):  # the training object is required when configured
-        simulate_step.run_simulate(separate, **files)
-    simulate_step.run_simulate(separate, **files, training_object=tr_files)
+        simulate_step.run_simulate(study, **files)
+    simulate_step.run_simulate(study, **files, training_object=tr_files)
+    return gt_files.obj, tr_files.obj, sim
+
+
+def test_separate_training_object_covers_the_whole_scan_and_so_does_the_test_split(tmp_path):
+    plain = small_study(object={"size": 96})
+    separate = small_study(object={"size": 96, "train_seed": 99})
+    a = _run_simulation(plain, tmp_path / "plain", seed=0)
+    gt, tr_obj, sim = _run_separate(separate, tmp_path / "separate")
     study_obj, train_obj = load_ground_truth(gt), load_ground_truth(tr_obj)
     # the study object is the same draw; the training object is another draw of the same family
     np.testing.assert_array_equal(study_obj.obj, load_ground_truth(a["object"]).obj)
     assert not np.allclose(train_obj.obj, study_obj.obj)
-    assert train_obj.metadata["object"]["seed"] == 99 and train_obj.metadata["role"] == "training object"
+    assert train_obj.metadata["object"]["seed"] == replicate_object_seed(99, 0)
+    assert train_obj.metadata["role"] == "training object"
     train_a, test_a = load_diffraction_set(a["train"]), load_diffraction_set(a["test"])
     train_b, test_b = load_diffraction_set(sim.train), load_diffraction_set(sim.test)
-    # the test data do not depend on the training object: same positions, probe and counts on the same object
-    np.testing.assert_array_equal(test_b.scan_index, test_a.scan_index)
-    np.testing.assert_array_equal(test_b.xcoords, test_a.xcoords)
-    np.testing.assert_array_equal(test_b.probe, test_a.probe)
-    np.testing.assert_array_equal(test_b.diffraction, test_a.diffraction)
-    # the training split takes every base-scan position, on the training object
+    # both splits take every base-scan position: the study object needs no training region
     n_base = train_b.metadata["scan"]["n_base"]
-    assert train_b.n == n_base > train_a.n + test_a.n
-    assert train_b.metadata["object"]["seed"] == 99 and test_b.metadata["object"]["seed"] == plain.object.seed
+    assert train_b.n == test_b.n == n_base > train_a.n + test_a.n
+    np.testing.assert_array_equal(test_b.xcoords, train_b.xcoords)
+    assert test_b.metadata["split"]["boundary_px"] is None and test_b.metadata["split"]["n_dropped_in_guard"] == 0
+    assert train_b.metadata["object"]["seed"] == replicate_object_seed(99, 0)
+    assert test_b.metadata["object"]["seed"] == replicate_object_seed(plain.object.seed, 0)
+    # the test data do not depend on the training object: another training draw leaves them byte for byte
+    other = small_study(object={"size": 96, "train_seed": 98})
+    _, _, sim_other = _run_separate(other, tmp_path / "other")
+    np.testing.assert_array_equal(load_diffraction_set(sim_other.test).diffraction, test_b.diffraction)
+    assert not np.array_equal(load_diffraction_set(sim_other.train).diffraction, train_b.diffraction)
     # its counts follow the training object: the mean counts of a pattern equal sum |P O_train|^2 within Poisson noise
     probe = train_b.probe.astype(np.complex128)
     expected = expected_counts(

@@ -24,7 +24,7 @@ from cells import simulate_cell
 from ptycho_core import layout
 from ptycho_core.config import study_from_dict
 from ptycho_core.evaluate.metrics import MetricError, shift_image
-from ptycho_core.evaluate.region import evaluation_region
+from ptycho_core.evaluate.region import MIN_REGION_SIDE, evaluation_region, view_box
 from ptycho_core.evaluate.rows import (
     ALIGNMENT,
     ALIGNMENT_METRICS,
@@ -58,6 +58,7 @@ STUDY = {
         "feature_size": 4.0,
         "amplitude_contrast": 0.3,
         "phase_max": 1.5,
+        "train_seed": 4,  # a separate training object: the test scan covers the whole study object
     },
     "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
     "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
@@ -76,7 +77,7 @@ def case(tmp_path_factory):
     view = load_view(p["view.npz"], n_test=test.n)
     gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
     D = float(test.metadata["probe"]["fwhm_diameter_px"])
-    region = evaluation_region(test, view.test_index, gt.shape, D / 2)
+    region = evaluation_region(test, {VIEW: view.test_index}, gt.shape, D / 2)
     return SimpleNamespace(dir=d, study=study, p=p, test=test, view=view, gt=gt, D=D, region=region)
 
 
@@ -190,11 +191,11 @@ def _positions(x, y):
     return SimpleNamespace(xcoords=np.asarray(x, float), ycoords=np.asarray(y, float))
 
 
-def test_evaluation_region_is_the_bounding_box_shrunk_by_the_border():
+def test_a_views_box_is_the_bounding_box_shrunk_by_the_border():
     # rows 0-3 are the view; row 4 lies far outside and must not count
     test = _positions([10.3, 50.7, 30.0, 22.2, 90.0], [20.2, 25.0, 60.9, 40.0, 90.0])
     rows = np.array([0, 1, 2, 3])
-    rs, cs = evaluation_region(test, rows, (100, 100), border=3.5)
+    rs, cs = view_box(test, rows, (100, 100), border=3.5)
     # rows: y in [20.2 + 3.5, 60.9 - 3.5] = [23.7, 57.4]; cols: x in [13.8, 47.2]
     assert (rs.start, rs.stop) == (24, 58)
     assert (cs.start, cs.stop) == (14, 48)
@@ -202,11 +203,21 @@ def test_evaluation_region_is_the_bounding_box_shrunk_by_the_border():
     # pixel centres all belong to the region
     assert rs.start >= 20.2 + 3.5 and rs.stop - 1 <= 60.9 - 3.5 and rs.start - 1 < 23.7 and rs.stop > 57.4
     assert cs.start >= 10.3 + 3.5 and cs.stop - 1 <= 50.7 - 3.5 and cs.start - 1 < 13.8 and cs.stop > 47.2
+    assert evaluation_region(test, {"one": rows}, (100, 100), border=3.5) == (rs, cs)  # 34 x 34 px
     # integer bounds are included; the frame clips the region
-    rs, cs = evaluation_region(_positions([10, 30], [10, 30]), np.array([0, 1]), (100, 100), border=2.0)
+    rs, cs = view_box(_positions([10, 30], [10, 30]), np.array([0, 1]), (100, 100), border=2.0)
     assert (rs.start, rs.stop, cs.start, cs.stop) == (12, 29, 12, 29)
-    rs, cs = evaluation_region(_positions([-5, 30], [10, 40]), np.array([0, 1]), (35, 25), border=1.0)
+    rs, cs = view_box(_positions([-5, 30], [10, 40]), np.array([0, 1]), (35, 25), border=1.0)
     assert (rs.start, rs.stop) == (11, 35) and (cs.start, cs.stop) == (0, 25)
+
+
+def test_the_evaluation_region_is_common_to_the_views():
+    """Two views of one scan: the region is the intersection of their boxes, the same for both."""
+    test = _positions([10.0, 60.0, 14.0, 55.0], [12.0, 58.0, 10.0, 61.0])
+    rows = {"dense": np.array([0, 1, 2, 3]), "sparse": np.array([0, 1])}
+    rs, cs = evaluation_region(test, rows, (100, 100), border=2.0)
+    # dense: rows 12-59, cols 12-58; sparse: rows 14-56, cols 12-58 -> rows 14-56, cols 12-58
+    assert (rs.start, rs.stop, cs.start, cs.stop) == (14, 57, 12, 59)
 
 
 def test_evaluation_region_of_the_simulated_view(case):
@@ -215,6 +226,7 @@ def test_evaluation_region_of_the_simulated_view(case):
     x, y = case.test.xcoords[rows], case.test.ycoords[rows]
     assert rs.start == math.ceil(y.min() + case.D / 2) and rs.stop == math.floor(y.max() - case.D / 2) + 1
     assert cs.start == math.ceil(x.min() + case.D / 2) and cs.stop == math.floor(x.max() - case.D / 2) + 1
+    assert min(rs.stop - rs.start, cs.stop - cs.start) >= MIN_REGION_SIDE
 
 
 @pytest.mark.parametrize(
@@ -223,24 +235,25 @@ def test_evaluation_region_of_the_simulated_view(case):
         ([10.0, 20.0], [10.0, 60.0], 3.0),  # 10 px wide, 4 px after the border
         ([10.0, 60.0], [10.0, 20.0], 3.0),
         ([10.0, 60.0], [10.0, 60.0], 22.0),  # the border eats the whole span
-        ([10.0, 16.9], [10.0, 60.0], 0.0),  # 7 px
+        ([10.0, 36.9], [10.0, 90.0], 0.0),  # 27 px wide: MS-SSIM would run two scales
+        ([10.0, 40.0], [10.0, 40.0], 0.0),  # 31 x 31 = 961 px
     ],
 )
 def test_evaluation_region_too_small_raises(x, y, border):
     with pytest.raises(ArtifactCheckError, match="evaluation region"):
-        evaluation_region(_positions(x, y), np.array([0, 1]), (100, 100), border)
+        evaluation_region(_positions(x, y), {"v": np.array([0, 1])}, (100, 100), border)
 
 
-def test_evaluation_region_of_eight_pixels_is_accepted():
-    rs, cs = evaluation_region(_positions([10.0, 17.0], [10.0, 17.0]), np.array([0, 1]), (100, 100), 0.0)
-    assert rs.stop - rs.start == 8 and cs.stop - cs.start == 8
+def test_the_smallest_evaluation_region_is_accepted():
+    rs, cs = evaluation_region(_positions([10.0, 37.0], [10.0, 47.0]), {"v": np.array([0, 1])}, (100, 100), 0.0)
+    assert (rs.stop - rs.start, cs.stop - cs.start) == (38, 28)  # 1,064 px, 28 px wide
 
 
 # --------------------------------------------------------------------------
 # run_score end to end
 # --------------------------------------------------------------------------
 
-SHIFT = (0.3, -0.45)  # (dy, dx) applied to the PtychoPINN reconstruction
+SHIFT = (1.3, -1.45)  # (dy, dx) applied to the PtychoPINN_TTR reconstruction
 PINN_PHASE, PINN_SCALE = 0.7, 1.2
 PTYCHI_OFFSET = -2.0
 
@@ -278,6 +291,7 @@ def score(case, reconstructions, tag):
         ground_truth=files["ground_truth"],
         simulated=files["simulated"],
         view=files["view"],
+        region_views={VIEW: files["view"]},
         reconstructions=reconstructions,
         out=out,
     )
@@ -293,7 +307,8 @@ def noise(shape, seed, sigma):
 def scored(case):
     gt = case.gt
     recons = {
-        "PtychoPINN": shift_image(PINN_SCALE * gt * np.exp(1j * PINN_PHASE), SHIFT),
+        "PtychoPINN": PINN_SCALE * gt * np.exp(1j * PINN_PHASE) + noise(gt.shape, 10, 1e-4),
+        "PtychoPINN_TTR": shift_image(gt, SHIFT) + noise(gt.shape, 13, 1e-4),
         "Baseline": gt + noise(gt.shape, 11, 0.01),
         "PtyChi": gt * np.exp(1j * PTYCHI_OFFSET),
     }
@@ -348,21 +363,20 @@ def test_metrics_table_has_exactly_the_expected_rows(scored):
 
 
 def test_alignment_record_reports_the_known_shift(scored):
-    """The registration finds the shift applied to the PtychoPINN image (within 0.05 px).
+    """The residual shift of the displaced PtychoPINN_TTR image is reported (within 0.05 px), never applied.
 
-    shift_image(recon, s) aligns recon onto the ground truth, so s = -SHIFT;
-    the Fourier shift is periodic and invertible, so at s = -SHIFT the image
-    is exactly 1.2 exp(0.7i) times the ground truth and the answer is exact.
-    On this view the evaluation region is 48 x 18 px; the registration
-    (metrics.register_translation) reports dx = 0.38 instead of 0.45.
+    shift_image(recon, s) aligns recon onto the ground truth, so s = -SHIFT. In the known frame the displaced
+    image scores what a displaced image is worth: below the undisplaced ones.
     """
-    shift = scored.alignment["methods"]["PtychoPINN"]["shift_dy_dx_px"]
+    shift = scored.alignment["methods"]["PtychoPINN_TTR"]["residual_shift_dy_dx_px"]
     assert shift == pytest.approx([-SHIFT[0], -SHIFT[1]], abs=0.05)
     # the same shift is in the tidy metrics table
-    assert scored.values[("PtychoPINN", ALIGNMENT, "shift_dy_px")] == pytest.approx(shift[0])
-    assert scored.values[("PtychoPINN", ALIGNMENT, "shift_px")] == pytest.approx(math.hypot(*shift))
-    for m in ("Baseline", "PtyChi"):
-        assert scored.alignment["methods"][m]["shift_dy_dx_px"] == pytest.approx([0.0, 0.0], abs=0.05)
+    assert scored.values[("PtychoPINN_TTR", ALIGNMENT, "residual_shift_dy_px")] == pytest.approx(shift[0])
+    assert scored.values[("PtychoPINN_TTR", ALIGNMENT, "residual_shift_px")] == pytest.approx(math.hypot(*shift))
+    for m in ("PtychoPINN", "Baseline", "PtyChi"):
+        assert scored.alignment["methods"][m]["residual_shift_dy_dx_px"] == pytest.approx([0.0, 0.0], abs=0.05)
+    v = scored.values
+    assert v[("PtychoPINN_TTR", "phase", "ssim")] < v[("Baseline", "phase", "ssim")] - 0.01
 
 
 def test_amplitude_is_compared_raw_and_its_scale_reported(case, scored):
@@ -381,7 +395,7 @@ def test_amplitude_is_compared_raw_and_its_scale_reported(case, scored):
     assert scored.values[("PtychoPINN", "amplitude", "rmse")] == pytest.approx(
         raw_mae * np.sqrt(np.mean(ref**2)) / ref.mean(), rel=0.05
     )
-    # its phase, once registered and the offset removed, is close to the truth
+    # its phase, once the offset is removed, is close to the truth
     assert scored.values[("PtychoPINN", "phase", "ssim")] > 0.99
     # the paper-style amplitude row applies the ratio of means (1 / 1.2, recorded), to itself only:
     # there the 20 % scale is gone, while the strict row above keeps it
@@ -427,7 +441,7 @@ def test_the_same_image_with_a_phase_offset_scores_identically(case):
             continue  # the one number that differs (checked below)
         assert by["PtyChi"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
     a = result["alignment"]
-    assert a["PtyChi"]["shift_dy_dx_px"] == a["Baseline"]["shift_dy_dx_px"]
+    assert a["PtyChi"]["residual_shift_dy_dx_px"] == a["Baseline"]["residual_shift_dy_dx_px"]
     assert a["PtyChi"]["phase_offset_rad"] - a["Baseline"]["phase_offset_rad"] == pytest.approx(-1.3, abs=1e-5)
     verify_sentinel(out.sentinel)
 

@@ -79,7 +79,7 @@ def overlap_record(
 
 def alignment_record() -> dict:
     method = {
-        "shift_dy_dx_px": [0.25, -0.5],
+        "residual_shift_dy_dx_px": [0.25, -0.5],
         "phase_offset_rad": 0.1,
         "phase_ramp": None,
         "amplitude_scale_reported_not_applied": 0.98,
@@ -345,8 +345,8 @@ def test_json_record_round_trip(tmp_path, name):
         (
             ALIGNMENT_RECORD,
             alignment_record,
-            lambda d: d["methods"]["PtyChi"].update(shift_dy_dx_px=[0.1]),
-            "key 'methods.PtyChi.shift_dy_dx_px': expected a list of 2",
+            lambda d: d["methods"]["PtyChi"].update(residual_shift_dy_dx_px=[0.1]),
+            "key 'methods.PtyChi.residual_shift_dy_dx_px': expected a list of 2",
         ),
         (
             ALIGNMENT_RECORD,
@@ -433,7 +433,7 @@ def test_versions_have_distinct_names_and_one_home():
 
     assert not hasattr(overlap, "METRICS_VERSION") and not hasattr(metrics, "METRICS_VERSION")
     assert not hasattr(tables, "SCHEMA_VERSION")
-    assert records.METRIC_ROWS.version == records.METRIC_ROWS_VERSION == 2
+    assert records.METRIC_ROWS.version == records.METRIC_ROWS_VERSION == 3
     assert records.OVERLAP_RECORD.version == OVERLAP_METRICS_VERSION == 2
     assert records.SUMMARY_DOCUMENT.version == records.SUMMARY_VERSION == 2
 

@@ -465,8 +465,8 @@ DOSES = (1000.0, 100000.0)
 def views_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("views").resolve()
     study = make_study(doses=list(DOSES), seeds=[0])
-    gt = layout.ground_truth().under(root)
-    simulate_step.run_ground_truth(study, out=gt)
+    gt = layout.ground_truth(0).under(root)
+    simulate_step.run_ground_truth(study, cell=layout.Cell.replicate(0), out=gt)
     cells = {}  # dose -> the simulated files of that dose (seed 0)
     for dose in DOSES:
         cell = layout.Cell(dose_label(dose), 0)

@@ -53,12 +53,12 @@ def study_run(tmp_path_factory):
 def test_simulate_outputs_and_sentinels(study_run):
     workdir = study_run
     study = load_study(workdir / "config" / "config.yaml")
-    gt = load_ground_truth(workdir / layout.ground_truth().obj)
+    gt = load_ground_truth(workdir / layout.ground_truth(0).obj)
     assert gt.obj.shape == (study.object.size, study.object.size)
-    verify_sentinel(workdir / layout.ground_truth().sentinel, root=workdir)
+    verify_sentinel(workdir / layout.ground_truth(0).sentinel, root=workdir)
     if study.object.train_seed is not None:
-        train_obj = load_ground_truth(workdir / layout.ground_truth(training=True).obj)
-        verify_sentinel(workdir / layout.ground_truth(training=True).sentinel, root=workdir)
+        train_obj = load_ground_truth(workdir / layout.ground_truth(0, training=True).obj)
+        verify_sentinel(workdir / layout.ground_truth(0, training=True).sentinel, root=workdir)
         assert train_obj.metadata["object"]["seed"] == study.object.train_seed != gt.metadata["object"]["seed"]
         assert not np.allclose(train_obj.obj, gt.obj)
     assert (workdir / "logs/ground_truth.log").is_file()
@@ -193,8 +193,9 @@ def test_report_tables_and_html(study_run, tmp_path):
     assert all(("n = 1: no interval" in line) for line in deltas)  # one seed in the test study
     study = load_study(REPO / "config" / "test.yaml")
     highlights = (g / "highlights.txt").read_text()
-    assert len(highlights.splitlines()) == 3 + len(study.views)  # ladder, one line per view, winners, replicate caveat
-    assert "stays >= 0.8" in highlights and "One seed per cell (n = 1)" in highlights
+    # ladder; per view its crossovers and its verdicts; the count of verdicts; the replicate caveat
+    assert len(highlights.splitlines()) == 3 + 2 * len(study.views)
+    assert "crosses 0.8" in highlights and "no verdict (n = 1)" in highlights
     wide = (g / "headline.csv").read_text().splitlines()
     assert wide[0].startswith("dose (photons per pattern),dose (photons per illuminated pixel),view")
     assert len(wide) == 1 + len(study.doses) * len(study.views) * len(ALL_METHODS)
@@ -213,10 +214,9 @@ def test_report_tables_and_html(study_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = html.read_text(errors="replace")
     assert "Study" in text and len(text) > 100_000
-    # the landing page leads with the answer: the headline tables and the crossover doses, inline
-    assert "phase MS-SSIM of the stitched test region (\\u2605 highest mean)" in text, (
-        "no headline table on the landing page"
-    )
+    # the landing page leads with the answer: the dose-response figure inline, the verdict tables, the crossovers
+    assert "data:image/png;base64" in text, "no dose-response figure on the landing page"
+    assert "verdict" in text, "no verdict table on the landing page"
     assert "Crossover dose (photons per pattern)" in text
     assert "System Message" not in text, "the landing page's reStructuredText has errors"
 

@@ -3,16 +3,16 @@
 A reconstruction is scored against the ground-truth object, identically for
 every method, in three steps:
 
-1. **Registration.** The subpixel translation of the reconstruction onto the
-   ground truth is estimated on the complex images of the scored region
-   (scikit-image ``phase_cross_correlation``, windowed and iteratively
-   refined, see :func:`register_translation`) and applied to the whole
-   reconstruction by a Fourier shift. Complex registration is used because
-   the study's objects may carry their contrast almost only in the phase
-   (nearly flat amplitude), and because the magnitude of the complex
-   cross-power spectrum does not depend on a global phase offset.
-   Sign convention: ``shift_image(moving, register_translation(ref, moving))``
-   aligns ``moving`` onto ``ref``.
+1. **The known frame.** Every method reconstructs at the known scan
+   positions with the known probe, so its frame is the ground truth's and
+   the true shift is 0: nothing is searched or shifted. A translation search
+   against the ground truth would only add noise (it moved low-dose
+   reconstructions by pixels and cut their scores). The residual shift that
+   the cross-correlation with the ground truth would pick
+   (:func:`register_translation`: scikit-image ``phase_cross_correlation`` on
+   the complex images, windowed and refined) is reported as a diagnostic
+   only. Sign convention: ``shift_image(moving, register_translation(ref,
+   moving))`` aligns ``moving`` onto ``ref``.
 2. **Gauge.** The global phase offset is removed with the complex inner
    product over the region (reported, radians); a linear phase ramp can be
    removed as well (optional, reported). The amplitude is compared **raw**;
@@ -21,9 +21,12 @@ every method, in three steps:
    below, apply their own ratio of means, to themselves only).
 3. **Metrics** on the amplitude and on the phase (radians): MAE, RMSE, PSNR
    with an explicit data range (the ground truth's max - min in the region,
-   never a 255 peak), SSIM and MS-SSIM (number of scales recorded), and the
-   FRC curve with its resolution at the 0.5 and 1/7 thresholds, in
-   cycles/pixel (Nyquist = 0.5).
+   never a 255 peak), SSIM (unclipped: a negative value is anticorrelated
+   structure), MS-SSIM only with at least :data:`MIN_MS_SSIM_SCALES` scales
+   (number recorded; its negative terms are clipped to 0, the published
+   convention, so SSIM is the row that shows a negative correlation), and
+   the FRC curve on a square of at least :data:`FRC_MIN_SIDE` px with its
+   resolution at the 0.5 and 1/7 thresholds, in cycles/pixel (Nyquist = 0.5).
 
 Regions: pointwise metrics (MAE, RMSE, PSNR, phase offset, amplitude scale)
 accept any boolean mask; the window- and Fourier-based ones (SSIM, MS-SSIM,
@@ -38,8 +41,7 @@ raises :class:`MetricError`: a metric is never written as NaN.
 The strict metrics above are the primary results. Next to them, and only so
 that results can be set beside published figures (Hoidn et al., PtychoPINN,
 and the earlier implementation of this study), the conventions of that
-literature are computed on the *same* registered, offset-removed
-reconstruction (the registration shift is reused, never estimated again):
+literature are computed on the *same* offset-removed reconstruction:
 
 * phase: a best-fit plane a + b*y + c*x (unweighted least squares over the
   region, y and x pixel indices) is removed from the reconstructed phase and,
@@ -74,6 +76,13 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 #: scikit-image's default SSIM window (uniform, 7 x 7); the coarsest MS-SSIM
 #: scale must be at least this many pixels on each side.
 SSIM_WIN = 7
+#: MS-SSIM is computed only where at least this many scales run (coarsest side >= SSIM_WIN px, so a
+#: side of at least 28 px): with one or two scales it is SSIM of a region too small to say anything
+#: at coarse scales, and the report would name it what it is not.
+MIN_MS_SSIM_SCALES = 3
+#: FRC needs a square of at least this side (12 rings up to Nyquist): on 8-12 px squares the curve
+#: never left its maximum (36 of 48 phase rows of an earlier default study sat at Nyquist).
+FRC_MIN_SIDE = 24
 #: FRC thresholds reported by :func:`score_reconstruction`.
 FRC_THRESHOLDS = {"frc50": 0.5, "frc1_7": 1.0 / 7.0}
 #: Nyquist frequency in cycles/pixel.
@@ -470,14 +479,20 @@ def ms_ssim(ref: np.ndarray, img: np.ndarray, data_range: float, region=None) ->
     contrast-structure term at the M - 1 finer scales and the mean SSIM at the
     coarsest one, scales obtained by 2 x 2 averaging, each computed like
     :func:`ssim`. M is as large as the size allows (coarsest side >= 7 px,
-    at most 5, see :func:`ms_ssim_scales`); the first M standard weights are
-    renormalised to sum 1. Negative terms (anticorrelated structure) are
+    at most 5, see :func:`ms_ssim_scales`) and at least
+    :data:`MIN_MS_SSIM_SCALES` (a smaller region raises ValueError); the
+    first M standard weights are renormalised to sum 1. Negative terms (anticorrelated structure) are
     clipped to 0 before the powers, as tf.image.ssim_multiscale does, so the
     value lies in [0, 1] and is never NaN. Returns (value, M).
     """
     data_range = _require_data_range("ms_ssim", data_range)
     ref, img = _crop_pair("ms_ssim", ref, img, region)
     n = ms_ssim_scales(ref.shape)
+    if n < MIN_MS_SSIM_SCALES:
+        raise ValueError(
+            f"ms_ssim: expected a region of at least {SSIM_WIN * 2 ** (MIN_MS_SSIM_SCALES - 1)} px per side "
+            f"({MIN_MS_SSIM_SCALES} scales), found {tuple(ref.shape)} ({n} scale(s))"
+        )
     weights = np.asarray(MS_SSIM_WEIGHTS[:n])
     weights = weights / weights.sum()
     terms = []
@@ -531,8 +546,8 @@ def frc(
     box = region_box(region, a.shape)
     a, b = a[box], b[box]
     n = min(a.shape)
-    if n < 8:
-        raise ValueError(f"frc: expected a region of at least 8 x 8 pixels, found {a.shape}")
+    if n < FRC_MIN_SIDE:
+        raise ValueError(f"frc: expected a region of at least {FRC_MIN_SIDE} px per side, found {a.shape}")
     oy, ox = (a.shape[0] - n) // 2, (a.shape[1] - n) // 2
     a, b = a[oy : oy + n, ox : ox + n], b[oy : oy + n, ox : ox + n]
     w = _window2d(n, window, tukey_alpha)
@@ -645,9 +660,9 @@ def paper_phase_metrics(gt_phase: np.ndarray, rec_phase: np.ndarray, region) -> 
     """Secondary, paper-style phase metrics (tidy quantity ``phase_paper``).
 
     ``gt_phase`` and ``rec_phase`` are real phase images in radians, the
-    reconstruction already registered and its global offset removed (pass the
+    reconstruction in the known frame with its global offset removed (pass the
     phases the strict metrics use, as :func:`score_reconstruction` does; this
-    function does not register). Each has its own least-squares plane removed
+    function does not shift). Each has its own least-squares plane removed
     over ``region`` (:func:`remove_plane`), is mapped by :func:`unit_phase`
     to (phi + pi) / (2 pi), and the pair is scored with data range 1
     (:data:`PAPER_PHASE_DATA_RANGE`): ``ssim`` (:func:`ssim`, 7 x 7 window),
@@ -673,7 +688,7 @@ def paper_phase_metrics(gt_phase: np.ndarray, rec_phase: np.ndarray, region) -> 
 def paper_amplitude_metrics(gt_amp: np.ndarray, rec_amp: np.ndarray, region) -> dict:
     """Secondary, paper-style amplitude metrics (tidy quantity ``amplitude_paper``).
 
-    ``rec_amp`` (registered, as for the strict metrics) is multiplied by
+    ``rec_amp`` (in the known frame, as for the strict metrics) is multiplied by
     ``mean_ratio`` = mean(gt_amp) / mean(rec_amp) over ``region``
     (:func:`mean_ratio`) -- for these secondary numbers only -- and scored
     against ``gt_amp`` with the ground truth's max - min in the region as
@@ -713,35 +728,35 @@ def score_reconstruction(
     gt: np.ndarray,
     recon: np.ndarray,
     region,
-    register: bool = True,
     upsample: int = 100,
     remove_ramp: bool = False,
 ) -> dict:
-    """Score complex ``recon`` against the complex ground truth ``gt`` on ``region``.
+    """Score complex ``recon`` against the complex ground truth ``gt`` on ``region``, in the known frame.
 
     ``region``: two slices or a boolean mask (rectangular: SSIM, MS-SSIM, FRC
-    and registration use it as a rectangle). Steps, identical for every method:
+    and the residual-shift diagnostic use it as a rectangle). Steps, identical
+    for every method:
 
     1. ``recon`` constant in the region (:func:`is_degenerate`) -> MetricError;
-    2. if ``register``: shift (dy, dx) from :func:`register_translation` on the
-       region's crops, applied to the whole ``recon`` by :func:`shift_image`;
-       the region must keep at least ceil(|dy|), ceil(|dx|) pixels from the
-       frame edges (the shift is periodic), else MetricError;
+    2. no translation: ``recon`` is in the ground truth's frame (known
+       positions, known probe). ``residual_shift`` (dy, dx) is what
+       :func:`register_translation` on the region's crops would apply: a
+       diagnostic, reported, never applied;
     3. global phase offset removed (:func:`remove_global_phase`), and the
        phase ramp too if ``remove_ramp`` (:func:`remove_phase_ramp`);
     4. amplitude: |gt| vs |recon| raw; ``amplitude_scale`` reported only;
        phase: angle(gt) vs angle(gt) + angle(recon * conj(gt)), i.e. the
        reconstructed phase on the branch nearest the ground truth (radians);
     5. per quantity: mae, rmse, data_range (gt max - min in the region), psnr,
-       ssim, ms_ssim, ms_ssim_scales, frc50 and frc1_7 (cycles/pixel),
+       ssim (unclipped), ms_ssim, ms_ssim_scales (at least
+       :data:`MIN_MS_SSIM_SCALES`), frc50 and frc1_7 (cycles/pixel),
        frc_freq and frc_curve (arrays);
-    6. secondary, paper-style metrics on the same images as step 4 (same
-       shift, not registered again): ``paper["phase"]`` =
-       :func:`paper_phase_metrics` (each phase's own plane removed, mapped
-       to (phi + pi) / (2 pi), data range 1) and ``paper["amplitude"]`` =
-       :func:`paper_amplitude_metrics` (recon amplitude times the ratio of
-       means, applied there only). Tidy quantities ``phase_paper`` and
-       ``amplitude_paper``.
+    6. secondary, paper-style metrics on the same images as step 4:
+       ``paper["phase"]`` = :func:`paper_phase_metrics` (each phase's own
+       plane removed, mapped to (phi + pi) / (2 pi), data range 1) and
+       ``paper["amplitude"]`` = :func:`paper_amplitude_metrics` (recon
+       amplitude times the ratio of means, applied there only). Tidy
+       quantities ``phase_paper`` and ``amplitude_paper``.
 
     The reconstructed phase of both the strict and the paper metrics is
     angle(gt) + angle(recon * conj(gt)), not angle(recon): the two agree up
@@ -750,12 +765,13 @@ def score_reconstruction(
     fitted to a wrapped phase is meaningless; the branch nearest the ground
     truth wraps only where the *error* exceeds pi.
 
-    Returns {"shift": (dy, dx), "registered", "phase_offset" (rad),
-    "phase_ramp" (dict or None), "amplitude_scale", "region_pixels",
+    Returns {"residual_shift": (dy, dx), "phase_offset" (rad), "phase_ramp"
+    (dict or None), "amplitude_scale", "region_pixels", "region_shape",
     "amplitude": {...}, "phase": {...}, "paper": {"amplitude": {...},
     "phase": {...}}}. Any NaN or inf metric raises MetricError naming the
     metric and the quantity; so does an exact copy of the ground truth (MSE
-    0, infinite PSNR).
+    0, infinite PSNR). A region too small for MS-SSIM's scales or the FRC
+    raises ValueError.
     """
     gt, recon = _image_pair("score_reconstruction", gt, recon, complex_ok=True)
     mask = region_mask(region, gt.shape)
@@ -764,19 +780,8 @@ def score_reconstruction(
         raise MetricError(
             f"reconstruction is degenerate: amplitude and phase std in the region both < {DEGENERATE_STD}"
         )
-    shift = (0.0, 0.0)
-    if register:
-        shift = register_translation(gt[box], recon[box], upsample)
-        _check_finite(shift, "registration shift", "complex")
-        h, w = gt.shape
-        margins = ((box[0].start, h - box[0].stop), (box[1].start, w - box[1].stop))
-        for axis, (s, (lo, hi)) in enumerate(zip(shift, margins)):
-            if np.ceil(abs(s)) > min(lo, hi):
-                raise MetricError(
-                    f"registration shift: {s:.3f} px along axis {axis} exceeds the region's margin "
-                    f"to the frame edge ({min(lo, hi)} px); wrapped content would be scored"
-                )
-        recon = shift_image(recon, shift)
+    residual = register_translation(gt[box], recon[box], upsample)
+    _check_finite(residual, "residual shift", "complex")
     if remove_ramp:
         recon, ramp = remove_phase_ramp(gt, recon, mask)
         offset = ramp["offset"]
@@ -790,12 +795,12 @@ def score_reconstruction(
     gt_phase = np.angle(gt)
     rec_phase = gt_phase + np.angle(recon * np.conj(gt))
     return {
-        "shift": shift,
-        "registered": bool(register),
+        "residual_shift": residual,
         "phase_offset": offset,
         "phase_ramp": ramp,
         "amplitude_scale": scale,
         "region_pixels": int(mask.sum()),
+        "region_shape": (box[0].stop - box[0].start, box[1].stop - box[1].start),
         "amplitude": _quantity_metrics(gt_amp, rec_amp, mask, box, "amplitude"),
         "phase": _quantity_metrics(gt_phase, rec_phase, mask, box, "phase"),
         "paper": {

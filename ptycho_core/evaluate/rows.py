@@ -7,8 +7,8 @@ say (quantities and metrics).
 
 Every method of a cell has, per quantity (``amplitude``, ``phase``), the
 strict :data:`METRICS`, plus ``amplitude_scale`` and ``ms_ssim_scales``
-(reported, no better direction), the :data:`ALIGNMENT` rows (what the common
-alignment policy did to it) and the secondary, paper-style rows
+(reported, no better direction), the :data:`ALIGNMENT` rows (the phase offset
+removed and the residual shift, a diagnostic) and the secondary, paper-style rows
 (docs/DESIGN.md section 7). :func:`tidy_rows` builds them from the scores of
 :func:`ptycho_core.evaluate.metrics.score_reconstruction`.
 """
@@ -34,9 +34,11 @@ __all__ = [
 #: Metrics every method must have, per quantity (amplitude, phase).
 METRICS = ("mae", "rmse", "psnr", "ssim", "ms_ssim", "frc50", "frc1_7")
 QUANTITIES = ("amplitude", "phase")
-#: Quantity of the registration rows: what the common alignment policy had to do to each method.
+#: Quantity of the alignment rows: the global phase offset the common gauge removed, and the residual
+#: shift a cross-correlation with the ground truth would pick (a diagnostic: never applied, every method
+#: is scored in the known frame).
 ALIGNMENT = "alignment"
-ALIGNMENT_METRICS = ("shift_px", "shift_dy_px", "shift_dx_px", "phase_offset_rad")
+ALIGNMENT_METRICS = ("residual_shift_px", "residual_shift_dy_px", "residual_shift_dx_px", "phase_offset_rad")
 #: Secondary, paper-style rows (metrics.paper_phase_metrics / paper_amplitude_metrics): the
 #: PtychoPINN literature's conventions (phase: each image's own plane removed, mapped to
 #: (phi + pi) / (2 pi), data range 1; amplitude: rescaled by the ratio of means), under their
@@ -72,11 +74,11 @@ def tidy_rows(method: str, scores: dict) -> list[tuple]:
     rows.append((method, "amplitude", "amplitude_scale", float(scores["amplitude_scale"])))
     for q in QUANTITIES:
         rows.append((method, q, "ms_ssim_scales", float(scores[q]["ms_ssim_scales"])))
-    dy, dx = (float(v) for v in scores["shift"])
+    dy, dx = (float(v) for v in scores["residual_shift"])
     values = {
-        "shift_px": math.hypot(dy, dx),
-        "shift_dy_px": dy,
-        "shift_dx_px": dx,
+        "residual_shift_px": math.hypot(dy, dx),
+        "residual_shift_dy_px": dy,
+        "residual_shift_dx_px": dx,
         "phase_offset_rad": float(scores["phase_offset"]),
     }
     rows += [(method, ALIGNMENT, k, values[k]) for k in ALIGNMENT_METRICS]

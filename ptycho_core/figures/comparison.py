@@ -27,7 +27,8 @@ def _panel_size(shape: tuple[int, int], width: float = 1.6, max_height: float = 
 
 
 def comparison_figure(path, gt: np.ndarray, recons: dict, region, aligned: dict, title: str) -> None:
-    """Ground truth and each method, registered as scored (``aligned``), with error maps on the evaluation region.
+    """Ground truth and each method in the known frame, as scored (``aligned``), with error maps on the evaluation
+    region.
 
     Four rows (amplitude, phase, amplitude error, phase error), one column per
     method after the ground truth's; each row one colour scale and colour bar
@@ -77,22 +78,21 @@ def comparison_figure(path, gt: np.ndarray, recons: dict, region, aligned: dict,
     )
     image_grid(fig, [axes[2]], [amp_err], cmap=ERROR_CMAP, vmin=-e_amp, vmax=e_amp, label="amplitude error")
     image_grid(fig, [axes[3]], [phase_err], cmap=ERROR_CMAP, vmin=-e_ph, vmax=e_ph, label="phase error (rad)")
-    fig.suptitle(f"{title}: registered as scored, evaluation region", fontsize=11)
+    fig.suptitle(f"{title}: in the known frame, as scored, evaluation region", fontsize=11)
     save_figure(fig, path)
 
 
 def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, recon_path_of, alignment_path_of) -> None:
-    """Every dose of one view: ground truth and each method on the evaluation region, registered as scored.
+    """Every dose of one view: ground truth and each method on the evaluation region, in the known frame, as scored.
 
     Two blocks side by side, amplitude and phase, each with one colour scale
     and colour bar (the ground truth's limits); rows are doses. Each
-    reconstruction is shifted and phase-offset by its cell's recorded
-    alignment (``alignment.json`` of the score step), so the montage shows what
-    the scores measured.
+    reconstruction is phase-offset by its cell's recorded alignment
+    (``alignment.json`` of the score step; no shift: every method is scored
+    in the known frame), so the montage shows what the scores measured.
     """
     from matplotlib.figure import Figure
 
-    from ptycho_core.evaluate.metrics import shift_image
     from ptycho_core.figures.common import AMPLITUDE_CMAP, image_grid, phase_cmap, save_figure
 
     gt = load_ground_truth(gt_path).obj.astype(np.complex128)
@@ -109,7 +109,7 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
         for m in methods:
             a = record["methods"][m]
             recon = load_recon(recon_path_of(label, m), gt.shape).obj.astype(np.complex128)
-            img = (shift_image(recon, a["shift_dy_dx_px"]) * np.exp(1j * a["phase_offset_rad"]))[box]
+            img = (recon * np.exp(1j * a["phase_offset_rad"]))[box]
             amp_rows[-1].append(np.abs(img))
             phase_rows[-1].append(np.angle(g) + np.angle(img * np.conj(g)))
     w, h = _panel_size(shape, width=1.1, max_height=3.0)
@@ -145,5 +145,5 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
     )
     left.suptitle("amplitude", fontsize=11)
     right.suptitle("phase", fontsize=11)
-    fig.suptitle(f"view {view}, seed {seed}: evaluation region, registered as scored", fontsize=11)
+    fig.suptitle(f"view {view}, seed {seed}: evaluation region, in the known frame, as scored", fontsize=11)
     save_figure(fig, path)

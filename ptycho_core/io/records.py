@@ -452,7 +452,7 @@ SUMMARY_VERSION = 2
 
 #: Version of the tidy metric rows. 2: the secondary, paper-style rows
 #: (quantities ``amplitude_paper``, ``phase_paper``) joined the strict ones.
-METRIC_ROWS_VERSION = 2
+METRIC_ROWS_VERSION = 3
 #: Columns of a cell's tidy ``metrics.csv``; the quantities and metrics they name are
 #: :mod:`ptycho_core.evaluate.rows`'s.
 METRIC_ROW_COLUMNS = ("method", "quantity", "metric", "value")
@@ -477,10 +477,11 @@ FRC_ROWS = CsvRecord(
 )
 
 #: Version of ``alignment.json`` (not written in the file).
-ALIGNMENT_VERSION = 1
-#: What the common alignment policy did to one method (``alignment.json``'s ``methods.<method>``).
+ALIGNMENT_VERSION = 2
+#: What the common gauge policy did to one method (``alignment.json``'s ``methods.<method>``); the residual
+#: shift is the cross-correlation's diagnostic, never applied (every method is scored in the known frame).
 ALIGNMENT_METHOD_FIELDS = {
-    "shift_dy_dx_px": ListOf(float, 2),
+    "residual_shift_dy_dx_px": ListOf(float, 2),
     "phase_offset_rad": float,
     "phase_ramp": Nullable({"offset": float, "slope_y": float, "slope_x": float}),
     "amplitude_scale_reported_not_applied": float,

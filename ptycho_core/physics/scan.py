@@ -91,12 +91,12 @@ class Split:
 
     train: np.ndarray
     test: np.ndarray
-    boundary: float
+    boundary: float | None  # None: no cut (a separate training object)
     guard: float
     n_base: int
-    n_dropped: int  # base positions in neither split (the guard band; with a training object, all but the test region)
+    n_dropped: int  # base positions in neither split (the guard band; 0 with a training object)
     training_object: bool = False  # train indexes the base scan over a separate training object
-    region_train: np.ndarray | None = None  # the study object's training region (= train without a training object)
+    region_train: np.ndarray | None = None  # the study object's training region (= train; empty with a training object)
 
     def __post_init__(self):
         if self.region_train is None:
@@ -126,21 +126,22 @@ def split_by_region(scan: Scan, cfg: SplitConfig, lo: float, hi: float, probe_di
     return Split(train, test, float(boundary), float(guard), n_base, n_base - train.size - test.size)
 
 
-def train_on_whole_scan(split: Split) -> Split:
+def whole_scan_split(scan: Scan) -> Split:
     """The split when the training data come from a separate training object.
 
-    The training set takes every position of the base scan (on the other
-    object); the test region of the study object is unchanged, and every
-    other base position of the study object is unused.
+    Both splits take every position of the base scan: the training split on
+    the training object, the test split on the study object, which then needs
+    no training region, so the test scan covers all of it (no cut, no guard
+    band: the two splits never see the same object).
     """
-    train = np.arange(split.n_base)
+    every = np.arange(scan.x.size)
     return Split(
-        train,
-        split.test,
-        split.boundary,
-        split.guard,
-        split.n_base,
-        split.n_base - split.test.size,
+        every,
+        every.copy(),
+        None,
+        0.0,
+        int(every.size),
+        0,
         training_object=True,
-        region_train=split.train,
+        region_train=np.empty(0, dtype=every.dtype),
     )

@@ -13,9 +13,10 @@ object maps, scan jitter, and the Poisson noise of each split from its own
 stream, so that the test data do not depend on how the training data are
 made (their size, or a separate training object).
 
-The probe's dose scaling averages over the study object's positions of both
-regions (training and test), whichever object the training split is then
-simulated on: it too is independent of the training object.
+The probe's dose scaling averages over the study object's scanned positions
+(the whole base scan: the test split covers all of it when a separate
+training object holds the training split; otherwise both regions of the
+cut), never over the training object's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ptycho_core.io.datasets import SCHEMA_VERSION, DiffractionSet
 from ptycho_core.physics.forward import expected_counts, extract_patches, valid_position_range
 from ptycho_core.physics.limits import BOUND, MAX_ARRAY_PIXELS
 from ptycho_core.physics.probe import energy_within, make_probe, measure_fwhm_diameter, photons_per_illuminated_pixel
-from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, train_on_whole_scan
+from ptycho_core.physics.scan import Scan, Split, make_scan, split_by_region, whole_scan_split
 from ptycho_core.streams import SPLITS, noise_entropy, object_entropy, scan_entropy
 
 
@@ -131,9 +132,10 @@ def make_geometry(study: StudyConfig, seed: int) -> Geometry:
     lo, hi = valid_position_range(study.object.size, study.N)
     hi = float(np.floor(hi))
     scan = make_scan(study.scan, lo, hi, diameter, np.random.default_rng(scan_entropy(seed)))
-    split = split_by_region(scan, study.split, lo, hi, diameter)
     if study.object.separate_training:
-        split = train_on_whole_scan(split)
+        split = whole_scan_split(scan)  # the study object needs no training region: the test scan covers it
+    else:
+        split = split_by_region(scan, study.split, lo, hi, diameter)
     return Geometry(probe_unit, diameter, (lo, hi), scan, split)
 
 
@@ -160,11 +162,12 @@ def simulate_dose(
             f"but a training object was {'not ' if train_obj is None else ''}given"
         )
     geo = make_geometry(study, seed)
+    drawn = study.object.for_replicate(seed)  # the replicate's objects (recorded; the caller made them)
     probe_unit, diameter, scan, split = geo.probe_unit, geo.probe_diameter, geo.scan, geo.split
     lo, hi = geo.extent
 
     keep = np.concatenate([split.train, split.test])
-    reference = np.concatenate([split.region_train, split.test])  # the study object's positions of both regions
+    reference = np.concatenate([split.region_train, split.test])  # the study object's scanned positions
     reference_patches = extract_patches(obj, scan.x[reference], scan.y[reference], N)
     probe, scale = scale_probe_to_dose(probe_unit, reference_patches, dose)
     reference_mean = float(expected_counts(probe, reference_patches).sum(axis=(-2, -1)).mean())
@@ -204,7 +207,7 @@ def simulate_dose(
             "energy_within_half_N_disc": energy_within(probe_unit, N / 2),
             "scale_sqrt_photons": scale,
             "dose_reference": {
-                "positions": "the study object's positions of the training and test regions",
+                "positions": "the study object's scanned positions (training and test regions, or the whole scan)",
                 "n_patterns": int(reference.size),
                 "expected_mean": reference_mean,
             },
@@ -227,14 +230,14 @@ def simulate_dose(
         },
         "photons": photons,
         "rng": {
-            "object_amplitude": object_entropy(study.object.seed, "amplitude"),
-            "object_phase": object_entropy(study.object.seed, "phase"),
+            "object_amplitude": object_entropy(drawn.seed, "amplitude"),
+            "object_phase": object_entropy(drawn.seed, "phase"),
             **(
                 {}
-                if study.object.train_seed is None
+                if drawn.train_seed is None
                 else {
-                    "training_object_amplitude": object_entropy(study.object.train_seed, "amplitude"),
-                    "training_object_phase": object_entropy(study.object.train_seed, "phase"),
+                    "training_object_amplitude": object_entropy(drawn.train_seed, "amplitude"),
+                    "training_object_phase": object_entropy(drawn.train_seed, "phase"),
                 }
             ),
             "scan": scan_entropy(seed),
@@ -243,9 +246,9 @@ def simulate_dose(
         "provenance": provenance,
     }
 
-    study_object = {**study.to_dict()["object"], "shape": list(obj.shape), "role": "study object"}
+    study_object = {**asdict(drawn), "shape": list(obj.shape), "role": "study object"}
     training_files = study.object.source_files(training=True)
-    training_object = {**asdict(study.object.training_object()), "shape": list(obj.shape), "role": "training object"}
+    training_object = {**asdict(drawn.training_object()), "shape": list(obj.shape), "role": "training object"}
     objects = {
         "test": study_object,
         "train": study_object

@@ -112,7 +112,7 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
     cells = layout.cells(study)
     scores = {c: layout.scores(c).under(root) for c in cells}
     views = {c: layout.view(c).under(root) for c in cells}
-    ground_truth = layout.ground_truth().under(root)
+    ground_truth = layout.ground_truth(study.seeds[0]).under(root)  # the montages show the first replicate
     with Step(
         "report",
         study,

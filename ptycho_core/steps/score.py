@@ -3,10 +3,13 @@
 Every method reconstructs the same test rows of the view (PtychoPINN: the
 view's test groups; Baseline: each test row; PtyChi: every test row, in its
 own process, :mod:`ptycho_core.recon.ptychi`) onto the ground-truth pixel
-frame. Scoring aligns every reconstruction by one policy
-(:func:`ptycho_core.evaluate.metrics.score_reconstruction`) on one evaluation
-region (:func:`ptycho_core.evaluate.region.evaluation_region`, with a border
-of half a probe diameter) and writes the tidy metrics table
+frame, at the known positions with the known probe. Scoring takes every
+reconstruction in that frame (no translation search; the residual shift is a
+diagnostic) with one gauge policy
+(:func:`ptycho_core.evaluate.metrics.score_reconstruction`) on the
+replicate's evaluation region, common to all views
+(:func:`ptycho_core.evaluate.region.evaluation_region`, with a border of half
+a probe diameter), and writes the tidy metrics table
 (:mod:`ptycho_core.evaluate.rows`), the FRC curves, the alignment record and
 the comparison figure.
 """
@@ -21,7 +24,6 @@ from ptycho_core.evaluate.metrics import (
     region_mask,
     remove_global_phase,
     score_reconstruction,
-    shift_image,
 )
 from ptycho_core.evaluate.region import evaluation_region
 from ptycho_core.evaluate.rows import QUANTITIES, tidy_rows
@@ -43,11 +45,13 @@ def run_score(
     ground_truth: GroundTruthFiles,
     simulated: SimulatedFiles,
     view: ViewFiles,
+    region_views: dict[str, ViewFiles],
     reconstructions: dict[str, ReconFiles],
     out: ScoreFiles,
 ) -> dict:
     """Score every method's reconstruction (``{method id: files}``) of the cell against the ground truth
-    on one region."""
+    on the region common to the views ``region_views`` (``{view name: files}``, every view of the study
+    at this dose and seed)."""
     dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
     recon_paths = {m: files.recon for m, files in reconstructions.items()}
     out_metrics, out_frc, out_alignment, out_figure = out.metrics, out.frc, out.alignment, out.figure
@@ -60,18 +64,25 @@ def run_score(
             ground_truth.sentinel,
             simulated.sentinel,
             view.sentinel,
+            *(f.sentinel for name, f in region_views.items() if name != cell.view),
             *(f.sentinel for f in reconstructions.values()),
         ],
         extra=cell.record(study),
     ) as step:
         step.inputs += [ground_truth.obj, simulated.test, view.view, *recon_paths.values()]
+        step.inputs += [f.view for name, f in region_views.items() if name != cell.view]
         step.outputs += [out_metrics, out_frc, out_alignment, out_figure]
         test_path, view_path = simulated.test, view.view
         gt = load_ground_truth(ground_truth.obj).obj.astype(np.complex128)
         test = load_diffraction_set(test_path)
         view = load_view(view_path, n_test=test.n)
         D = float(test.metadata["probe"]["fwhm_diameter_px"])
-        region = evaluation_region(test, view.test_index, gt.shape, border=D / 2)
+        rows_by_view = {
+            name: (view if name == cell.view else load_view(f.view, n_test=test.n)).test_index
+            for name, f in region_views.items()
+        }
+        require(view_path, "region views", cell.view in rows_by_view, f"the region's views lack {cell.view}")
+        region = evaluation_region(test, rows_by_view, gt.shape, border=D / 2)
         rows, frc_rows, alignment, recons, aligned = [], [], {}, {}, {}
         for method_id, path in recon_paths.items():
             method = Method.parse(method_id).value
@@ -94,15 +105,14 @@ def run_score(
                     (method, q, float(f), float(c)) for f, c in zip(scores[q]["frc_freq"], scores[q]["frc_curve"])
                 ]
             alignment[method] = {
-                "shift_dy_dx_px": [float(v) for v in scores["shift"]],
+                "residual_shift_dy_dx_px": [float(v) for v in scores["residual_shift"]],
                 "phase_offset_rad": float(scores["phase_offset"]),
                 "phase_ramp": scores["phase_ramp"],
                 "amplitude_scale_reported_not_applied": float(scores["amplitude_scale"]),
                 "region_pixels": int(scores["region_pixels"]),
             }
             recons[method] = recon.obj
-            shifted = shift_image(recon.obj.astype(np.complex128), scores["shift"])
-            aligned[method] = remove_global_phase(gt, shifted, region_mask(region, gt.shape))[0]
+            aligned[method] = remove_global_phase(gt, recon.obj.astype(np.complex128), region_mask(region, gt.shape))[0]
 
         METRIC_ROWS.write(out_metrics, rows)
         FRC_ROWS.write(out_frc, frc_rows)
@@ -111,7 +121,8 @@ def run_score(
             "region_cols": [region[1].start, region[1].stop],
             "border_px": D / 2,
             "policy": (
-                "subpixel registration to the ground truth (shift applied), global phase offset removed, amplitude raw"
+                "known frame (no shift applied; residual cross-correlation shift reported as a diagnostic), "
+                f"global phase offset removed, amplitude raw; region common to the views {sorted(region_views)}"
             ),
             "methods": alignment,
         }

@@ -44,28 +44,37 @@ def source_records(files: dict[str, str]) -> dict[str, dict]:
     }
 
 
-def run_ground_truth(study: StudyConfig, *, out: GroundTruthFiles, training: bool = False) -> dict:
-    """Generate the study's object (or, ``training``, its separate training object), save, verify, write the sentinel.
+def run_ground_truth(study: StudyConfig, *, cell: Cell, out: GroundTruthFiles, training: bool = False) -> dict:
+    """Generate the study object of the replicate ``cell.seed`` (or, ``training``, its separate training object),
+    save, verify, write the sentinel.
 
-    A family-``file`` object's source files are the step's inputs (the
-    sentinel records their sha256) and are recorded, with sha256, in the
-    ground truth's provenance (``provenance.source_files``).
+    Each replicate draws its own objects of the family
+    (:meth:`~ptycho_core.config.ObjectConfig.for_replicate`). A family-``file``
+    object's source files are the step's inputs (the sentinel records their
+    sha256) and are recorded, with sha256, in the ground truth's provenance
+    (``provenance.source_files``).
     """
     if training and not study.object.separate_training:
         raise ValueError("training object: the configuration has no object.train_seed or object.train_file")
     out_path = out.obj
+    drawn = study.object.for_replicate(int(cell.seed))
     with Step(
-        "training_object" if training else "ground_truth", study, sentinel=out.sentinel, depends_on=("physics",)
+        "training_object" if training else "ground_truth",
+        study,
+        sentinel=out.sentinel,
+        depends_on=("physics",),
+        extra=cell.record(study),
     ) as step:
         step.outputs.append(out_path)
-        cfg = study.object.training_object() if training else study.object
+        cfg = drawn.training_object() if training else drawn
         files = study.object.source_files(training=training)
         step.inputs += list(files.values())
         records = source_records(files)
-        obj = make_object(study.object, training=training).astype(np.complex64)
+        obj = make_object(drawn, training=training).astype(np.complex64)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "study": study.name,
+            "replicate": int(cell.seed),
             "object": asdict(cfg),
             "role": "training object" if training else "study object",
             "pixel_frame": "pixel [r, c] has coordinates x = c, y = r in object pixels",
@@ -146,11 +155,18 @@ def _simulate(
     dose, seed, checks = cell.photons(study), int(cell.seed), step.checks
     out_train, out_test = out.train, out.test
     gt = load_ground_truth(ground_truth.obj)
+    drawn = study.object.for_replicate(seed)
+    require(
+        ground_truth.obj,
+        "study object of this replicate",
+        gt.metadata["role"] == "study object" and gt.metadata["object"] == asdict(drawn),
+        f"role {gt.metadata['role']!r}, object {gt.metadata['object']}, expected replicate {seed}'s {asdict(drawn)}",
+    )
     train_gt = None
     if training_object is not None:
         training_object = training_object.obj
         train_gt = load_ground_truth(training_object)
-        expected = asdict(study.object.training_object())
+        expected = asdict(drawn.training_object())
         require(
             training_object,
             "training object of this configuration",
@@ -196,24 +212,22 @@ def _simulate(
         require(
             out_test, "guard band", gap >= sim.split.guard - 1e-9, f"gap {gap:.2f} px < guard {sim.split.guard:.2f} px"
         )
-    else:  # the training split covers the other object's whole scan; the test split keeps its region
-        require(
-            out_train,
-            "whole base scan on the training object",
-            train.n == sim.split.n_base,
-            f"{train.n} of {sim.split.n_base} positions",
-        )
-        require(out_test, "positions kept", test.n + sim.split.n_dropped == sim.split.n_base, "counts do not add up")
-        low = float(te.min() - sim.split.boundary)
-        checks["test_region_margin_px"] = low
+    else:  # both splits cover the whole base scan: training on the training object, test on the study object
+        for name, ds, path in (("train", train, out_train), ("test", test, out_test)):
+            require(
+                path,
+                "whole base scan",
+                ds.n == sim.split.n_base,
+                f"{name} holds {ds.n} of {sim.split.n_base} base positions",
+            )
         require(
             out_test,
-            "test region",
-            low >= sim.split.guard / 2 - 1e-9,
-            f"test position {low:.2f} px from the cut, guard/2 = {sim.split.guard / 2:.2f} px",
+            "one scan",
+            np.array_equal(train.xcoords, test.xcoords) and np.array_equal(train.ycoords, test.ycoords),
+            "the test positions differ from the training positions",
         )
 
-    # the dose is the mean expected counts per pattern over the study object's positions of both regions:
+    # the dose is the mean expected counts per pattern over the study object's scanned positions:
     # without a training object these are exactly the two splits' patterns
     all_expected = (
         train.metadata["photons"]["all"]["expected_mean"]

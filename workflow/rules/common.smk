@@ -193,7 +193,7 @@ def training_object_inputs(wildcards):
     """The separate training object, when the configuration has one (object.train_seed or object.train_file)."""
     if not STUDY.object.separate_training:
         return {}
-    files = layout.ground_truth(training=True)
+    files = layout.ground_truth(wildcards.seed, training=True)
     return {"train_obj": files.obj, "train_obj_sentinel": files.sentinel}
 
 
@@ -203,7 +203,7 @@ def supervised_targets(wildcards):
     """
     if not Method(wildcards.method).spec.supervised:
         return {}
-    files = layout.ground_truth(training=STUDY.object.separate_training)
+    files = layout.ground_truth(wildcards.seed, training=STUDY.object.separate_training)
     return {"ground_truth": files.obj, "ground_truth_sentinel": files.sentinel}
 
 
@@ -230,6 +230,15 @@ def refined_from(wildcards):
 def reconstructions_of_cell(wildcards):
     """Every method's reconstruction of the cell and its sentinel."""
     return [p for f in layout.reconstructions(cell_of(wildcards)).values() for p in f]
+
+
+def region_views_of_cell(wildcards):
+    """Every view of the cell's dose and seed (index and sentinel): the evaluation region is common to them."""
+    return [
+        p
+        for f in layout.region_views(STUDY, cell_of(wildcards)).values()
+        for p in (f.view, f.sentinel)
+    ]
 
 
 def every_output(rule, **wildcards):

@@ -11,8 +11,9 @@ rule report:
         overlap=[layout.view(c).overlap for c in CELLS],
         view_sentinels=[layout.view(c).sentinel for c in CELLS],
         recons=[p for c in CELLS for f in layout.reconstructions(c).values() for p in f],
-        ground_truth=GROUND_TRUTH.obj,
-        ground_truth_sentinel=GROUND_TRUTH.sentinel,
+        # the montages show the first replicate
+        ground_truth=layout.ground_truth(SEEDS[0]).obj,
+        ground_truth_sentinel=layout.ground_truth(SEEDS[0]).sentinel,
     output:
         metrics=report(
             REPORT.metrics,

@@ -1,5 +1,5 @@
 # Every method's reconstruction of a cell is scored against the ground truth
-# by one policy on one region. Paths: ptycho_core.layout.
+# in the known frame, on one region common to every view of its dose and seed. Paths: ptycho_core.layout.
 
 SCORES = layout.scores(CELL)
 
@@ -13,6 +13,7 @@ rule score:
         simulated_sentinel=SIMULATED.sentinel,
         view=VIEW.view,
         view_sentinel=VIEW.sentinel,
+        region_views=region_views_of_cell,
     output:
         metrics=report(
             SCORES.metrics,

@@ -1,8 +1,9 @@
-# Simulate the dose ladder (object, probe, scan, Poisson counts) and split
+# Simulate each replicate's objects and the dose ladder (probe, scan, Poisson counts) and split
 # every dataset into train and test regions. Paths: ptycho_core.layout.
 
-GROUND_TRUTH = layout.ground_truth()
-TRAINING_OBJECT = layout.ground_truth(training=True)
+REPLICATE = layout.Cell.replicate("{seed}")
+GROUND_TRUTH = layout.ground_truth("{seed}")
+TRAINING_OBJECT = layout.ground_truth("{seed}", training=True)
 SIMULATED = layout.simulated(layout.Cell.pattern(view=False))
 
 
@@ -12,9 +13,9 @@ rule ground_truth:
     output:
         **GROUND_TRUTH.as_dict(),
     log:
-        layout.log("ground_truth"),
+        layout.log("ground_truth", REPLICATE),
     benchmark:
-        layout.benchmark("ground_truth")
+        layout.benchmark("ground_truth", REPLICATE)
     conda:
         "../envs/study.yaml"
     threads: 1
@@ -33,9 +34,9 @@ rule training_object:
     output:
         **TRAINING_OBJECT.as_dict(),
     log:
-        layout.log("training_object"),
+        layout.log("training_object", REPLICATE),
     benchmark:
-        layout.benchmark("training_object")
+        layout.benchmark("training_object", REPLICATE)
     conda:
         "../envs/study.yaml"
     threads: 1
@@ -80,6 +81,10 @@ rule simulate:
 
 rule all_simulate:
     input:
-        every_output(rules.ground_truth),
-        every_output(rules.training_object) if STUDY.object.separate_training else [],
+        every_output(rules.ground_truth, seed=SEEDS),
+        (
+            every_output(rules.training_object, seed=SEEDS)
+            if STUDY.object.separate_training
+            else []
+        ),
         every_output(rules.simulate, dose=DOSES, seed=SEEDS),

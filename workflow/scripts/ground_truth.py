@@ -12,6 +12,7 @@ from ptycho_core.steps.simulate import run_ground_truth  # noqa: E402
 sm = snakemake  # noqa: F821
 run_ground_truth(
     study_from_dict(sm.config, source="config"),
+    cell=layout.Cell.from_wildcards(sm.wildcards),
     out=layout.GroundTruthFiles(**dict(sm.output.items())),
     training=bool(sm.params.training),
 )

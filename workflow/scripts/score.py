@@ -10,12 +10,14 @@ from ptycho_core.steps.score import run_score  # noqa: E402
 
 sm = snakemake  # noqa: F821
 cell = layout.Cell.from_wildcards(sm.wildcards)
+study = study_from_dict(sm.config, source="config")
 run_score(
-    study_from_dict(sm.config, source="config"),
+    study,
     cell=cell,
-    ground_truth=layout.ground_truth(),
+    ground_truth=layout.ground_truth(cell.seed),
     simulated=layout.simulated(cell),
     view=layout.view(cell),
+    region_views=layout.region_views(study, cell),
     reconstructions=layout.reconstructions(cell),
     out=layout.ScoreFiles(**dict(sm.output.items())),
 )

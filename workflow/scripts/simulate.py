@@ -10,10 +10,11 @@ from ptycho_core.steps.simulate import run_simulate  # noqa: E402
 
 sm = snakemake  # noqa: F821
 study = study_from_dict(sm.config, source="config")
+cell = layout.Cell.from_wildcards(sm.wildcards)
 run_simulate(
     study,
-    cell=layout.Cell.from_wildcards(sm.wildcards),
-    ground_truth=layout.ground_truth(),
-    training_object=layout.ground_truth(training=True) if study.object.separate_training else None,
+    cell=cell,
+    ground_truth=layout.ground_truth(cell.seed),
+    training_object=layout.ground_truth(cell.seed, training=True) if study.object.separate_training else None,
     out=layout.SimulatedFiles(**dict(sm.output.items())),
 )
