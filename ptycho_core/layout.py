@@ -348,6 +348,13 @@ def benchmarks(study: StudyConfig, rules: tuple[str, ...] = CELL_RULES) -> dict[
     return out
 
 
+def benchmark_jobs(study: StudyConfig) -> list[tuple[str, Cell | None, str]]:
+    """Every job of ``study`` as (rule, cell, benchmark file), in the workflow's order: the jobs that a dry
+    run (``snakemake -n``) of a fresh directory lists besides the target rules, the study-wide ones (cell
+    None) included (the cost table, ``scripts/estimate_cost.py``)."""
+    return [(rule, cell, benchmark(rule, cell)) for rule, cell, _ in _jobs(study)]
+
+
 def study_files(study: StudyConfig) -> set[str]:
     """Every file a finished run of ``study`` writes under results/, logs/ and benchmarks/ (relative paths).
 
