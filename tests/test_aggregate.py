@@ -27,7 +27,6 @@ import pytest
 from scipy import stats
 
 from ptycho_core.evaluate.rows import METRICS, PAPER_AMPLITUDE_METRICS, PAPER_METRICS, PAPER_QUANTITIES, QUANTITIES
-from ptycho_core.evaluate.runtime import runtime_csv, runtime_table
 from ptycho_core.evaluate.tables import (
     NO_INTERVAL_NOTE,
     PAPER_ROWS,
@@ -43,7 +42,6 @@ from ptycho_core.evaluate.verdicts import evidence as verdict_evidence
 from ptycho_core.figures.study import dose_response_figure, frc_figure
 from ptycho_core.io.records import (
     INVENTORY,
-    RUNTIME_TABLE,
     STUDY_METRIC_COLUMNS,
     STUDY_METRIC_ROWS,
     SUMMARY_DOCUMENT,
@@ -594,55 +592,6 @@ def test_frc_figure(tmp_path):
         frc_figure(out, [e if e[:3] != (1e4, "dense", 0) else (1e4, "dense", 0, str(bad)) for e in entries])
     with pytest.raises(AggregationError, match="dose 1e5 not among"):
         frc_figure(out, entries, dose=1e5)
-
-
-def test_runtime_table(tmp_path):
-    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    files = {}
-    for rule, secs, rss in [
-        ("train", (10.5, 20.25), ("512.5", "1024.0")),
-        ("score", (1.5, 2.5, 3.0), ("NA", "100.0", "-")),
-    ]:
-        files[rule] = []
-        for i, (s, r) in enumerate(zip(secs, rss)):
-            p = tmp_path / rule / f"{i}.tsv"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(header + f"{s}\t0:00:{int(s):02d}\t{r}\t1\t1\t1\t0\t0\t50\t{s}\n")
-            files[rule].append(str(p))
-    rt = runtime_table(files)
-    assert rt["rule"].tolist() == ["score", "train"]
-    score, train = rt.iloc[0], rt.iloc[1]
-    assert (
-        train["jobs"] == 2
-        and train["total_seconds"] == pytest.approx(30.75)
-        and train["mean_seconds"] == pytest.approx(15.375)
-    )
-    assert train["max_rss_mb"] == pytest.approx(1024.0)
-    assert (
-        score["jobs"] == 3
-        and score["total_seconds"] == pytest.approx(7.0)
-        and score["max_rss_mb"] == pytest.approx(100.0)
-    )
-    text = runtime_csv(rt)
-    assert text.splitlines() == [
-        "rule,jobs,total_seconds,mean_seconds,max_rss_mb",
-        "score,3,7.0,2.3333333333333335,100.0",
-        "train,2,30.75,15.375,1024.0",
-    ]
-    assert text == rt.to_csv(index=False, lineterminator="\n")  # the CSV pandas wrote before the record existed
-    assert RUNTIME_TABLE.parse(text)[0] == {
-        "rule": "score",
-        "jobs": 3,
-        "total_seconds": 7.0,
-        "mean_seconds": 7.0 / 3,
-        "max_rss_mb": 100.0,
-    }
-    unmeasured = runtime_table({"score": files["score"][:1]})
-    assert runtime_csv(unmeasured).splitlines()[1] == "score,1,1.5,1.5,"  # "NA": nothing measured, an empty cell
-    with pytest.raises(AggregationError, match=r"missing.tsv: benchmark file of rule score not found"):
-        runtime_table({"score": [str(tmp_path / "missing.tsv")]})
-    with pytest.raises(AggregationError, match="rule train has no benchmark files"):
-        runtime_table({"train": []})
 
 
 def test_inventory_marks_files_of_cells_no_longer_in_the_study(tmp_path):

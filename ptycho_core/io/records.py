@@ -26,7 +26,8 @@ found 'abc' (line 7: method=PtyChi, quantity=phase, metric=psnr)``).
 - :data:`HEADLINE_TABLE`: the report's wide ``headline.csv`` (``evaluate.headline``);
 - :data:`SUMMARY_DOCUMENT`: the report's ``summary.json`` (``evaluate.tables``: statistics over seeds, deltas,
   verdicts and crossover doses);
-- :data:`RUNTIME_TABLE`: the report's ``runtime.csv`` (``evaluate.runtime``);
+- :data:`RUNTIME_TABLE`: the report's ``runtime.csv``, job time per rule, per rule and method and per cell
+  replicate (``evaluate.runtime``);
 - :data:`INVENTORY`: the study's ``inventory.csv`` (``steps.report``).
 
 Each record is a frozen :class:`CsvRecord` or :class:`JsonRecord` with
@@ -91,6 +92,7 @@ __all__ = [
     "OVERLAP_TABLE",
     "OVERLAP_TABLE_COLUMNS",
     "RUNTIME_COLUMNS",
+    "RUNTIME_SCOPES",
     "RUNTIME_TABLE",
     "RUNTIME_VERSION",
     "STUDY_METRIC_COLUMNS",
@@ -781,18 +783,43 @@ SUMMARY_DOCUMENT = JsonRecord(
     version_key="schema_version",
 )
 
-#: Version of ``runtime.csv``.
-RUNTIME_VERSION = 1
-#: Columns of ``runtime.csv``: one row per rule (``max_rss_mb`` empty where no job measured it).
-RUNTIME_COLUMNS = ("rule", "jobs", "total_seconds", "mean_seconds", "max_rss_mb")
+#: Version of ``runtime.csv`` (2: every job of the study, per rule and per rule and method, with the
+#: per-cell-replicate figure; 1 was one row per rule of the cells' jobs).
+RUNTIME_VERSION = 2
+#: The rows of ``runtime.csv``: the whole study (one row, rule and method empty), each rule, each rule and
+#: method (the jobs of a rule that take a method: ``train``, ``train_per_dose``, ``refine``,
+#: ``reconstruct_ptychi``).
+RUNTIME_SCOPES = ("study", "rule", "rule_method")
+#: Columns of ``runtime.csv``. Times are wall seconds of Snakemake's ``benchmark:`` files (column ``s``); every
+#: rule runs with ``threads: 1``, so they are core-seconds too. ``wall_s_per_cell_replicate``: ``total_wall_s``
+#: divided by ``cell_replicates``, the number of dose x view x seed cells; ``percent_of_study``: the share of the
+#: study row's ``total_wall_s``; ``max_rss_mb``: the largest peak resident memory of the jobs (empty where none
+#: measured it).
+RUNTIME_COLUMNS = (
+    "scope",
+    "rule",
+    "method",
+    "jobs",
+    "cell_replicates",
+    "total_wall_s",
+    "mean_wall_s_per_job",
+    "wall_s_per_cell_replicate",
+    "percent_of_study",
+    "max_rss_mb",
+)
 RUNTIME_TABLE = CsvRecord(
     "runtime table",
     RUNTIME_VERSION,
     (
-        Column("rule", str),
+        Column("scope", str, choices=RUNTIME_SCOPES),
+        Column("rule", str, nullable=True),
+        Column("method", str, nullable=True),
         Column("jobs", int),
-        Column("total_seconds", float),
-        Column("mean_seconds", float),
+        Column("cell_replicates", int),
+        Column("total_wall_s", float),
+        Column("mean_wall_s_per_job", float),
+        Column("wall_s_per_cell_replicate", float),
+        Column("percent_of_study", float),
         Column("max_rss_mb", float, nullable=True),
     ),
 )

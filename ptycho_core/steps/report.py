@@ -8,9 +8,10 @@ landing page generated from that JSON, dose-response figures (the crossover
 metric's with its threshold and crossover doses leads the landing page) and FRC curves
 (:mod:`ptycho_core.figures.study`), a reconstruction montage per view
 (:mod:`ptycho_core.figures.comparison`), an overlap summary
-(:mod:`ptycho_core.evaluate.overlap_table`) and a run-time table from the
-``benchmark:`` files (:mod:`ptycho_core.evaluate.runtime`). ``inventory``
-lists the study's artifacts.
+(:mod:`ptycho_core.evaluate.overlap_table`) and a run-time (cost) table
+from the ``benchmark:`` files of every job before the report: per rule, per
+rule and method and per cell replicate (:mod:`ptycho_core.evaluate.runtime`).
+``inventory`` lists the study's artifacts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ptycho_core.evaluate import verdicts
 from ptycho_core.evaluate.headline import CROSSOVER, landing_rst, summary_lines, view_overlap, wide_csv
 from ptycho_core.evaluate.overlap_table import overlap_summary
 from ptycho_core.evaluate.rows import DOSE_RESPONSE
-from ptycho_core.evaluate.runtime import runtime_csv, runtime_table
+from ptycho_core.evaluate.runtime import REPORT_RULES, runtime_csv, runtime_table
 from ptycho_core.figures.comparison import montage_figure
 from ptycho_core.figures.study import dose_response_figure, frc_figure
 from ptycho_core.io.npz import atomic_write_text
@@ -181,8 +182,8 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
                 lambda label, v=v: layout.scores(layout.Cell(label, seed, v)).under(root).alignment,
             )
         atomic_write_text(out.overlap, overlap_summary(overlap_paths))
-        benchmarks = {rule: [os.path.join(root, p) for p in files] for rule, files in layout.benchmarks(study).items()}
-        runtime = runtime_table(benchmarks)
+        jobs = [(r, c, os.path.join(root, p)) for r, c, p in layout.benchmark_jobs(study) if r not in REPORT_RULES]
+        runtime = runtime_table(jobs, cell_replicates=len(cells))
         atomic_write_text(out.runtime, runtime_csv(runtime))
         step.checks.update(
             {
