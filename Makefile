@@ -29,7 +29,7 @@ $(VENV_PTYCHI)/.installed: requirements-ptychi.txt pyproject.toml
 
 study: venv
 	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/snakemake --report results/report.html
+	$(BIN)/snakemake --report results/report.html --report-stylesheet workflow/report/report.css
 	@echo "Study done. Report: results/report.html (open it in a browser);"
 	@echo "tables and figures: results/report/; logs: logs/; timings: benchmarks/."
 

@@ -21,9 +21,10 @@ the package does no work. Where things live:
   model), ``models``, ``training``, ``refinement`` (test-time), ``bundle``, ``backend``
 - ``recon/``     from patterns to one object: ``stitch``, ``gauge`` (synchronisation),
   ``network`` (inference + stitching), ``ptychi`` (the pty-chi arm)
-- ``evaluate/``  scoring and tables: ``metrics``, ``rows`` (what the tidy rows name),
-  ``tables`` (aggregation, statistics, deltas), ``headline`` (the report's answer: headline
-  tables, crossover doses, summary sentences, wide CSV), ``runtime``
+- ``evaluate/``  scoring and tables: ``metrics``, ``region`` (the evaluation region common to
+  the views), ``rows`` (what the tidy rows name), ``tables`` (aggregation, statistics, deltas),
+  ``verdicts`` (paired winners or ties, crossover doses with intervals), ``headline`` (the
+  report's answer: landing page, summary lines, wide CSV), ``runtime``
 - ``figures/``   every matplotlib figure
 - ``steps/``     one module per workflow rule, the only code the workflow scripts call;
   ``skeleton`` is what every step shares (input sentinels verified, checks, own sentinel)

@@ -163,9 +163,17 @@ class RefinementConfig:
     max_epochs: int
     batch_size: int
     learning_rate: float
+    lr_patience: int
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """The one data-only stopping rule of both refiners (PtyChi, PtychoPINN_TTR): free pixels held out of both fits."""
+
+    free_pixel_fraction: float
     min_improvement: float
     patience: int
-    lr_patience: int
+    check_every: int
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,7 @@ class StudyConfig:
     training: TrainingConfig
     ptychi: PtyChiConfig
     refinement: RefinementConfig
+    stopping: StoppingConfig
 
     def view(self, name: str) -> ViewConfig:
         for v in self.views:
@@ -248,6 +257,7 @@ SECTION_GROUPS: dict[str, tuple[str, ...]] = {
     "training": ("training",),
     "refinement": ("refinement",),
     "ptychi": ("ptychi",),
+    "stopping": ("stopping",),
 }
 
 
@@ -472,6 +482,7 @@ def study_from_dict(raw: Any, source: str = "<config>", sources: Mapping[str, st
         ),
         ptychi=_build(PtyChiConfig, cfg["ptychi"]),
         refinement=_build(RefinementConfig, cfg["refinement"]),
+        stopping=_build(StoppingConfig, cfg["stopping"]),
     )
     try:
         _cross_checks(study, _SOURCE_PLACEHOLDER)

@@ -11,7 +11,8 @@ order (dose, view, seed, then method)::
     results/simulate/dose_<d>/seed_<s>/         train.npz, test.npz, preview.png, sentinel.json
     results/views/dose_<d>/view_<v>/seed_<s>/   view.npz, overlap_metrics.json, positions.png, sentinel.json
     results/networks/<cell>/<method>/           model.keras, bundle.json, history.csv, loss.png, sentinel.json
-                                                (trained and refined bundles alike)
+                                                (trained and refined bundles alike; a method trained once
+                                                per dose: results/networks/dose_<d>/seed_<s>/<method>/)
     results/reconstruct/<cell>/<method>/        recon.npz, sentinel.json
     results/score/<cell>/                       metrics.csv, frc.csv, alignment.json, comparison.png, sentinel.json
     results/report/                             the study's tables, figures and sentinel
@@ -51,6 +52,9 @@ __all__ = [
     "cells",
     "ground_truth",
     "log",
+    "network_bundles",
+    "network_cell",
+    "network_reconstructions",
     "reconstruction",
     "reconstructions",
     "refined_from",
@@ -247,9 +251,18 @@ def region_views(study: StudyConfig, cell: Cell) -> dict[str, ViewFiles]:
     return {v.name: view(replace(cell, view=v.name, method=None)) for v in study.views}
 
 
+def network_cell(cell: Cell) -> Cell:
+    """The cell a method's bundle belongs to: the cell itself, or, for a method trained once per dose
+    (``MethodSpec.per_view`` false), the cell without its view."""
+    if cell.method in {m.value for m in Method if not m.spec.per_view}:
+        return replace(cell, view=None)
+    return cell
+
+
 def bundle(cell: Cell) -> BundleFiles:
-    """The network bundle of one cell and method, trained or refined."""
-    d = f"{RESULTS}/networks/{cell.key}"
+    """The network bundle of one cell and method, trained or refined (the dose's bundle of a method trained
+    once per dose, :func:`network_cell`)."""
+    d = f"{RESULTS}/networks/{network_cell(cell).key}"
     return BundleFiles(
         f"{d}/model.keras", f"{d}/bundle.json", f"{d}/history.csv", f"{d}/loss.png", f"{d}/sentinel.json"
     )
@@ -272,6 +285,16 @@ def reconstruction(cell: Cell) -> ReconFiles:
 def reconstructions(cell: Cell) -> dict[str, ReconFiles]:
     """Every method's reconstruction of one cell, by method id (registry order)."""
     return {m.value: reconstruction(cell.with_method(m)) for m in Method}
+
+
+def network_bundles(cell: Cell) -> dict[str, BundleFiles]:
+    """The bundle of every network method of one cell, by method id (what its reconstruction job reads)."""
+    return {m.value: bundle(cell.with_method(m)) for m in Method if m.spec.network}
+
+
+def network_reconstructions(cell: Cell) -> dict[str, ReconFiles]:
+    """The reconstruction of every network method of one cell, by method id (one job writes them all)."""
+    return {m.value: reconstruction(cell.with_method(m)) for m in Method if m.spec.network}
 
 
 def scores(cell: Cell) -> ScoreFiles:
@@ -320,15 +343,20 @@ def _jobs(study: StudyConfig) -> Iterator[tuple[str, Cell | None, tuple[str, ...
             yield "training_object", Cell.replicate(seed), tuple(ground_truth(seed, training=True))
     for c in cells(study, view=False):
         yield "simulate", c, tuple(simulated(c))
+        for m in Method:
+            if not m.spec.per_view:
+                yield "train_per_dose", c.with_method(m), tuple(bundle(c.with_method(m)))
     yield "study_config", None, (STUDY_CONFIG,)
     for c in cells(study):
         yield "views", c, tuple(view(c))
         for m in Method:
             mc = c.with_method(m)
-            if m.spec.produced_by in ("trained", "refined"):
+            if m.spec.produced_by in ("trained", "refined") and m.spec.per_view:
                 rule = "train" if m.spec.produced_by == "trained" else "refine"
                 yield rule, mc, tuple(bundle(mc))
-            yield m.spec.reconstruct_step, mc, tuple(reconstruction(mc))
+            if not m.spec.network:
+                yield m.spec.reconstruct_step, mc, tuple(reconstruction(mc))
+        yield "reconstruct_network", c, tuple(p for f in network_reconstructions(c).values() for p in f)
         yield "score", c, tuple(scores(c))
     files = report([v.name for v in study.views])
     yield "report", None, tuple(p for p in files if p != files.inventory)
@@ -336,7 +364,15 @@ def _jobs(study: StudyConfig) -> Iterator[tuple[str, Cell | None, tuple[str, ...
 
 
 #: The rules whose jobs the run-time table counts: every job of a cell (the report's own are not).
-CELL_RULES = ("simulate", "views", "train", "refine", *dict.fromkeys(m.spec.reconstruct_step for m in Method), "score")
+CELL_RULES = (
+    "simulate",
+    "views",
+    "train",
+    "train_per_dose",
+    "refine",
+    *dict.fromkeys(m.spec.reconstruct_step for m in Method),
+    "score",
+)
 
 
 def benchmarks(study: StudyConfig, rules: tuple[str, ...] = CELL_RULES) -> dict[str, list[str]]:

@@ -8,7 +8,11 @@ methods:
 - ``trained``: the ``train`` step trains a network bundle on the view's training split
   (``grouped``: on the view's groups of C patterns, else on single
   patterns; ``supervised``: with the ground-truth object of the training
-  region as target, else from measured counts only);
+  region as target, else from measured counts only); a method that is not
+  ``per_view`` is trained once per dose on every training pattern (rule
+  ``train_per_dose``) and that one bundle reconstructs every view: a network
+  that sees single patterns knows nothing of overlap, so a view would only
+  shrink its training set;
 - ``refined``: the ``refine`` step fine-tunes the bundle of the method it ``refines`` on
   the view's test counts with the same physics and Poisson loss (no labels:
   the data an iterative method gets);
@@ -61,6 +65,11 @@ class MethodSpec:
     supervised: bool = False  # trained against the ground truth of the training region
     refines: Method | None = None  # refined: the trained method whose bundle is fine-tuned
     iterative_step: str | None = None  # iterative: the workflow rule and step that reconstruct with it
+    per_view: bool = True  # trained: on the view's training split (else once per dose, on every training pattern)
+
+    def __post_init__(self):
+        if not self.per_view and (self.produced_by != "trained" or self.grouped):
+            raise ValueError(f"{self.label}: only a trained single-pattern network can be trained once per dose")
 
     @property
     def network(self) -> bool:
@@ -78,11 +87,13 @@ REGISTRY: dict[Method, MethodSpec] = {
     Method.PTYCHOPINN_TTR: MethodSpec(
         "PtychoPINN + test-time refinement", "tab:purple", "refined", grouped=True, refines=Method.PTYCHOPINN
     ),
-    Method.BASELINE: MethodSpec("Baseline (supervised CNN)", "tab:orange", "trained", supervised=True),
+    Method.BASELINE: MethodSpec("Baseline (supervised CNN)", "tab:orange", "trained", supervised=True, per_view=False),
     Method.PTYCHI: MethodSpec("pty-chi LSQML", "tab:green", "iterative", iterative_step="reconstruct_ptychi"),
 }
 
 TRAINED_METHODS = tuple(m for m in Method if m.spec.produced_by == "trained")
+#: Trained once per dose (not per view): their bundle serves every view.
+PER_DOSE_METHODS = tuple(m for m in TRAINED_METHODS if not m.spec.per_view)
 REFINED_METHODS = tuple(m for m in Method if m.spec.produced_by == "refined")
 NETWORK_METHODS = tuple(m for m in Method if m.spec.network)
 ITERATIVE_METHODS = tuple(m for m in Method if m.spec.produced_by == "iterative")

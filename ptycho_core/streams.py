@@ -17,6 +17,7 @@ object phase map       ``[object seed, 102]``                                   
 scan jitter            ``[seed, 1]`` (one scan per replicate, every dose)        dataset metadata
 Poisson noise          ``[seed, 2, dose_key(dose), 0 train | 1 test]``           dataset metadata
 training groups        ``[seed, 3, *view, 0, *split]``                           view file
+free pixels            ``[seed, 5]`` (one mask per replicate, both refiners)     refined bundle, reconstruction
 network training       ``SeedSequence([seed, 4, *method, 0, *view])`` -> int     bundle sidecar
 pty-chi                the replicate seed (``torch.manual_seed``, pty-chi's own)  reconstruction
 pty-chi forward check  ``[seed, 77]`` (a random test object, not the study's)    sentinel
@@ -37,6 +38,7 @@ SCAN = 1
 NOISE = 2
 GROUPS = 3
 TRAINING = 4
+FREE_PIXELS = 5
 PTYCHI_FORWARD_CHECK = 77
 #: Sub-stream of each split (Poisson noise).
 SPLITS = {"train": 0, "test": 1}
@@ -83,6 +85,11 @@ def training_seed(seed: int, method: str, view: str) -> int:
     method_id = str(getattr(method, "value", method))  # a Method or its canonical id
     ss = np.random.SeedSequence([int(seed), TRAINING, *method_id.encode(), 0, *view.encode()])
     return int(ss.generate_state(1)[0])
+
+
+def free_pixel_entropy(seed: int) -> list[int]:
+    """Entropy of the free-pixel mask of one replicate (the detector pixels both refiners hold out)."""
+    return [int(seed), FREE_PIXELS]
 
 
 def ptychi_seed(seed: int) -> int:

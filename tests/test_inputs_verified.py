@@ -84,14 +84,14 @@ def test_the_baselines_training_refuses_a_replaced_training_object(cell, tmp_pat
     monkeypatch.chdir(tmp_path / "copy")
     training = layout.ground_truth(SEED, training=True)
     shutil.copy(layout.ground_truth(SEED).obj, training.obj)  # the study object in place of the other one
-    c = c.with_method("Baseline")
+    c = layout.network_cell(c.with_method("Baseline"))  # trained once per dose
     out = layout.bundle(c)
     with pytest.raises(SentinelError, match=r"training_object\.npz' changed .*snakemake -R training_object"):
         run_train(
             study,
             cell=c,
             simulated=layout.simulated(c),
-            view=layout.view(c),
+            view=None,
             ground_truth=training,
             out=out,
         )

@@ -103,7 +103,38 @@ def test_only_a_supervised_method_is_given_the_ground_truth(tmp_path):
             out=layout.bundle(pinn).under(tmp_path),
             ground_truth=layout.ground_truth(0).under(tmp_path),
         )
+    baseline = layout.network_cell(cell.with_method("Baseline"))  # trained once per dose: no view
     with pytest.raises(ValueError, match="Baseline is supervised: it needs the ground truth"):
-        baseline = cell.with_method("Baseline")
-        run_train(study, cell=baseline, **files, out=layout.bundle(baseline).under(tmp_path))
+        run_train(
+            study,
+            cell=baseline,
+            simulated=files["simulated"],
+            view=None,
+            out=layout.bundle(baseline).under(tmp_path),
+        )
+    with pytest.raises(ValueError, match="Baseline is trained once per dose: it must not be given a view"):
+        run_train(
+            study,
+            cell=cell.with_method("Baseline"),
+            **files,
+            out=layout.bundle(baseline).under(tmp_path),
+            ground_truth=layout.ground_truth(0, training=True).under(tmp_path),
+        )
     assert not any(tmp_path.iterdir())
+
+
+def test_a_method_trained_once_per_dose_has_one_bundle_for_every_view():
+    from ptycho_core import layout
+    from ptycho_core.config import load_study
+
+    study = load_study(ROOT / "config" / "test.yaml")
+    dense, sparse = (layout.Cell("1e2", 0, v, "Baseline") for v in ("dense", "sparse"))
+    assert layout.bundle(dense) == layout.bundle(sparse)
+    assert layout.bundle(dense).model == "results/networks/dose_1e2/seed_0/Baseline/model.keras"
+    pinn = [layout.bundle(c.with_method("PtychoPINN")).model for c in (dense, sparse)]
+    assert pinn[0] != pinn[1] and "view_dense" in pinn[0]
+    # one training job per dose and seed, one network reconstruction job per cell
+    per_rule = {rule: len(files) for rule, files in layout.benchmarks(study).items()}
+    n_cells = len(study.doses) * len(study.views) * len(study.seeds)
+    assert per_rule["train_per_dose"] == len(study.doses) * len(study.seeds)
+    assert per_rule["train"] == per_rule["refine"] == per_rule["reconstruct_network"] == n_cells

@@ -94,6 +94,7 @@ STUDY = {
         "feature_size": 4.0,
         "amplitude_contrast": 0.3,
         "phase_max": 1.5,
+        "train_seed": 4,  # a separate training object: the test scan covers the study object (the study's setting)
     },
     "probe": {"kind": "focused", "pupil_diameter": 10.0, "defocus_waves": 0.3, "apodisation": 4.0},
     "scan": {"pattern": "raster", "step_fraction": 0.25, "jitter": 0.1},
@@ -139,18 +140,16 @@ def run_case(d, raw: dict = STUDY) -> dict:
     r = layout.bundle(ttr).under(d)
     refine_checks = run_refine(study, cell=ttr, **data, source=layout.refined_from(ttr).under(d), out=r, threads=2)
     # reconstruction: the view's test region with both bundles
-    recons = {}
-    for method_cell, bundle in ((pinn, e), (ttr, r)):
-        out = layout.reconstruction(method_cell).under(d)
-        run_reconstruct_network(study, cell=method_cell, **data, bundle=bundle, out=out)
-        recons[method_cell.method] = out.recon
+    outs = {m.method: layout.reconstruction(m).under(d) for m in (pinn, ttr)}
+    run_reconstruct_network(study, cell=cell, **data, bundles={pinn.method: e, ttr.method: r}, out=outs)
+    recons = {m: out.recon for m, out in outs.items()}
 
     # score as steps.score.run_score does: one region, one alignment policy, amplitude raw
     gt = load_ground_truth(p["gt.npz"]).obj.astype(np.complex128)
     test = load_diffraction_set(p["test.npz"])
     view = load_view(p["view.npz"], n_test=test.n)
     D = float(test.metadata["probe"]["fwhm_diameter_px"])
-    region = evaluation_region(test, view.test_index, gt.shape, border=D / 2)
+    region = evaluation_region(test, {VIEW: view.test_index}, gt.shape, border=D / 2)
     scores = {}
     for method, path in recons.items():
         recon = load_recon(path, gt.shape)

@@ -116,6 +116,9 @@ def summary_document() -> dict:
     return report_document(summary, deltas(table, metrics=("ms_ssim",), quantities=("phase",)), **evidence(summary))
 
 
+#: runtime.csv's header (version 2).
+RUNTIME_HEADER = ",".join(RUNTIME_TABLE.fields)
+
 CSV_EXAMPLES = {
     "metric rows": (
         METRIC_ROWS,
@@ -153,7 +156,14 @@ CSV_EXAMPLES = {
             ),
         ],
     ),
-    "runtime table": (RUNTIME_TABLE, [("report", 1, 12.5, 12.5, 512.25), ("score", 6, 30.0, 5.0, None)]),
+    "runtime table": (
+        RUNTIME_TABLE,
+        [
+            ("study", None, None, 7, 3, 42.5, 42.5 / 7, 42.5 / 3, 100.0, 512.25),
+            ("rule", "score", None, 6, 3, 30.0, 5.0, 10.0, 30.0 / 42.5 * 100, None),
+            ("rule_method", "train", "PtychoPINN", 1, 3, 12.5, 12.5, 12.5 / 3, 12.5 / 42.5 * 100, 512.25),
+        ],
+    ),
     "inventory": (
         INVENTORY,
         [("results/score/metrics.csv", 1234, "ab" * 32, "yes"), ("logs/old.log", 0, "0" * 64, "no")],
@@ -191,8 +201,8 @@ def test_csv_floats_are_written_as_repr_and_ints_as_ints():
     text = STUDY_METRIC_ROWS.format([(3.0, "dense", 0, "PtyChi", "phase", "psnr", 0.1 + 0.2)])
     assert text == "dose,view,seed,method,quantity,metric,value\n3.0,dense,0,PtyChi,phase,psnr,0.30000000000000004\n"
     assert (
-        RUNTIME_TABLE.format([("score", 2, 1.0, 0.5, None)])
-        == "rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,2,1.0,0.5,\n"
+        RUNTIME_TABLE.format([("rule", "score", None, 2, 1, 1.0, 0.5, 1.0, 100.0, None)])
+        == RUNTIME_HEADER + "\nrule,score,,2,1,1.0,0.5,1.0,100.0,\n"
     )
 
 
@@ -210,16 +220,16 @@ def test_csv_missing_column_is_refused_naming_file_and_key(tmp_path):
 
 def test_csv_extra_column_is_refused_naming_file_and_key(tmp_path):
     path = tmp_path / "runtime.csv"
-    path.write_text("rule,jobs,total_seconds,mean_seconds,max_rss_mb,cpu\nscore,1,1.0,1.0,,3\n")
+    path.write_text(RUNTIME_HEADER + ",cpu\nrule,score,,1,1,1.0,1.0,1.0,100.0,,3\n")
     with pytest.raises(DataContractError, match=r"runtime.csv: unexpected key 'cpu'"):
         RUNTIME_TABLE.read(path)
     with pytest.raises(DataContractError, match=r"out.csv: unexpected key 'cpu' \(line 2\)"):
         RUNTIME_TABLE.write(
             tmp_path / "out.csv",
-            [{"rule": "score", "jobs": 1, "total_seconds": 1.0, "mean_seconds": 1.0, "max_rss_mb": None, "cpu": 3}],
+            [{**dict(zip(RUNTIME_TABLE.fields, ("rule", "score", None, 1, 1, 1.0, 1.0, 1.0, 100.0, None))), "cpu": 3}],
         )
-    with pytest.raises(DataContractError, match=r"runtime.csv: line 2: expected 5 values"):
-        RUNTIME_TABLE.parse("rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,1,1.0,1.0,,3\n", "runtime.csv")
+    with pytest.raises(DataContractError, match=r"runtime.csv: line 2: expected 10 values"):
+        RUNTIME_TABLE.parse(RUNTIME_HEADER + "\nrule,score,,1,1,1.0,1.0,1.0,100.0,,3\n", "runtime.csv")
 
 
 @pytest.mark.parametrize(
@@ -242,7 +252,8 @@ def test_csv_extra_column_is_refused_naming_file_and_key(tmp_path):
         ),
         (INVENTORY, "path,bytes,sha256,in_study\na.csv,10,abc,yes\n", "sha256", "'abc'"),
         (INVENTORY, "path,bytes,sha256,in_study\na.csv,10," + "0" * 64 + ",maybe\n", "in_study", "'maybe'"),
-        (RUNTIME_TABLE, "rule,jobs,total_seconds,mean_seconds,max_rss_mb\nscore,one,1.0,1.0,\n", "jobs", "'one'"),
+        (RUNTIME_TABLE, RUNTIME_HEADER + "\nrule,score,,one,1,1.0,1.0,1.0,100.0,\n", "jobs", "'one'"),
+        (RUNTIME_TABLE, RUNTIME_HEADER + "\ntotal,,,1,1,1.0,1.0,1.0,100.0,\n", "scope", "'total'"),
     ],
 )
 def test_csv_wrong_type_is_refused_naming_file_and_key(record, text, key, found):
@@ -259,7 +270,7 @@ def test_csv_wrong_type_is_refused_naming_file_and_key(record, text, key, found)
         (METRIC_ROWS, ("PtyChi", "phase", "psnr", "0.5"), "value"),
         (STUDY_METRIC_ROWS, (3.0, "dense", 0.5, "PtyChi", "phase", "psnr", 1.0), "seed"),
         (STUDY_METRIC_ROWS, (3.0, "dense", True, "PtyChi", "phase", "psnr", 1.0), "seed"),
-        (RUNTIME_TABLE, ("score", 1, 1.0, None, None), "mean_seconds"),
+        (RUNTIME_TABLE, ("rule", "score", None, 1, 1, 1.0, None, 1.0, 100.0, None), "mean_wall_s_per_job"),
     ],
 )
 def test_csv_writer_refuses_a_wrong_type_naming_file_and_key(tmp_path, record, row, key):

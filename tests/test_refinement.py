@@ -43,3 +43,95 @@ def test_saturated_nll_is_the_epoch_loss_of_the_model_that_predicts_the_counts()
     assert saturated_nll(sqrt_counts, groups.ravel()) == pytest.approx(epoch_loss, rel=1e-6)
     # counting each pattern once is a different number here: the check can fail
     assert abs(saturated_nll(sqrt_counts, np.unique(groups)) - epoch_loss) > 1.0
+
+
+# --------------------------------------------------------------------------
+# free pixels: held out of the fit, of the network's input, and the stopping rule
+# --------------------------------------------------------------------------
+
+
+def test_free_pixels_never_reach_the_network_input():
+    from ptycho_core.nn.refinement import fill_free_pixels
+    from ptycho_core.sampling.free_pixels import free_pixel_mask
+
+    rng = np.random.default_rng(5)
+    N = 16
+    free = free_pixel_mask(N, 0.1, seed=0)
+    assert free.sum() == round(0.1 * N * N)
+    x = np.sqrt(rng.poisson(50.0, size=(3, N, N))).astype(np.float32)
+    filled = fill_free_pixels(x, free)
+    np.testing.assert_array_equal(filled[:, ~free], x[:, ~free])  # fitted pixels unchanged
+    # a free pixel's own value does not matter: garbage there leaves the input unchanged
+    garbage = x.copy()
+    garbage[:, free] = 1e4
+    np.testing.assert_array_equal(fill_free_pixels(garbage, free), filled)
+    # and it is the mean of its fitted 4-neighbours
+    r, c = np.argwhere(free)[0]
+    neighbours = [((r + dr) % N, (c + dc) % N) for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    fitted = [x[0, i, j] for i, j in neighbours if not free[i, j]]
+    assert filled[0, r, c] == pytest.approx(np.mean(fitted) if fitted else 0.0, rel=1e-6)
+
+
+def test_the_masked_losses_split_the_pixels_and_vanish_at_the_saturated_model():
+    from ptycho_core.nn.refinement import masked_poisson_loss, saturated_nll
+    from ptycho_core.sampling.free_pixels import free_deviance, free_pixel_mask
+
+    rng = np.random.default_rng(6)
+    n, N = 10, 16
+    free = free_pixel_mask(N, 0.2, seed=3)
+    sqrt_counts = np.sqrt(rng.poisson(rng.uniform(1, 300, size=(n, 1, 1)) * np.ones((1, N, N)))).astype(np.float32)
+    k = np.square(sqrt_counts.astype(np.float64))[..., None]  # (n, N, N, 1)
+    lam = k * rng.uniform(0.5, 1.5, size=k.shape) + 0.1
+    fitted, held = masked_poisson_loss(~free, "fitted_nll"), masked_poisson_loss(free, "free_nll")
+    nll = lam - k * np.log(lam + 1e-6)
+    assert float(fitted(k, lam)) == pytest.approx(nll[:, ~free].mean(), rel=1e-5)
+    assert float(held(k, lam)) == pytest.approx(nll[:, free].mean(), rel=1e-5)
+    assert fitted.__name__ == "fitted_nll" and held.__name__ == "free_nll"
+    # the saturated model I = k: the free loss equals its saturated value, so the free deviance is 0 there
+    rows = np.arange(n)
+    assert float(held(k, k)) == pytest.approx(saturated_nll(sqrt_counts, rows, free), rel=1e-6)
+    # 2 (NLL - saturated) is the mean Poisson deviance of sampling.free_pixels (the rule PtyChi follows)
+    expected = free_deviance(k[..., 0], lam[..., 0], free)
+    assert 2 * (float(held(k, lam)) - saturated_nll(sqrt_counts, rows, free)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_stop_keeps_the_starting_network_when_the_free_deviance_never_falls():
+    import keras
+
+    from ptycho_core.nn.refinement import FreeDevianceStop
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    start = [w.copy() for w in model.get_weights()]
+    stop = FreeDevianceStop(saturated=0.0, saturated_free=0.0, start=1.0, min_improvement=0.01, patience=2)
+    stop.set_model(model)
+    stop.on_train_begin()
+    for epoch, free_nll in enumerate((0.7, 0.6)):  # free deviance 1.4, 1.2: worse than the start (1.0)
+        model.set_weights([w + 1.0 for w in model.get_weights()])
+        logs = {"loss": 0.1, "free_nll": free_nll}
+        stop.on_epoch_end(epoch, logs)
+        assert logs["free_deviance"] == pytest.approx(2 * free_nll) and logs["deviance"] == pytest.approx(0.2)
+    assert stop.converged and model.stop_training and stop.best_epoch == 0
+    stop.on_train_end()
+    for a, b in zip(model.get_weights(), start):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_stop_keeps_the_best_epoch():
+    import keras
+
+    from ptycho_core.nn.refinement import FreeDevianceStop
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    stop = FreeDevianceStop(saturated=0.0, saturated_free=0.0, start=1.0, min_improvement=0.01, patience=3)
+    stop.set_model(model)
+    stop.on_train_begin()
+    kept = None
+    for epoch, free_nll in enumerate((0.45, 0.30, 0.299, 0.35, 0.40)):  # 0.299: not a 1 % improvement on 0.30
+        model.set_weights([w + 1.0 for w in model.get_weights()])
+        if epoch == 1:
+            kept = [w.copy() for w in model.get_weights()]
+        stop.on_epoch_end(epoch, {"loss": 0.1, "free_nll": free_nll})
+    assert stop.best_epoch == 2 and stop.best == pytest.approx(0.6) and stop.converged
+    stop.on_train_end()
+    for a, b in zip(model.get_weights(), kept):
+        np.testing.assert_array_equal(a, b)

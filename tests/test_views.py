@@ -237,10 +237,37 @@ def test_group_members_lie_within_the_neighbour_radius_and_the_K_nearest(pattern
         radius = radius_d * geo.probe_diameter
         d = np.linalg.norm(pos[sv.groups] - pos[sv.groups[:, :1]], axis=-1)
         assert d.max() <= radius + 1e-9, f"{split}: member at {d.max():.3f} px > {radius:.3f} px"
-        # the rule: members among the K nearest view positions of the group's seed (seed included)
-        view_pos = pos[sv.index]
-        kth, _ = cKDTree(view_pos).query(pos[sv.groups[:, 0]], k=study.grouping.K)
-        assert np.all(d <= kth[:, -1:] + 1e-9)
+        # the rule: members among the K nearest positions of the group's seed (seed included) on its own
+        # sub-lattice (the view's positions, or one of a raster training split's interleaved sub-lattices)
+        for lattice in sv.sublattices:
+            mine = np.isin(sv.groups[:, 0], lattice)
+            kth, _ = cKDTree(pos[lattice]).query(pos[sv.groups[mine, 0]], k=study.grouping.K)
+            assert np.all(d[mine] <= kth[:, -1:] + 1e-9)
+        assert sum(np.isin(sv.groups, lattice).all(axis=1).sum() for lattice in sv.sublattices) == len(sv.groups)
+
+
+@pytest.mark.parametrize("pattern, stride", [("raster", 1), ("raster", 2), ("fermat", 2)])
+def test_every_raster_view_trains_on_every_training_position(pattern, stride):
+    """A raster view's training split is all its stride^2 sub-lattices, each with the view's spacing: the training set
+    does not shrink with the overlap (a Fermat view's thinning has no sub-lattices, so its training split does)."""
+    study = make_study(scan={"pattern": pattern}, views={"dense": {"stride": 1}, "v": {"stride": stride}})
+    geo, pos, sv = build(study, 0, "v", "train")
+    _, _, dense = build(study, 0, "dense", "train")
+    if pattern == "raster":
+        assert len(sv.sublattices) == stride**2
+        assert sv.index.size == dense.index.size == geo.split.train.size
+        # groups per position as in the dense view, within the edge losses of the sparser lattices
+        assert abs(len(sv.groups) - len(dense.groups)) <= 0.25 * len(dense.groups)
+        test = build(study, 0, "v", "test")[2]
+        np.testing.assert_array_equal(sv.sublattices[0].size > 0, True)
+        # the test split keeps one sub-lattice: the view's positions
+        assert test.index.size < geo.split.test.size or stride == 1
+    else:
+        assert len(sv.sublattices) == 1 and sv.index.size < dense.index.size
+    # members of a group are one view step apart at least (never a dense neighbour)
+    step = geo.scan.step * stride
+    d = np.linalg.norm(pos[sv.groups[:, 1:]] - pos[sv.groups[:, :1]], axis=-1)
+    assert d.min() >= (0.9 if pattern == "fermat" else 1.0) * step - 2 * study.scan.jitter * geo.scan.step - 1e-9
 
 
 def hand_view(points, split, K=6, cap=2, radius=1.5, rng_seed=0):
@@ -318,7 +345,7 @@ def test_gridsize_1_groups_are_the_single_view_rows():
     for split in ("train", "test"):
         _, _, sv = build(study, 0, "sparse", split)
         assert sv.groups.shape == (sv.index.size, 1)
-        np.testing.assert_array_equal(sv.groups[:, 0], sv.index)
+        np.testing.assert_array_equal(np.sort(sv.groups[:, 0]), np.sort(sv.index))
 
 
 def test_group_streams_differ_by_seed_view_and_split():
@@ -498,7 +525,7 @@ def test_counts_are_taken_before_the_view_filters(views_run):
                 assert m["n_before_view"] == ds.n == train.metadata["split"][f"n_{name}"]
                 assert m["n_view"] == rows.size
                 assert m["n_groups"] == getattr(v, f"{name}_groups").shape[0]
-                if view == "dense":
+                if view == "dense" or name == "train":  # a raster view trains on all its sub-lattices
                     assert m["n_view"] == m["n_before_view"]
                 else:
                     assert m["n_view"] < m["n_before_view"]
@@ -510,8 +537,8 @@ def test_views_are_nested_and_cover_the_test_rows(views_run):
     for dose in DOSES:
         dense = load_view(results[(dose, "dense")][1].view)
         sparse = load_view(results[(dose, "sparse")][1].view)
-        for split in ("train", "test"):
-            assert set(getattr(sparse, f"{split}_index").tolist()) < set(getattr(dense, f"{split}_index").tolist())
+        assert set(sparse.test_index.tolist()) < set(dense.test_index.tolist())
+        assert set(sparse.train_index.tolist()) == set(dense.train_index.tolist())  # every sub-lattice
         for v in (dense, sparse):
             assert set(v.test_index.tolist()) <= set(v.test_groups.ravel().tolist())
             assert v.test_groups.shape[0] <= v.test_index.size

@@ -256,7 +256,11 @@ def test_a_missing_artifact_of_any_step_is_regenerated(study_run):
 RERUN_SCOPE = {
     "training.epochs": (
         lambda c: c["training"].update(epochs=c["training"]["epochs"] + 1),
-        {"train", "refine", "reconstruct_network", "score", "report", "inventory"},
+        {"train", "train_per_dose", "refine", "reconstruct_network", "score", "report", "inventory"},
+    ),
+    "stopping.patience": (
+        lambda c: c["stopping"].update(patience=c["stopping"]["patience"] + 1),
+        {"study_config", "refine", "reconstruct_ptychi", "reconstruct_network", "score", "report", "inventory"},
     ),
     "refinement.max_epochs": (
         lambda c: c["refinement"].update(max_epochs=c["refinement"]["max_epochs"] + 1),
@@ -286,6 +290,7 @@ RERUN_SCOPE = {
             "simulate",
             "views",
             "train",
+            "train_per_dose",
             "refine",
             "reconstruct_network",
             "reconstruct_ptychi",
@@ -364,7 +369,7 @@ def test_bad_config_fails_before_any_job(tmp_path, bad, expected):
 #: (library file edited, the rules that must rerun): the edited module's importers, and what depends on them.
 LIBRARY_EDITS = {
     "recon/ptychi.py": {"reconstruct_ptychi", "score", "report", "inventory"},
-    "nn/models.py": {"train", "refine", "reconstruct_network", "score", "report", "inventory"},
+    "nn/models.py": {"train", "train_per_dose", "refine", "reconstruct_network", "score", "report", "inventory"},
     "evaluate/tables.py": {"score", "report", "inventory"},
 }
 

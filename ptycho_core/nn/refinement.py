@@ -7,15 +7,23 @@ the known probe) and the same Poisson loss. It sees the test split's
 measured counts and positions only, exactly the data the iterative arm
 gets; never a label, never the ground truth.
 
-**Convergence.** The loss is the mean Poisson NLL, I - k log I, per pixel.
-Its value for the saturated model (I = k, the counts themselves) is a
-constant of the data, so loss - saturated = the mean Poisson deviance per
-pixel (/2), >= 0, the distance of the model from the data in units that do
-not depend on the dose's offset. An epoch improves when the deviance falls
-by more than ``min_improvement`` of the best so far; after ``patience``
-epochs without improvement the refinement stops and the best weights are
-restored. Reaching ``max_epochs`` first is recorded as not converged (the
-result is still used and the sentinel says so).
+**Stopping: free pixels** (``stopping`` in the configuration, the rule
+PtyChi follows too; :mod:`ptycho_core.sampling.free_pixels`). A fixed random
+fraction of the detector pixels, the same in every pattern of the replicate,
+is held out: the loss is the mean Poisson NLL, I - k log I, over the fitted
+pixels only, and the network's input has each free pixel replaced by the
+mean of its fitted neighbours (:func:`fill_free_pixels`: a physics-informed
+network nearly reproduces its input pattern, so a free pixel's own noise
+must not reach it). The loss of the saturated model (I = k) is a constant of
+the data, so 2 (NLL - saturated) is the mean Poisson deviance per pixel,
+>= 0, on the fitted pixels (``deviance``) and on the free ones
+(``free_deviance``, a metric, never a gradient). An epoch improves when the
+free deviance falls by more than ``min_improvement`` of the best so far,
+the starting network's included; after ``patience`` epochs without
+improvement the refinement stops and the best weights are restored, which
+may be the starting network's (the refinement then changed nothing, and
+says so). Reaching ``max_epochs`` first is recorded as not converged. The
+reconstruction step then predicts from the full patterns.
 
 Plain PtychoPINN stays in the study: the two answer different questions
 (amortised inference vs per-scan refinement); the wall time of this step is
@@ -31,14 +39,15 @@ import time
 import keras
 import numpy as np
 
-from ptycho_core.config import RefinementConfig
+from ptycho_core.config import RefinementConfig, StoppingConfig
 from ptycho_core.nn.physics import EPS
 
 log = logging.getLogger(__name__)
 
 
-def saturated_nll(sqrt_counts: np.ndarray, rows: np.ndarray) -> float:
-    """Mean of k - k log(k + EPS) over the pixels of ``rows``: the loss of the model I = k.
+def saturated_nll(sqrt_counts: np.ndarray, rows: np.ndarray, pixels: np.ndarray | None = None) -> float:
+    """Mean of k - k log(k + EPS) over the pixels of ``rows`` (only the (N, N) mask ``pixels`` where given): the
+    loss of the model I = k.
 
     ``rows`` with repetitions, as the loss sees them: every member of every
     group (``groups.ravel()``). Keras' epoch loss is the mean over groups
@@ -50,38 +59,65 @@ def saturated_nll(sqrt_counts: np.ndarray, rows: np.ndarray) -> float:
     total, n = 0.0, 0
     for start in range(0, rows.size, 1024):
         k = np.square(sqrt_counts[rows[start : start + 1024]], dtype=np.float64)
+        if pixels is not None:
+            k = k[:, pixels]
         total += float(np.sum(k - k * np.log(k + EPS)))
         n += k.size
     return total / n
 
 
-class DevianceStop(keras.callbacks.Callback):
-    """Stop when the Poisson deviance stops improving by a relative margin; keep the best weights.
+def fill_free_pixels(sqrt_counts: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The refinement's network input: each free pixel (``free`` (N, N) True) replaced by the mean of its fitted
+    4-neighbours (periodic; 0 if all four are free), every fitted pixel unchanged (float32)."""
+    fit = (~free).astype(np.float32)
+    x = np.asarray(sqrt_counts, dtype=np.float32)
+    shifts = ((1, -2), (-1, -2), (1, -1), (-1, -1))
+    total = sum(np.roll(x * fit, s, axis=a) for s, a in shifts)
+    count = sum(np.roll(fit, s, axis=a + 2) for s, a in shifts)
+    filled = np.where(count > 0, total / np.maximum(count, 1.0), 0.0).astype(np.float32)
+    return np.where(free, filled, x)
 
-    Adds ``deviance`` (loss - saturated) to each epoch's logs, before the
-    learning-rate schedule and the history read them.
+
+def masked_poisson_loss(pixels: np.ndarray, name: str):
+    """Mean Poisson NLL, I - k log I, over the pixels of the (N, N) mask ``pixels`` of every pattern (counts and
+    intensity (B, N, N, C)); a Keras loss or metric called ``name``."""
+    from keras import ops
+
+    weight = (pixels / pixels.mean()).astype(np.float32)[None, :, :, None]
+
+    def loss(counts, intensity):
+        return ops.mean(weight * (intensity - counts * ops.log(intensity + EPS)))
+
+    loss.__name__ = name
+    return loss
+
+
+class FreeDevianceStop(keras.callbacks.Callback):
+    """Stop when the free pixels' Poisson deviance stops improving by a relative margin; keep the best weights.
+
+    Adds ``deviance`` (fitted pixels) and ``free_deviance`` (free pixels), 2 (NLL - saturated) each, to each
+    epoch's logs, before the learning-rate schedule and the history read them. The starting network is the
+    first candidate (``start``: its free deviance), so the result is never worse on the free pixels.
     """
 
-    def __init__(self, saturated: float, min_improvement: float, patience: int):
+    def __init__(self, saturated: float, saturated_free: float, start: float, min_improvement: float, patience: int):
         super().__init__()
-        self.saturated = float(saturated)
+        self.saturated, self.saturated_free = float(saturated), float(saturated_free)
         self.min_improvement = float(min_improvement)
         self.patience = int(patience)
-        self.best = math.inf
-        self.best_epoch = -1
+        self.best, self.best_epoch, self.wait, self.converged = float(start), 0, 0, False
         self.best_weights = None
-        self.wait = 0
-        self.converged = False
+
+    def on_train_begin(self, logs=None):
+        self.best_weights = self.model.get_weights()  # the starting network
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        deviance = float(logs["loss"]) - self.saturated
-        logs["deviance"] = deviance
-        improved = math.isfinite(deviance) and (
-            self.best_epoch < 0 or deviance < self.best - self.min_improvement * abs(self.best)
-        )
-        if improved:
-            self.best, self.best_epoch, self.wait = deviance, epoch, 0
+        logs["deviance"] = 2.0 * (float(logs["loss"]) - self.saturated)
+        free = 2.0 * (float(logs["free_nll"]) - self.saturated_free)
+        logs["free_deviance"] = free
+        if math.isfinite(free) and free < self.best - self.min_improvement * abs(self.best):
+            self.best, self.best_epoch, self.wait = free, epoch + 1, 0
             self.best_weights = self.model.get_weights()
         else:
             self.wait += 1
@@ -90,8 +126,7 @@ class DevianceStop(keras.callbacks.Callback):
                 self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+        self.model.set_weights(self.best_weights)
 
 
 def refine(
@@ -101,26 +136,37 @@ def refine(
     groups: np.ndarray,
     probe: np.ndarray,
     cfg: RefinementConfig,
+    stopping: StoppingConfig,
+    free: np.ndarray,
     seed: int,
     verbose: int = 2,
 ) -> dict:
-    """Fine-tune ``obj_model`` in place on ``groups`` of the measured counts; returns history and convergence record."""
+    """Fine-tune ``obj_model`` in place on ``groups`` of the measured counts, the free pixels ``free`` (N, N) held
+    out (:mod:`ptycho_core.sampling.free_pixels`); returns history and stopping record."""
     from ptycho_core.nn import models, training
     from ptycho_core.nn.backend import compute_record
 
     keras.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(int(seed))
+    free = np.asarray(free, dtype=bool)
     canvas = models.canvas_size_for(training.group_offsets(positions, groups), probe.shape[-1])
     fit_model = models.build_pinn_training_model(obj_model, probe, canvas)
-    fit_model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"), loss=models.poisson_loss)
-    batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, rng=rng)
-    saturated = saturated_nll(sqrt_counts, groups.ravel())
-    before = float(fit_model.evaluate(batches, verbose=0)) - saturated
-    stop = DevianceStop(saturated, cfg.min_improvement, cfg.patience)
+    fit_model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"),
+        loss=masked_poisson_loss(~free, "fitted_nll"),
+        metrics=[masked_poisson_loss(free, "free_nll")],
+    )
+    inputs = fill_free_pixels(sqrt_counts, free)
+    batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, rng=rng, inputs=inputs)
+    members = groups.ravel()
+    saturated, saturated_free = saturated_nll(sqrt_counts, members, ~free), saturated_nll(sqrt_counts, members, free)
+    loss0, free0 = (float(v) for v in fit_model.evaluate(batches, verbose=0))
+    before, before_free = 2.0 * (loss0 - saturated), 2.0 * (free0 - saturated_free)
+    stop = FreeDevianceStop(saturated, saturated_free, before_free, stopping.min_improvement, stopping.patience)
     callbacks = [
         stop,
         keras.callbacks.ReduceLROnPlateau(
-            monitor="deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min"
+            monitor="free_deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min"
         ),
     ]
     t0 = time.perf_counter()
@@ -129,12 +175,16 @@ def refine(
     return {
         "history": history,
         "deviance_before": before,
-        "deviance_best": stop.best,
-        "best_epoch": stop.best_epoch + 1,
+        "free_deviance_before": before_free,
+        "free_deviance_best": stop.best,
+        "best_epoch": stop.best_epoch,
+        "improved": stop.best_epoch > 0,
         "epochs_run": len(history["loss"]),
         "converged": stop.converged,
         "refine_seconds": seconds,
         "canvas_size": canvas,
         "saturated_nll": saturated,
+        "saturated_nll_free": saturated_free,
+        "n_free_pixels": int(free.sum()),
         "compute": compute_record(fit_model),
     }

@@ -62,14 +62,19 @@ class GroupBatches(keras.utils.PyDataset):
     """Batches of groups gathered from ungrouped arrays.
 
     PtychoPINN (``targets`` None): inputs (sqrt counts (b, N, N, C), offsets
-    (b, C, 2)), target counts (b, N, N, C). Baseline (``targets`` = (amplitude,
+    (b, C, 2)), target counts (b, N, N, C); ``inputs`` (same shape as
+    ``sqrt_counts``), when given, is what the network sees instead of the
+    measured sqrt counts (test-time refinement: free pixels filled). Baseline (``targets`` = (amplitude,
     phase) per row, C = 1): input sqrt counts (b, N, N, 1), targets amplitude
     and phase (b, N/2, N/2, 1).
     """
 
-    def __init__(self, sqrt_counts, positions, groups, batch_size, rng=None, targets=None, **kwargs):
+    def __init__(self, sqrt_counts, positions, groups, batch_size, rng=None, targets=None, inputs=None, **kwargs):
         super().__init__(**kwargs)
         self.sqrt_counts = sqrt_counts
+        self.inputs = (
+            sqrt_counts if inputs is None else inputs
+        )  # what the network sees (refinement: free pixels filled)
         self.positions = positions
         self.groups = groups
         self.batch_size = int(batch_size)
@@ -84,11 +89,12 @@ class GroupBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         g = self.groups[self.order[i * self.batch_size : (i + 1) * self.batch_size]]
-        x = np.moveaxis(self.sqrt_counts[g], 1, -1)  # (b, N, N, C)
+        x = np.moveaxis(self.inputs[g], 1, -1)  # (b, N, N, C)
         if self.targets is not None:
             amp, phase = self.targets
             return x, (np.moveaxis(amp[g], 1, -1), np.moveaxis(phase[g], 1, -1))
-        return (x, group_offsets(self.positions, g)), np.square(x)
+        counts = x if self.inputs is self.sqrt_counts else np.moveaxis(self.sqrt_counts[g], 1, -1)
+        return (x, group_offsets(self.positions, g)), np.square(counts)
 
     def on_epoch_end(self):
         if self.rng is not None:

@@ -19,6 +19,15 @@ order, each position not yet covered seeds a group with its nearest
 neighbours, so every test position is covered, with at most one group per
 position, and no random draw.
 
+**Training sets of equal size.** A raster view of stride s > 1 keeps one of
+the s^2 interleaved sub-lattices of the base scan for its test split. Its
+training split takes all s^2 of them, each grouped on its own: every group
+has the view's spacing and overlap, and every view trains on the same number
+of groups (one per training position and draw), so a sparser view's network
+is not also a network trained on s^2 times less data. The training object is
+simulated, so this costs no measurement. (A Fermat view's thinning has no
+such sub-lattices: its training split is thinned like its test split.)
+
 Indices returned here are rows of the simulated split file the positions came
 from, so every later phase reads exactly these rows.
 """
@@ -147,12 +156,54 @@ def covering_groups(pos: np.ndarray, g: GroupingConfig, radius: float) -> np.nda
 
 @dataclass(frozen=True)
 class SplitView:
-    """One split of one view: rows of the simulated split file and groups of rows."""
+    """One split of one view: rows of the simulated split file and groups of rows.
+
+    ``sublattices``: the rows of each interleaved sub-lattice a training split was grouped on (one entry when the
+    split is the view's own positions)."""
 
     index: np.ndarray
     groups: np.ndarray
     n_before: int
     n_seeds_without_group: int
+    sublattices: tuple[np.ndarray, ...] = ()
+
+
+def sublattice_rows(scan_index: np.ndarray, grid_shape: tuple[int, int], stride: int) -> list[np.ndarray]:
+    """Rows (sorted by scan index) of each of the ``stride``^2 interleaved sub-lattices of a raster split, offset
+    (0, 0) first: the one :func:`select_view` keeps."""
+    order = np.argsort(scan_index, kind="stable")
+    nx = grid_shape[1]
+    row, col = scan_index // nx, scan_index % nx
+    return [order[((row % stride == i) & (col % stride == j))[order]] for i in range(stride) for j in range(stride)]
+
+
+def _training_groups_on_sublattices(
+    xcoords: np.ndarray,
+    ycoords: np.ndarray,
+    lattices: list[np.ndarray],
+    g: GroupingConfig,
+    radius: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """Oversampled groups drawn on each sub-lattice apart (rows), and the seeds that formed none."""
+    groups, lonely = [], 0
+    for rows in lattices:
+        if rows.size < g.C:
+            lonely += int(rows.size)
+            continue
+        pos = np.column_stack([xcoords[rows], ycoords[rows]])
+        try:
+            local, n_lonely = oversampled_groups(pos, g, radius, rng)
+        except InfeasibleViewError:
+            lonely += int(rows.size)
+            continue
+        groups.append(rows[local])
+        lonely += n_lonely
+    if not groups:
+        raise InfeasibleViewError(
+            f"no training group: no position has {g.C - 1} neighbours within {radius:.2f} px on its sub-lattice"
+        )
+    return np.concatenate(groups), lonely
 
 
 def build_split_view(
@@ -168,12 +219,33 @@ def build_split_view(
     split: str,
     rng: np.random.Generator | None,
 ) -> SplitView:
-    """Select the view's positions of one split and group them (train: oversampled; test: covering)."""
+    """Select the view's positions of one split and group them (train: oversampled; test: covering).
+
+    The training split of a raster view of stride > 1 is every sub-lattice of the split, each grouped apart
+    (module docs: training sets of equal size)."""
     g = grouping
     if not probe_diameter > 0:
         raise InfeasibleViewError(f"probe diameter: expected D > 0, found {probe_diameter}")
     if g.K < g.C:
         raise InfeasibleViewError(f"grouping: expected K >= C = {g.C}, found K = {g.K}")
+    radius = g.max_radius_diameters * probe_diameter
+    stride = stride_chain[-1]
+    if split == "train" and grid_shape is not None and stride > 1:
+        lattices = sublattice_rows(scan_index, grid_shape, stride)
+        if lattices[0].size < max(g.C, 2):
+            raise InfeasibleViewError(
+                f"{split} split: the view (stride {stride}) keeps {lattices[0].size} of {scan_index.size} positions "
+                f"per sub-lattice; at least {max(g.C, 2)} are needed"
+            )
+        groups, lonely = _training_groups_on_sublattices(xcoords, ycoords, lattices, g, radius, rng)
+        rows = np.argsort(scan_index, kind="stable")  # every position of the split, by scan index
+        return SplitView(
+            index=rows,
+            groups=groups,
+            n_before=int(scan_index.size),
+            n_seeds_without_group=int(lonely),
+            sublattices=tuple(lattices),
+        )
     rows = select_view(xcoords, ycoords, scan_index, grid_shape, stride_chain, step)
     min_n = max(g.C, 2)
     if rows.size < min_n:
@@ -182,12 +254,17 @@ def build_split_view(
             f"at least {min_n} are needed"
         )
     pos = np.column_stack([xcoords[rows], ycoords[rows]])
-    radius = g.max_radius_diameters * probe_diameter
     if split == "train":
         local, lonely = oversampled_groups(pos, g, radius, rng)
     else:
         local, lonely = covering_groups(pos, g, radius), 0
-    return SplitView(index=rows, groups=rows[local], n_before=int(scan_index.size), n_seeds_without_group=int(lonely))
+    return SplitView(
+        index=rows,
+        groups=rows[local],
+        n_before=int(scan_index.size),
+        n_seeds_without_group=int(lonely),
+        sublattices=(rows,),
+    )
 
 
 def check_views_feasible(study: StudyConfig) -> None:

@@ -1,6 +1,8 @@
-"""Workflow step ``reconstruct_network``: a trained or refined network reconstructs the view's test region.
+"""Workflow step ``reconstruct_network``: every trained or refined network reconstructs the view's test region.
 
-The bundle predicts the view's test groups (PtychoPINN, PtychoPINN_TTR) or
+One job per cell reconstructs every network method (one interpreter and one
+TensorFlow start-up instead of one per method); each reconstruction keeps
+its own sentinel. Each bundle predicts the view's test groups (PtychoPINN, PtychoPINN_TTR) or
 test rows (Baseline); the patches are brought to one gauge and stitched onto
 the ground-truth pixel frame (:mod:`ptycho_core.recon.network`). The
 reconstruction is saved, reloaded and must cover every test position before
@@ -34,16 +36,27 @@ def run_reconstruct_network(
     cell: Cell,
     simulated: SimulatedFiles,
     view: ViewFiles,
-    bundle: BundleFiles,
-    out: ReconFiles,
+    bundles: dict[str, BundleFiles],
+    out: dict[str, ReconFiles],
 ) -> dict:
-    """Reconstruct the cell's test region with its method's bundle; save, verify, write the sentinel."""
+    """Reconstruct the cell's test region with each network method's bundle (``{method id: files}``, the same
+    methods as ``out``); save, verify and write each reconstruction's sentinel. Returns ``{method id: checks}``."""
+    if set(bundles) != set(out):
+        raise ValueError(f"reconstruct_network: bundles for {sorted(bundles)}, outputs for {sorted(out)}")
+    return {m: _reconstruct(study, cell.with_method(m), simulated, view, bundles[m], out[m]) for m in bundles}
+
+
+def _reconstruct(
+    study: StudyConfig, cell: Cell, simulated: SimulatedFiles, view: ViewFiles, bundle: BundleFiles, out: ReconFiles
+) -> dict:
     from ptycho_core.nn.bundle import load_bundle
 
     method = Method.parse(cell.method)
     if not method.spec.network:
         raise ValueError(f"method {method.value} is not reconstructed by a network")
-    depends_on = ("physics", "views", "training") + (("refinement",) if method.spec.produced_by == "refined" else ())
+    depends_on = ("physics", "views", "training") + (
+        ("refinement", "stopping") if method.spec.produced_by == "refined" else ()
+    )
     dose, view_name, seed = cell.photons(study), cell.view, int(cell.seed)
     test_path, sidecar_path, out_recon = simulated.test, bundle.sidecar, out.recon
     with Step(

@@ -3,7 +3,9 @@ entry ``refines``).
 
 The trained bundle is fine-tuned on the view's test counts
 (:func:`ptycho_core.nn.refinement.refine`: same physics, same Poisson loss,
-no labels), saved as its own bundle, reloaded and checked.
+no labels) with the replicate's free pixels held out, until their deviance
+stops falling (the ``stopping`` rule PtyChi follows too); saved as its own
+bundle, reloaded and checked.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from ptycho_core.io.datasets import load_diffraction_set
 from ptycho_core.io.view_index import load_view
 from ptycho_core.layout import BundleFiles, Cell, SimulatedFiles, ViewFiles
 from ptycho_core.methods import Method
+from ptycho_core.sampling.free_pixels import free_pixel_mask
 from ptycho_core.steps.network_bundle import data_record, write_bundle
 from ptycho_core.steps.skeleton import Step, require
-from ptycho_core.streams import training_seed
+from ptycho_core.streams import free_pixel_entropy, training_seed
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def run_refine(
         "refine",
         study,
         sentinel=out.sentinel,
-        depends_on=("physics", "views", "training", "refinement"),
+        depends_on=("physics", "views", "training", "refinement", "stopping"),
         input_sentinels=[simulated.sentinel, view.sentinel, source.sentinel],
         extra=cell.record(study),
     ) as step:
@@ -82,7 +85,10 @@ def _refine(
     )
     positions = np.column_stack([test.xcoords, test.ycoords])
     seed_int = training_seed(seed, method, view_name)
-    rec = refine(model, test.diffraction, positions, groups, test.probe, study.refinement, seed_int)
+    free = free_pixel_mask(test.N, study.stopping.free_pixel_fraction, seed)
+    rec = refine(
+        model, test.diffraction, positions, groups, test.probe, study.refinement, study.stopping, free, seed_int
+    )
     history = rec.pop("history")
     compute = rec.pop("compute")
     losses = np.asarray(history["loss"], dtype=np.float64)
@@ -91,14 +97,20 @@ def _refine(
     checks["n_test_groups"] = int(groups.shape[0])
     checks["groups_per_second"] = groups.shape[0] * rec["epochs_run"] / rec["refine_seconds"]
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
+    free_history = np.asarray(history["free_deviance"], dtype=np.float64)
+    require(out_model, "finite free deviance", np.all(np.isfinite(free_history)), f"{free_history.tolist()}")
+    # the kept iterate is the best candidate: the start, or the epoch of the lowest free deviance
+    expected_best = min(rec["free_deviance_before"], float(free_history.min()))
     require(
         out_model,
-        "refinement lowered the test deviance",
-        rec["deviance_best"] < rec["deviance_before"],
-        f"{rec['deviance_before']:.6g} before, best {rec['deviance_best']:.6g}",
+        "best iterate kept",
+        rec["free_deviance_best"] <= expected_best * (1 + study.stopping.min_improvement) + 1e-12,
+        f"kept free deviance {rec['free_deviance_best']:.6g}, lowest seen {expected_best:.6g}",
     )
+    if not rec["improved"]:
+        log.warning("refinement never lowered the free deviance: the refined network is the starting one")
     if not rec["converged"]:
-        log.warning("refinement reached max_epochs = %d before converging", study.refinement.max_epochs)
+        log.warning("refinement reached max_epochs = %d before the free deviance stopped", study.refinement.max_epochs)
 
     sidecar = {
         **{
@@ -116,12 +128,23 @@ def _refine(
         },
         "refinement": {
             **study.to_dict()["refinement"],
+            "stopping": study.to_dict()["stopping"],
+            "free_pixels": {"n": int(free.sum()), "stream": free_pixel_entropy(seed)},
             "seed": seed_int,
-            "loss": "Poisson NLL of the test counts (log k! dropped)",
+            "loss": "Poisson NLL of the test counts on the fitted pixels (log k! dropped)",
         },
         "history": {
             k: rec[k]
-            for k in ("deviance_before", "deviance_best", "best_epoch", "epochs_run", "converged", "refine_seconds")
+            for k in (
+                "deviance_before",
+                "free_deviance_before",
+                "free_deviance_best",
+                "best_epoch",
+                "improved",
+                "epochs_run",
+                "converged",
+                "refine_seconds",
+            )
         },
         "data": {
             **data_record(study, cell, test=test_path, view_file=view_files.view),
@@ -137,6 +160,7 @@ def _refine(
         probe_batch=x,
         probe=test.probe,
         history_csv=history_csv(history),
-        curve={"loss": history["deviance"]},
-        title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the test counts",
+        curve={"loss": history["deviance"], "val_loss": history["free_deviance"]},
+        title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the test counts "
+        "(fitted pixels; free pixels as validation)",
     )

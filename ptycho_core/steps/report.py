@@ -118,7 +118,7 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         "report",
         study,
         sentinel=out.sentinel,
-        depends_on=("physics", "views", "training", "refinement", "ptychi"),
+        depends_on=("physics", "views", "training", "refinement", "ptychi", "stopping"),
         input_sentinels=[
             ground_truth.sentinel,
             *(v.sentinel for v in views.values()),

@@ -59,7 +59,7 @@ def run_score(
         "score",
         study,
         sentinel=out.sentinel,
-        depends_on=("physics", "views", "training", "refinement", "ptychi"),
+        depends_on=("physics", "views", "training", "refinement", "ptychi", "stopping"),
         input_sentinels=[
             ground_truth.sentinel,
             simulated.sentinel,

@@ -1,8 +1,9 @@
-"""Workflow step ``train``: train a network (PtychoPINN or the Baseline) on one cell.
+"""Workflow steps ``train`` and ``train_per_dose``: train a network (PtychoPINN or the Baseline).
 
-PtychoPINN trains on the view's training groups (views step) from measured
-counts only; the Baseline trains on the view's training rows, one pattern
-each, against the ground-truth object on the N/2 x N/2 support (the object,
+PtychoPINN trains per cell on the view's training groups (views step) from
+measured counts only; the Baseline, which sees single patterns and so knows
+nothing of overlap, trains once per dose (``train_per_dose``) on every
+training pattern, one pattern each, against the ground-truth object on the N/2 x N/2 support (the object,
 never the illuminated P * O) of the object the training split was simulated
 on (the study object, or the separate training object of
 ``object.train_seed``). The trained object predictor is saved as a
@@ -36,12 +37,13 @@ def run_train(
     *,
     cell: Cell,
     simulated: SimulatedFiles,
-    view: ViewFiles,
+    view: ViewFiles | None,
     out: BundleFiles,
     ground_truth: GroundTruthFiles | None = None,
     threads: int = 1,
 ) -> dict:
-    """Train the cell's method on its view, save and verify its bundle, write history, figure and sentinel.
+    """Train the cell's method on its view (or, for a method trained once per dose, on every training pattern:
+    ``view`` None and a cell without a view), save and verify its bundle, write history, figure and sentinel.
 
     ``ground_truth``: the object the training split was simulated on, for a
     supervised method (its targets) and only then; an unsupervised method
@@ -51,18 +53,23 @@ def run_train(
     spec = method.spec
     if spec.produced_by != "trained":
         raise ValueError(f"method {method.value} is not trained (it is {spec.produced_by})")
+    if spec.per_view != (view is not None) or spec.per_view != (cell.view is not None):
+        need = "per view: it needs" if spec.per_view else "once per dose: it must not be given"
+        raise ValueError(f"method {method.value} is trained {need} a view (cell {cell.key}, view files {view})")
     if spec.supervised != (ground_truth is not None):
         need = "supervised: it needs" if spec.supervised else "unsupervised: it must not be given"
         raise ValueError(f"method {method.value} is {need} the ground truth (given: {ground_truth})")
+    views = [view] if view is not None else []
     with Step(
-        "train",
+        "train" if spec.per_view else "train_per_dose",
         study,
         sentinel=out.sentinel,
-        depends_on=("physics", "views", "training"),
-        input_sentinels=[simulated.sentinel, view.sentinel] + ([ground_truth.sentinel] if ground_truth else []),
+        depends_on=("physics", "views", "training") if spec.per_view else ("physics", "training"),
+        input_sentinels=[simulated.sentinel, *(v.sentinel for v in views)]
+        + ([ground_truth.sentinel] if ground_truth else []),
         extra=cell.record(study),
     ) as step:
-        step.inputs += [simulated.train, view.view] + ([ground_truth.obj] if ground_truth else [])
+        step.inputs += [simulated.train, *(v.view for v in views)] + ([ground_truth.obj] if ground_truth else [])
         step.outputs += [out.model, out.sidecar, out.history, out.figure]
         _train(study, cell, simulated, view, ground_truth, out, threads, step)
     log.info("%s trained: %s", method.value, json.dumps(step.checks))
@@ -73,7 +80,7 @@ def _train(
     study: StudyConfig,
     cell: Cell,
     simulated: SimulatedFiles,
-    view_files: ViewFiles,
+    view_files: ViewFiles | None,
     ground_truth: GroundTruthFiles | None,
     out: BundleFiles,
     threads: int,
@@ -88,20 +95,24 @@ def _train(
     method, dose, view_name, seed = Method(cell.method), cell.photons(study), cell.view, int(cell.seed)
     spec, train_path, out_model = method.spec, simulated.train, out.model
     train = load_diffraction_set(train_path)
-    view = load_view(view_files.view, n_train=train.n)
+    if view_files is not None:
+        view = load_view(view_files.view, n_train=train.n)
+        rows, groups = view.train_index, (view.train_groups if spec.grouped else view.train_index[:, None])
+    else:  # once per dose: every training pattern, one each
+        rows = np.arange(train.n)
+        groups = rows[:, None]
     N, tcfg = train.N, study.training
     configure_backend(threads)
-    seed_int = training_seed(seed, method, view_name)
+    seed_int = training_seed(seed, method, view_name or "")
     keras.utils.set_random_seed(seed_int)
     rng = np.random.default_rng(seed_int)
     positions = np.column_stack([train.xcoords, train.ycoords])
     arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=tcfg.precision)
-    scale = training.input_scale(train.diffraction[view.train_index], N)
+    scale = training.input_scale(train.diffraction[rows], N)
     optimizer = keras.optimizers.Adam(
         tcfg.learning_rate, name="adam"
     )  # named: bundle bytes independent of process history
 
-    groups = view.train_groups if spec.grouped else view.train_index[:, None]
     channels = groups.shape[1]
     obj_model = models.build_object_model(N, channels, scale, arch, method.value.lower())
     if not spec.supervised:
@@ -133,10 +144,9 @@ def _train(
             "(each over its training targets' weighted mean absolute deviation)"
         )
 
-    split_meta = train.metadata["split"]
-    strip = training.validation_strip(
-        positions, groups, tcfg.validation_fraction, split_meta["axis"], float(split_meta["guard_px"])
-    )
+    # the validation strip's guard band: split.guard_diameters probe diameters, as between the splits of a cut scan
+    guard = study.split.guard_diameters * float(train.metadata["probe"]["fwhm_diameter_px"])
+    strip = training.validation_strip(positions, groups, tcfg.validation_fraction, study.split.axis, guard)
     tr_idx, va_idx = strip.train, strip.validation
     batches = training.GroupBatches(
         train.diffraction, positions, groups[tr_idx], tcfg.batch_size, rng=rng, targets=targets
@@ -227,7 +237,7 @@ def _train(
         "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
         "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
         "data": {
-            **data_record(study, cell, train=train_path, view_file=view_files.view),
+            **data_record(study, cell, train=train_path, **({"view_file": view_files.view} if view_files else {})),
             "n_samples_train": int(tr_idx.size),
             "n_samples_validation": int(va_idx.size),
             "validation": strip.record(),
@@ -242,5 +252,5 @@ def _train(
         probe=train.probe,
         history_csv=training.history_csv(history),
         curve=history,
-        title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: {loss_name}",
+        title=f"{method.value}, dose {dose:.3g}, view {view_name or 'all (once per dose)'}, seed {seed}: {loss_name}",
     )

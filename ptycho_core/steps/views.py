@@ -105,6 +105,8 @@ def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: 
         "K": g.K,
         "neighbour_radius_px": radius,
         "train_groups_per_position": g.train_groups_per_position,
+        # the training split grouped on each of the view's interleaved sub-lattices apart (equal training sets)
+        "train_sublattices": len(built["train"].sublattices),
         "rng": {
             "train_groups": group_entropy(seed, view_name, "train"),
             "test_groups": "deterministic covering, no draw",
@@ -128,6 +130,15 @@ def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: 
         far = _max_member_distance(pos, groups)
         require(out_view, "group radius", far <= radius + 1e-9, f"{name} member at {far:.2f} px > {radius:.2f} px")
         covered = np.isin(rows, groups).mean()
+        # overlap as one sub-lattice sees it (they share the view's geometry; groups never mix them)
+        lattice = built[name].sublattices[0]
+        own = np.isin(groups, lattice).all(axis=1)
+        require(
+            out_view,
+            "groups within one sub-lattice",
+            sum(np.isin(groups, s).all(axis=1).sum() for s in built[name].sublattices) == groups.shape[0],
+            f"{name}: a group mixes the view's sub-lattices",
+        )
         splits[name] = {
             "n_before_view": int(ds.n),
             "n_view": int(rows.size),
@@ -135,7 +146,7 @@ def _build_view(study: StudyConfig, cell: Cell, simulated: SimulatedFiles, out: 
             "n_seeds_without_group": int(built[name].n_seeds_without_group),
             "fraction_covered_by_groups": float(covered),
             "max_member_distance_px": far,
-            **overlap_metrics(pos, rows, groups, D, g.K, chain[-1] * scan_step),
+            **overlap_metrics(pos, lattice, groups[own], D, g.K, chain[-1] * scan_step),
         }
         checks[f"{name}_n_view"] = int(rows.size)
         checks[f"{name}_n_groups"] = int(groups.shape[0])

@@ -28,7 +28,6 @@ from ptycho_core.physics.simulate import check_scan_size
 from ptycho_core.physics.objects import make_object
 from ptycho_core.physics.probe import make_probe, measure_fwhm_diameter
 from ptycho_core.methods import (
-    NETWORK_METHODS,
     REFINED_METHODS,
     TRAINED_METHODS,
     Method,
@@ -115,9 +114,10 @@ VIEWS_HASH = SECTION_HASHES["views"]
 TRAINING_HASH = SECTION_HASHES["training"]
 PTYCHI_HASH = SECTION_HASHES["ptychi"]
 REFINEMENT_HASH = SECTION_HASHES["refinement"]
-TRAINED = [m.value for m in TRAINED_METHODS]
+STOPPING_HASH = SECTION_HASHES["stopping"]
+TRAINED_PER_VIEW = [m.value for m in TRAINED_METHODS if m.spec.per_view]
+TRAINED_PER_DOSE = [m.value for m in TRAINED_METHODS if not m.spec.per_view]
 REFINED = [m.value for m in REFINED_METHODS]
-NETWORK = [m.value for m in NETWORK_METHODS]
 # reconstruction rule -> the methods it reconstructs (methods.MethodSpec.reconstruct_step)
 RECONSTRUCTED_BY = {
     step: [m.value for m in Method if m.spec.reconstruct_step == step]
@@ -141,6 +141,7 @@ STEP_OF_RULE = {
     "simulate": ("simulate", "simulate"),
     "views": ("views", "views"),
     "train": ("train", "train"),
+    "train_per_dose": ("train", "train"),
     "refine": ("refine", "refine"),
     "reconstruct_network": ("reconstruct_network", "reconstruct_network"),
     "reconstruct_ptychi": ("reconstruct_ptychi", "reconstruct_ptychi"),
@@ -207,14 +208,14 @@ def supervised_targets(wildcards):
     return {"ground_truth": files.obj, "ground_truth_sentinel": files.sentinel}
 
 
-def network_bundle(wildcards):
-    """The bundle a network method reconstructs with, trained or refined."""
-    files = layout.bundle(cell_of(wildcards))
-    return {
-        "model": files.model,
-        "sidecar": files.sidecar,
-        "bundle_sentinel": files.sentinel,
-    }
+def network_bundles_of_cell(wildcards):
+    """The bundles every network method of the cell reconstructs with, trained or refined (model, sidecar,
+    sentinel)."""
+    return [
+        p
+        for f in layout.network_bundles(cell_of(wildcards)).values()
+        for p in (f.model, f.sidecar, f.sentinel)
+    ]
 
 
 def refined_from(wildcards):

@@ -22,25 +22,25 @@ rule study_config:
         physics=PHYSICS_HASH,
         views=VIEWS_HASH,
         ptychi=PTYCHI_HASH,
+        stopping=STOPPING_HASH,
     script:
         "../scripts/study_config.py"
 
 
 rule reconstruct_network:
     input:
-        unpack(network_bundle),
+        network_bundles_of_cell,
         test=SIMULATED.test,
         simulated_sentinel=SIMULATED.sentinel,
         view=VIEW.view,
         view_sentinel=VIEW.sentinel,
     output:
-        **RECON.as_dict(),
+        # every network method of the cell in one job (one interpreter and TensorFlow start-up)
+        [p for f in layout.network_reconstructions(CELL).values() for p in f],
     log:
-        layout.log("reconstruct_network", METHOD_CELL),
+        layout.log("reconstruct_network", CELL),
     benchmark:
-        layout.benchmark("reconstruct_network", METHOD_CELL)
-    wildcard_constraints:
-        method="|".join(NETWORK),
+        layout.benchmark("reconstruct_network", CELL)
     conda:
         "../envs/nn.yaml"
     threads: 1
@@ -71,6 +71,7 @@ rule reconstruct_ptychi:
     params:
         code=CODE["reconstruct_ptychi"],
         ptychi=PTYCHI_HASH,
+        stopping=STOPPING_HASH,
     script:
         # runs the step here when this interpreter has pty-chi (--sdm conda),
         # otherwise in .venv-ptychi or $PTYCHI_PYTHON (see the script)
@@ -79,13 +80,7 @@ rule reconstruct_ptychi:
 
 rule all_reconstruct:
     input:
-        every_output(
-            rules.reconstruct_network,
-            method=NETWORK,
-            dose=DOSES,
-            view=VIEWS,
-            seed=SEEDS,
-        ),
+        every_output(rules.reconstruct_network, dose=DOSES, view=VIEWS, seed=SEEDS),
         every_output(
             rules.reconstruct_ptychi,
             method=RECONSTRUCTED_BY["reconstruct_ptychi"],

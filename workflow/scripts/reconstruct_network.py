@@ -1,4 +1,4 @@
-"""Adapter of rule reconstruct_network: reconstruct a cell's test region with a network bundle
+"""Adapter of rule reconstruct_network: reconstruct a cell's test region with every network bundle
 (see ptycho_core.steps.reconstruct_network)."""
 
 from ptycho_core.steps.joblog import log_to_file
@@ -16,6 +16,6 @@ run_reconstruct_network(
     cell=cell,
     simulated=layout.simulated(cell),
     view=layout.view(cell),
-    bundle=layout.bundle(cell),
-    out=layout.ReconFiles(**dict(sm.output.items())),
+    bundles=layout.network_bundles(cell),
+    out=layout.network_reconstructions(cell),
 )

@@ -1,4 +1,5 @@
-"""Adapter of rule train: train one network of one cell (see ptycho_core.steps.train)."""
+"""Adapter of rules train and train_per_dose: train one network of one cell, or of one dose
+(see ptycho_core.steps.train)."""
 
 from ptycho_core.steps.joblog import log_to_file
 
@@ -15,7 +16,7 @@ run_train(
     study_from_dict(sm.config, source="config"),
     cell=cell,
     simulated=layout.simulated(cell),
-    view=layout.view(cell),
+    view=layout.view(cell) if cell.view is not None else None,
     ground_truth=None if targets is None else layout.GroundTruthFiles(targets, sm.input.ground_truth_sentinel),
     out=layout.BundleFiles(**dict(sm.output.items())),
     threads=sm.threads,
