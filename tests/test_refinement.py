@@ -84,15 +84,38 @@ def test_the_masked_losses_split_the_pixels_and_vanish_at_the_saturated_model():
     lam = k * rng.uniform(0.5, 1.5, size=k.shape) + 0.1
     fitted, held = masked_poisson_loss(~free, "fitted_nll"), masked_poisson_loss(free, "free_nll")
     nll = lam - k * np.log(lam + 1e-6)
-    assert float(fitted(k, lam)) == pytest.approx(nll[:, ~free].mean(), rel=1e-5)
-    assert float(held(k, lam)) == pytest.approx(nll[:, free].mean(), rel=1e-5)
+    assert np.asarray(fitted(k, lam)).shape == (n,)  # one value per sample
+    assert np.mean(fitted(k, lam)) == pytest.approx(nll[:, ~free].mean(), rel=1e-5)
+    assert np.mean(held(k, lam)) == pytest.approx(nll[:, free].mean(), rel=1e-5)
     assert fitted.__name__ == "fitted_nll" and held.__name__ == "free_nll"
     # the saturated model I = k: the free loss equals its saturated value, so the free deviance is 0 there
     rows = np.arange(n)
-    assert float(held(k, k)) == pytest.approx(saturated_nll(sqrt_counts, rows, free), rel=1e-6)
+    assert np.mean(held(k, k)) == pytest.approx(saturated_nll(sqrt_counts, rows, free), rel=1e-6)
     # 2 (NLL - saturated) is the mean Poisson deviance of sampling.free_pixels (the rule PtyChi follows)
     expected = free_deviance(k[..., 0], lam[..., 0], free)
-    assert 2 * (float(held(k, lam)) - saturated_nll(sqrt_counts, rows, free)) == pytest.approx(expected, rel=1e-4)
+    assert 2 * (np.mean(held(k, lam)) - saturated_nll(sqrt_counts, rows, free)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_free_metric_averaged_over_an_epoch_is_the_saturated_value_at_i_equals_k():
+    """Keras averages a metric over an epoch batch by batch; with a short last batch and patterns of very different
+    brightness, only per-sample values give the member-weighted mean that saturated_nll computes (a scalar per batch
+    gave a free deviance of -1.6 in a real refinement)."""
+    import keras
+
+    from ptycho_core.nn.refinement import masked_poisson_loss, saturated_nll
+    from ptycho_core.sampling.free_pixels import free_pixel_mask
+
+    rng = np.random.default_rng(8)
+    n, N = 12, 16
+    free = free_pixel_mask(N, 0.1, seed=1)
+    sqrt_counts = np.sqrt(rng.poisson(rng.uniform(0.1, 400.0, size=(n, 1, 1)) * np.ones((1, N, N)))).astype(np.float32)
+    groups = np.array([[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 0], [9, 10, 11, 3], [3, 0, 6, 9]])
+    batches = training.GroupBatches(sqrt_counts, rng.uniform(20, 40, size=(n, 2)), groups, batch_size=2)
+    metric = keras.metrics.MeanMetricWrapper(masked_poisson_loss(free, "free_nll"))
+    for i in range(len(batches)):  # 2 + 2 + 1 groups, as fit sees them
+        _, y = batches[i]
+        metric.update_state(y.astype(np.float64), y.astype(np.float64))
+    assert float(metric.result()) == pytest.approx(saturated_nll(sqrt_counts, groups.ravel(), free), rel=1e-5)
 
 
 def test_the_stop_keeps_the_starting_network_when_the_free_deviance_never_falls():

@@ -79,14 +79,16 @@ def fill_free_pixels(sqrt_counts: np.ndarray, free: np.ndarray) -> np.ndarray:
 
 
 def masked_poisson_loss(pixels: np.ndarray, name: str):
-    """Mean Poisson NLL, I - k log I, over the pixels of the (N, N) mask ``pixels`` of every pattern (counts and
-    intensity (B, N, N, C)); a Keras loss or metric called ``name``."""
+    """Mean Poisson NLL, I - k log I, over the pixels of the (N, N) mask ``pixels`` of each sample's patterns (counts
+    and intensity (B, N, N, C); returns (B,)); a Keras loss or metric called ``name``."""
     from keras import ops
 
     weight = (pixels / pixels.mean()).astype(np.float32)[None, :, :, None]
 
     def loss(counts, intensity):
-        return ops.mean(weight * (intensity - counts * ops.log(intensity + EPS)))
+        # one value per sample (group): Keras averages them over the epoch sample by sample, for a loss and a
+        # metric alike (a scalar per batch would weigh a short last batch like a full one)
+        return ops.mean(weight * (intensity - counts * ops.log(intensity + EPS)), axis=(1, 2, 3))
 
     loss.__name__ = name
     return loss

@@ -99,13 +99,17 @@ def _refine(
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
     free_history = np.asarray(history["free_deviance"], dtype=np.float64)
     require(out_model, "finite free deviance", np.all(np.isfinite(free_history)), f"{free_history.tolist()}")
-    # the kept iterate is the best candidate: the start, or the epoch of the lowest free deviance
-    expected_best = min(rec["free_deviance_before"], float(free_history.min()))
+    # a deviance is >= 0 (0 at I = k): a negative one would mean the saturated value is not the loss's own
+    lowest = min(rec["free_deviance_before"], float(free_history.min()))
+    require(out_model, "free deviance >= 0", lowest >= -1e-3, f"lowest free deviance {lowest:.6g}")
+    # the kept iterate is a candidate (the start or an epoch) within the rule's margin of the lowest one seen
+    m = study.stopping.min_improvement
+    best = rec["free_deviance_best"]
     require(
         out_model,
         "best iterate kept",
-        rec["free_deviance_best"] <= expected_best * (1 + study.stopping.min_improvement) + 1e-12,
-        f"kept free deviance {rec['free_deviance_best']:.6g}, lowest seen {expected_best:.6g}",
+        lowest - 1e-9 <= best <= lowest / (1 - m) + 1e-9,
+        f"kept free deviance {best:.6g}, lowest seen {lowest:.6g}, margin {m:g}",
     )
     if not rec["improved"]:
         log.warning("refinement never lowered the free deviance: the refined network is the starting one")
