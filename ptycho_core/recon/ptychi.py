@@ -61,6 +61,46 @@ summed probe intensity, peak 1, above 0.1), so every method is held to the
 same region. The object is set to 0 outside it (the contract of
 :mod:`ptycho_core.io.reconstruction`).
 
+**Free pixels and stopping** (``stopping`` in the configuration, the rule
+PtychoPINN_TTR follows too; :mod:`ptycho_core.sampling.free_pixels`). A fixed
+random fraction of the detector pixels, the same in every pattern of the
+replicate (:func:`~ptycho_core.sampling.free_pixels.free_pixel_mask`, drawn
+from the replicate seed's own stream), is held out of the fit: pty-chi gets
+``valid_pixel_mask = ~free`` (True = fitted), in OUR convention, since its
+``PtychographyDataset`` fftshifts the mask exactly as it fftshifts the
+patterns (checked at every run: the mask and the patterns pty-chi holds,
+shifted back, are ours); its noise models then zero the far-field gradient
+on the free pixels, and its Poisson step size ignores them. One more place
+of pty-chi 2.2.0 reads the patterns: the object preconditioner's first
+scale, from the brightest pattern's mean over every pixel; it is
+initialised here from the fitted pixels only
+(:func:`_preconditioner_from_fitted_pixels`), and with that, a run on
+patterns whose free pixels hold garbage gives the very same object (tested).
+pty-chi's displayed loss and its Fourier error (read only by momentum
+acceleration, off here) still include the free pixels. The Poisson noise
+of a free pixel is independent of every fitted one, so while LSQML fits the
+object the free pixels' deviance falls with the fitted pixels' deviance, and
+once it starts following the noise of the fitted pixels it no longer
+improves on the free ones. LSQML runs in chunks of ``check_every`` epochs up
+to the cap ``PtyChiConfig.epochs``; after each chunk the current object, as
+it would be returned (pasted onto our frame, 0 outside ``covered``, rounded
+to complex64 as saved), is put through OUR forward model
+(:func:`ptycho_core.physics.forward.expected_counts` of
+:func:`~ptycho_core.physics.forward.extract_patches`) and the mean Poisson
+deviance of the free pixels of every pattern is computed
+(:func:`~ptycho_core.sampling.free_pixels.free_deviance`; that of the fitted
+pixels is recorded beside it). A check improves when the free deviance falls
+by more than ``min_improvement`` of the best so far (the first check always
+does); after ``patience`` epochs, i.e. ``ceil(patience / check_every)``
+checks, without improvement the run stops (converged) and the object of the
+best check is returned; reaching the cap first is recorded as not
+converged, and the best check's object is returned all the same. With
+``probe_refinement`` the probe is an iterate too: the deviance uses the
+current refined probe (pty-chi's, times N), and the best check's probe is
+kept beside the object (``info["probe_best"]``; the reconstruction file holds
+the object only). The object of ones pty-chi starts from is evaluated too
+(``free_deviance_initial``) but is no candidate.
+
 The object is initialised to ones (never the ground truth), every row of the
 view is used, and torch is seeded (``torch.manual_seed`` and pty-chi's
 ``random_seed``, which also seeds numpy and ``random``).
@@ -71,16 +111,18 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ptycho_core.config import PtyChiConfig
+from ptycho_core.config import PtyChiConfig, StoppingConfig
 from ptycho_core.io.datasets import DiffractionSet
 from ptycho_core.physics.forward import SHIFT_MARGIN, expected_counts, extract_patches
 from ptycho_core.recon.stitch import MIN_WEIGHT, illuminated
-from ptycho_core.streams import forward_check_entropy
+from ptycho_core.sampling.free_pixels import free_deviance, free_pixel_mask
+from ptycho_core.streams import forward_check_entropy, free_pixel_entropy
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +134,13 @@ __all__ = [
     "buffer_to_frame",
     "forward_model_check",
     "from_ptychi_positions",
+    "object_deviances",
     "object_buffer",
     "ptychi_origin",
     "ptychi_patch_rows",
     "ptychi_probe",
     "reconstruct_ptychi",
+    "returned_object",
     "to_ptychi_positions",
 ]
 
@@ -227,6 +271,44 @@ def ptychi_probe(probe: np.ndarray) -> np.ndarray:
     return (probe.astype(np.complex128) * probe_scale(N)).astype(np.complex64)[None, None]
 
 
+def returned_object(
+    buffer_obj: np.ndarray, buffer: ObjectBuffer, frame_shape: tuple[int, int], covered: np.ndarray
+) -> np.ndarray:
+    """The object as :func:`reconstruct_ptychi` returns it and its step saves it: the buffer pasted onto our
+    frame, 0 outside ``covered``, rounded to complex64 (held as complex128, so exactly the saved values)."""
+    obj, _ = buffer_to_frame(np.asarray(buffer_obj), buffer, frame_shape)
+    obj[~np.asarray(covered, dtype=bool)] = 0.0
+    return obj.astype(np.complex64).astype(np.complex128)
+
+
+def object_deviances(
+    obj: np.ndarray,
+    probe: np.ndarray,
+    xcoords: np.ndarray,
+    ycoords: np.ndarray,
+    counts: np.ndarray,
+    free: np.ndarray,
+    chunk: int = 512,
+) -> tuple[float, float]:
+    """(free, fitted): the mean Poisson deviance of the free pixels ``free`` (N, N) and of the other (fitted)
+    pixels of every pattern of ``counts`` (n, N, N), under OUR forward model of ``obj`` on our frame
+    (``expected_counts(probe, extract_patches(obj, x, y, N))``); in chunks of ``chunk`` patterns."""
+    free = np.asarray(free, dtype=bool)
+    N = free.shape[-1]
+    probe = np.asarray(probe, dtype=np.complex128)
+    xcoords, ycoords = np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)
+    n = xcoords.size
+    if counts.shape != (n, N, N):
+        raise ValueError(f"deviances: expected counts of shape {(n, N, N)}, found {counts.shape}")
+    sums = np.zeros(2)
+    for start in range(0, n, chunk):
+        sl = slice(start, start + chunk)
+        expected = expected_counts(probe, extract_patches(obj, xcoords[sl], ycoords[sl], N))
+        m = expected.shape[0]
+        sums += m * np.array([free_deviance(counts[sl], expected, free), free_deviance(counts[sl], expected, ~free)])
+    return float(sums[0] / n), float(sums[1] / n)
+
+
 # --------------------------------------------------------------------------
 # pty-chi (torch imported lazily)
 # --------------------------------------------------------------------------
@@ -266,12 +348,22 @@ def _lsqml_options(cfg: PtyChiConfig, seed: int, epochs: int | None = None):
 
 
 def _build_task(
-    opts, counts: np.ndarray, object_init: np.ndarray, probe: np.ndarray, pos_y: np.ndarray, pos_x: np.ndarray
+    opts,
+    counts: np.ndarray,
+    object_init: np.ndarray,
+    probe: np.ndarray,
+    pos_y: np.ndarray,
+    pos_x: np.ndarray,
+    valid_pixel_mask: np.ndarray | None = None,
 ):
+    """pty-chi's task; ``valid_pixel_mask`` (N, N) bool, True = fitted, in OUR convention (pty-chi fftshifts it
+    with the patterns)."""
     from ptychi.api.task import PtychographyTask
 
+    kwargs = {} if valid_pixel_mask is None else {"valid_pixel_mask": np.asarray(valid_pixel_mask, dtype=bool)}
     return PtychographyTask(
         opts,
+        **kwargs,
         diffraction_data=np.ascontiguousarray(counts, dtype=np.float32),
         object_data=np.ascontiguousarray(object_init, dtype=np.complex64)[None],
         probe_data=ptychi_probe(probe),
@@ -285,6 +377,69 @@ def _check_origin(task, buffer: ObjectBuffer) -> None:
     want = ptychi_origin(buffer.shape)
     if not np.allclose(got, want):
         raise RuntimeError(f"pty-chi's position origin {got.tolist()} differs from the assumed {want.tolist()}")
+
+
+def _check_pixel_mask(task, counts: np.ndarray, free: np.ndarray) -> dict:
+    """The pixels pty-chi leaves out of its fit are our free pixels, holding our counts.
+
+    pty-chi's dataset holds the patterns and the valid-pixel mask fftshifted
+    alike (``fft_shift=True``); shifted back, the mask must be ``~free`` and
+    the patterns our counts, pixel for pixel, so that the pixel under each
+    False of the mask is a free pixel of ours. The noise model's copy of the
+    mask (the one that zeroes the gradient) must equal the dataset's.
+    """
+    dataset_mask = task.dataset.valid_pixel_mask.detach().cpu().numpy()
+    model_mask = task.reconstructor.noise_model.valid_pixel_mask.detach().cpu().numpy()
+    patterns = task.dataset.patterns.detach().cpu().numpy()
+    mask_back = np.fft.ifftshift(dataset_mask, axes=(-2, -1))
+    patterns_back = np.fft.ifftshift(patterns, axes=(-2, -1))
+    result = {
+        "mask_is_not_free": bool(np.array_equal(mask_back, ~free)),
+        "noise_model_mask_equal": bool(np.array_equal(model_mask, dataset_mask)),
+        "patterns_are_counts": bool(np.array_equal(patterns_back, counts.astype(np.float32))),
+        "held_out_counts": float(patterns[:, ~dataset_mask].astype(np.float64).sum()),
+        "free_pixel_counts": float(counts[:, free].sum()),
+    }
+    if not (
+        result["mask_is_not_free"]
+        and result["noise_model_mask_equal"]
+        and result["patterns_are_counts"]
+        and result["held_out_counts"] == result["free_pixel_counts"]
+    ):
+        raise RuntimeError(f"pty-chi's valid-pixel mask does not hold out our free pixels: {result}")
+    return result
+
+
+def _preconditioner_from_fitted_pixels(task) -> float:
+    """Initialise pty-chi's object preconditioner from the fitted pixels only; returns pty-chi's probe
+    renormalisation factor.
+
+    pty-chi 2.2.0 initialises the preconditioner, before the first epoch,
+    from the probe renormalised by ``sqrt(1 / max_i mean(pattern_i))``
+    (``Object.initialize_preconditioner``, ``utils.get_probe_renormalization_factor``):
+    a statistic of every pixel, free ones included, which sets the scale of
+    every object update (the step sizes almost, not exactly, compensate).
+    This does what its first pre-epoch hook would (``update_preconditioner``:
+    initialise, then average with the illumination map), with the free pixels
+    of the patterns set to 0; the later updates (every epoch up to the tenth,
+    then every tenth) use the probe alone and are pty-chi's own.
+    """
+    import torch
+    from ptychi.utils import get_probe_renormalization_factor
+
+    pg = task.reconstructor.parameter_group
+    if pg.object.preconditioner is not None:
+        raise RuntimeError("pty-chi's object preconditioner already exists before the first epoch")
+    with torch.no_grad():
+        dataset = task.dataset
+        fitted = dataset.patterns * dataset.valid_pixel_mask.to(dataset.patterns.device)
+        pg.object.update_preconditioner(
+            probe=pg.probe,
+            probe_positions=pg.probe_positions,
+            patterns=fitted,
+            use_all_modes=pg.object.options.build_preconditioner_with_all_modes,
+        )
+    return float(get_probe_renormalization_factor(fitted))
 
 
 def forward_model_check(
@@ -352,20 +507,27 @@ def reconstruct_ptychi(
     cfg: PtyChiConfig,
     seed: int,
     threads: int | None = None,
+    *,
+    stopping: StoppingConfig,
+    free_pixel_seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Reconstruct the object from the patterns ``rows`` of ``test`` with pty-chi LSQML.
+    """Reconstruct the object from the patterns ``rows`` of ``test`` with pty-chi LSQML, stopped by the free pixels.
 
     Args:
         test: the test split (counts, positions, the known probe in sqrt(photons)).
         rows: rows of ``test`` to use (a view's ``test_index``); all of them are used.
         frame_shape: (H, W) of the ground-truth frame the result is placed on.
-        cfg: epochs, batch size, noise model, probe refinement.
+        cfg: the epoch cap, batch size, noise model, probe refinement.
         seed: seeds torch (and pty-chi's numpy and random draws).
         threads: torch intra-op threads (None: torch's default).
+        stopping: the free-pixel rule (module docstring).
+        free_pixel_seed: the replicate seed the free-pixel mask is drawn from (the mask PtychoPINN_TTR holds out
+            for the same replicate); ``seed`` when not given.
 
     Returns:
-        (object (H, W) complex128 on our frame, 0 outside ``covered``;
-        covered (H, W) bool; info dict with timings, losses and checks).
+        (object (H, W) complex128 on our frame, the best check's, 0 outside ``covered``, exactly representable
+        in complex64; covered (H, W) bool; info dict with timings, losses, the stopping record and checks;
+        ``info["probe_best"]`` is the best check's probe in our convention, an array, not for JSON).
     """
     import torch
 
@@ -383,6 +545,11 @@ def reconstruct_ptychi(
     xs, ys = test.xcoords[rows].astype(np.float64), test.ycoords[rows].astype(np.float64)
     counts = test.counts()[rows]
     probe = np.asarray(test.probe, dtype=np.complex128)
+    cap = int(cfg.epochs)
+    check_every = int(stopping.check_every)
+    patience_checks = math.ceil(int(stopping.patience) / check_every)
+    mask_seed = int(seed if free_pixel_seed is None else free_pixel_seed)
+    free = free_pixel_mask(N, float(stopping.free_pixel_fraction), mask_seed)
 
     check = forward_model_check(xs, ys, probe, cfg, seed)
     log.info("forward-model check against ptycho_core.physics.forward: %s", json.dumps(check))
@@ -391,53 +558,110 @@ def reconstruct_ptychi(
 
     buffer = object_buffer(xs, ys, N)
     pos_y, pos_x = to_ptychi_positions(xs, ys, buffer)
+    _, inside = buffer_to_frame(np.zeros(buffer.shape, dtype=np.complex128), buffer, frame_shape)
+    covered = illuminated(np.column_stack([xs, ys]), probe, frame_shape) & inside
     torch.manual_seed(int(seed))
     opts = _lsqml_options(cfg, seed)
-    task = _build_task(opts, counts, np.ones(buffer.shape, dtype=np.complex64), probe, pos_y, pos_x)
+    init = np.ones(buffer.shape, dtype=np.complex64)
+    task = _build_task(opts, counts, init, probe, pos_y, pos_x, valid_pixel_mask=~free)
     _check_origin(task, buffer)
+    mask_check = _check_pixel_mask(task, counts, free)
+    mask_check["preconditioner_renormalisation_from_fitted_pixels"] = _preconditioner_from_fitted_pixels(task)
     probe_before = task.get_data_to_cpu("probe", as_numpy=True).copy()
     log.info(
-        "pty-chi LSQML: %d patterns, N=%d, buffer %s at our pixel (row %d, col %d), %d epochs, batch %d, %s noise, "
-        "probe %s, device %s, %d threads",
+        "pty-chi LSQML: %d patterns, N=%d, buffer %s at our pixel (row %d, col %d), at most %d epochs, batch %d, "
+        "%s noise, probe %s, device %s, %d threads; %d free pixels held out, free deviance checked every %d "
+        "epochs, stop after %d checks without a relative improvement of %g",
         rows.size,
         N,
         buffer.shape,
         buffer.row0,
         buffer.col0,
-        cfg.epochs,
+        cap,
         cfg.batch_size,
         cfg.noise_model,
         "refined" if cfg.probe_refinement else "fixed",
         device_name,
         torch.get_num_threads(),
+        int(free.sum()),
+        check_every,
+        patience_checks,
+        stopping.min_improvement,
     )
-    # The first epoch is timed on its own, so that a one-off start-up cost is
-    # not spread over the per-epoch figure (on a quiet 2-core CPU, 576
-    # patterns at N = 32: 0.10 s for the first epoch, 0.088 s for each later one).
-    t0 = time.perf_counter()
-    task.run(n_epochs=1)
-    first_epoch_seconds = time.perf_counter() - t0
-    if cfg.epochs > 1:
-        task.run(n_epochs=int(cfg.epochs) - 1, reset_timer_globals=False)
-    recon_seconds = time.perf_counter() - t0
 
-    buffer_obj = task.get_data_to_cpu("object", as_numpy=True)[0].astype(np.complex128)
+    t0 = time.perf_counter()
+    initial_free, initial_fitted = object_deviances(
+        returned_object(init, buffer, frame_shape, covered), probe, xs, ys, counts, free
+    )
+    check_seconds = time.perf_counter() - t0
+
+    history: list[dict] = []
+    best: float | None = None
+    best_epoch, wait, converged = 0, 0, False
+    best_buffer = best_probe = None
+    lsqml_seconds, first_epoch_seconds, done = 0.0, 0.0, 0
+    while done < cap:
+        n = min(check_every, cap - done)
+        t0 = time.perf_counter()
+        if done == 0:
+            # The first epoch is timed on its own, so that a one-off start-up cost is not spread over the
+            # per-epoch figure (on a quiet 2-core CPU, 576 patterns at N = 32: 0.10 s for the first epoch,
+            # 0.088 s for each later one).
+            task.run(n_epochs=1)
+            first_epoch_seconds = time.perf_counter() - t0
+            if n > 1:
+                task.run(n_epochs=n - 1, reset_timer_globals=False)
+        else:
+            task.run(n_epochs=n, reset_timer_globals=False)
+        lsqml_seconds += time.perf_counter() - t0
+        done += n
+
+        t0 = time.perf_counter()
+        buffer_obj = task.get_data_to_cpu("object", as_numpy=True)[0].astype(np.complex128)
+        probe_now = probe
+        if cfg.probe_refinement:  # the refined probe, back in our convention
+            probe_now = task.get_data_to_cpu("probe", as_numpy=True)[0, 0].astype(np.complex128) / probe_scale(N)
+        free_dev, fitted_dev = object_deviances(
+            returned_object(buffer_obj, buffer, frame_shape, covered), probe_now, xs, ys, counts, free
+        )
+        improved = math.isfinite(free_dev) and (best is None or free_dev < best - stopping.min_improvement * abs(best))
+        if improved:
+            best, best_epoch, wait = free_dev, done, 0
+            best_buffer, best_probe = buffer_obj.copy(), probe_now.copy()
+        else:
+            wait += 1
+        check_seconds += time.perf_counter() - t0
+        history.append({"epoch": done, "free_deviance": free_dev, "fitted_deviance": fitted_dev})
+        log.info(
+            "epoch %d: free deviance %.6g, fitted deviance %.6g%s",
+            done,
+            free_dev,
+            fitted_dev,
+            " (best)" if improved else f" ({wait} checks without improvement)",
+        )
+        if wait >= patience_checks:
+            converged = True
+            break
+    recon_seconds = lsqml_seconds + check_seconds
+    if best_buffer is None:
+        raise RuntimeError(f"pty-chi: no finite free deviance in {done} epochs: {history}")
+
     probe_after = task.get_data_to_cpu("probe", as_numpy=True)
     table = task.reconstructor.loss_tracker.table
     losses = [float(v) for v in table["loss"].to_numpy()]
     positions_after = task.get_data_to_cpu("probe_positions", as_numpy=True).astype(np.float64)
     x_back, y_back = from_ptychi_positions(positions_after[:, 0], positions_after[:, 1], buffer)
 
-    obj, inside = buffer_to_frame(buffer_obj, buffer, frame_shape)
-    covered = illuminated(np.column_stack([xs, ys]), probe, frame_shape) & inside
-    obj[~covered] = 0.0
+    obj = returned_object(best_buffer, buffer, frame_shape, covered)
+    best_row = next(h for h in history if h["epoch"] == best_epoch)
     probe_change = float(np.abs(probe_after - probe_before).max() / np.abs(probe_before).max())
+    epochs_run = len(losses)
     info = {
         "engine": "LSQML",
         "ptychi_version": importlib.metadata.version("ptychi"),
         "torch_version": torch.__version__,
         "ptychi_options": {
-            "num_epochs": int(cfg.epochs),
+            "num_epochs": cap,
             "batch_size": int(cfg.batch_size),
             "noise_model": cfg.noise_model,
             "probe_optimizable": bool(cfg.probe_refinement),
@@ -447,6 +671,7 @@ def reconstruct_ptychi(
             "determine_position_origin_coords_by": "SUPPORT",
             "random_seed": int(seed),
             "default_device": str(device_enum),
+            "valid_pixel_mask": "~free pixels (our convention; pty-chi fftshifts it with the patterns)",
         },
         "device": device_name,
         "torch_threads": int(torch.get_num_threads()),
@@ -462,14 +687,39 @@ def reconstruct_ptychi(
         },
         "covered_min_illumination": MIN_WEIGHT,
         "covered_pixels": int(covered.sum()),
+        "stopping": {
+            "rule": "free pixels: mean Poisson deviance of the held-out pixels (ptycho_core.sampling.free_pixels)",
+            "free_pixel_fraction": float(stopping.free_pixel_fraction),
+            "n_free_pixels": int(free.sum()),
+            "free_pixel_stream": free_pixel_entropy(mask_seed),
+            "min_improvement": float(stopping.min_improvement),
+            "patience_epochs": int(stopping.patience),
+            "check_every": check_every,
+            "patience_checks": patience_checks,
+            "epoch_cap": cap,
+        },
+        "free_deviance_initial": initial_free,
+        "fitted_deviance_initial": initial_fitted,
+        "free_deviance_history": history,
+        "free_deviance_first": history[0]["free_deviance"],
+        "free_deviance_best": float(best),
+        "fitted_deviance_at_best": best_row["fitted_deviance"],
+        "best_epoch": int(best_epoch),
+        "epochs_run": epochs_run,
+        "converged": bool(converged),
+        "stopped_by_free_deviance": bool(converged),
+        "pixel_mask_check": mask_check,
+        # with the probe fixed, the known probe (the array test.probe); with refinement, the best check's
+        "probe_best": best_probe,
         "reconstruction_seconds": recon_seconds,
-        "seconds_per_epoch": recon_seconds / max(int(cfg.epochs), 1),
+        "lsqml_seconds": lsqml_seconds,
+        "free_deviance_seconds": check_seconds,
+        "seconds_per_epoch": lsqml_seconds / max(epochs_run, 1),
         "first_epoch_seconds": first_epoch_seconds,
-        "seconds_per_epoch_after_first": (recon_seconds - first_epoch_seconds) / (int(cfg.epochs) - 1)
-        if cfg.epochs > 1
+        "seconds_per_epoch_after_first": (lsqml_seconds - first_epoch_seconds) / (epochs_run - 1)
+        if epochs_run > 1
         else None,
-        "epochs_run": len(losses),
-        "loss_function": "pty-chi displayed loss (MSE of sqrt intensities)",
+        "loss_function": "pty-chi displayed loss (MSE of sqrt intensities, every pixel, free ones included)",
         "initial_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "loss_history": losses,
@@ -480,5 +730,7 @@ def reconstruct_ptychi(
     }
     if not cfg.probe_refinement and probe_change != 0.0:
         raise RuntimeError(f"the probe changed ({probe_change:.3g} relative) although it is fixed")
+    if epochs_run != done:
+        raise RuntimeError(f"pty-chi's loss history has {epochs_run} epochs, {done} were run")
     del task
     return obj, covered, info

@@ -13,6 +13,24 @@ runs this module in the PtyChi environment's interpreter::
 Every path (the test split, the view and their sentinels, the
 reconstruction and its sentinel) is the cell's in :mod:`ptycho_core.layout`,
 below ``--root``.
+
+**Stopping** (``stopping``; :mod:`ptycho_core.recon.ptychi` has the rule).
+The replicate's free pixels (the same mask PtychoPINN_TTR holds out) are
+left out of the LSQML fit; LSQML stops where their mean Poisson deviance
+stops improving, ``ptychi.epochs`` being only a cap, and the best check's
+object is saved. Their noise is independent of the fitted pixels', so their
+deviance measures how well the object predicts counts it was not fitted to,
+without any ground truth. The reconstruction's metadata and the sentinel
+record the rule and its outcome (``stopped_by_free_deviance``,
+``best_epoch``, ``epochs_run``, ``free_deviance_best``, the history). Two
+checks can fail the job: the saved object's free deviance, recomputed from
+the reconstruction file, must equal the recorded best (to 1e-6 relative:
+the saved object is the best check's), and the best must be lower than the
+free deviance of the object of ones LSQML starts from (a refinement that
+never improved on the free pixels failed, as PtychoPINN_TTR's must improve
+on its starting network). A best at the first check passes, with a warning
+and ``improved_after_first_check`` false: at the lowest doses LSQML starts
+to fit the noise within the first ``check_every`` epochs.
 """
 
 from __future__ import annotations
@@ -33,9 +51,14 @@ from ptycho_core.io.sentinel import provenance
 from ptycho_core.io.view_index import load_view
 from ptycho_core.layout import Cell, ReconFiles, SimulatedFiles, ViewFiles
 from ptycho_core.methods import Method
-from ptycho_core.recon.ptychi import POSITION_TOLERANCE_PX, reconstruct_ptychi
+from ptycho_core.recon.ptychi import POSITION_TOLERANCE_PX, object_deviances, reconstruct_ptychi
+from ptycho_core.sampling.free_pixels import free_pixel_mask
 from ptycho_core.steps.skeleton import Step, require
 from ptycho_core.streams import ptychi_seed
+
+#: Largest relative difference between the free deviance recomputed from the saved reconstruction and the
+#: recorded best (the saved object is the best check's, so they differ only by rounding).
+FREE_DEVIANCE_RTOL = 1e-6
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +82,7 @@ def run_reconstruct_ptychi(
         "reconstruct_ptychi",
         study,
         sentinel=out.sentinel,
-        depends_on=("physics", "views", "ptychi"),
+        depends_on=("physics", "views", "ptychi", "stopping"),
         input_sentinels=[simulated.sentinel, view.sentinel],
         extra=cell.record(study),
     ) as step:
@@ -99,7 +122,12 @@ def _reconstruct(
     rows = view.test_index
     cfg = study.ptychi
 
-    obj, covered, info = reconstruct_ptychi(test, rows, frame_shape, cfg, ptychi_seed(seed), threads=threads)
+    stopping = study.stopping
+    obj, covered, info = reconstruct_ptychi(
+        test, rows, frame_shape, cfg, ptychi_seed(seed), threads=threads, stopping=stopping, free_pixel_seed=seed
+    )
+    stop = info["stopping"]
+    history = info["free_deviance_history"]
 
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -107,7 +135,14 @@ def _reconstruct(
         "dose": float(dose),
         "view": view_name,
         "seed": int(seed),
-        "epochs": int(cfg.epochs),
+        "epochs": int(cfg.epochs),  # the cap
+        "epochs_run": info["epochs_run"],
+        "best_epoch": info["best_epoch"],
+        "converged": info["converged"],
+        "stopped_by_free_deviance": info["stopped_by_free_deviance"],
+        "free_deviance_best": info["free_deviance_best"],
+        "free_deviance_history": history,
+        "stopping": stop,
         "batch_size": int(cfg.batch_size),
         "noise_model": cfg.noise_model,
         "probe_refinement": bool(cfg.probe_refinement),
@@ -151,6 +186,19 @@ def _reconstruct(
             "first_epoch_seconds": info["first_epoch_seconds"],
             "seconds_per_epoch_after_first": info["seconds_per_epoch_after_first"],
             "epochs_run": info["epochs_run"],
+            "epoch_cap": int(cfg.epochs),
+            "stopped_by_free_deviance": info["stopped_by_free_deviance"],
+            "converged": info["converged"],
+            "best_epoch": info["best_epoch"],
+            "n_free_pixels": stop["n_free_pixels"],
+            "free_pixel_fraction": stop["free_pixel_fraction"],
+            "free_deviance_initial": info["free_deviance_initial"],
+            "free_deviance_first": info["free_deviance_first"],
+            "free_deviance_best": info["free_deviance_best"],
+            "free_deviance_last": history[-1]["free_deviance"],
+            "fitted_deviance_at_best": info["fitted_deviance_at_best"],
+            "free_deviance_checks": len(history),
+            "free_deviance_seconds": info["free_deviance_seconds"],
             "initial_loss": info["initial_loss"],
             "final_loss": info["final_loss"],
             "probe_max_relative_change": info["probe_max_relative_change"],
@@ -184,6 +232,62 @@ def _reconstruct(
         len(losses) <= 1 or min(losses) < losses[0],
         f"initial {losses[0]:.6g}, best {min(losses):.6g}",
     )
+    # the saved object is the best check's: its free deviance, recomputed from the file with the same free pixels
+    # and our forward model, is the recorded best
+    free = free_pixel_mask(test.N, stopping.free_pixel_fraction, seed)
+    require(
+        out_recon,
+        "free pixels",
+        int(free.sum()) == stop["n_free_pixels"],
+        f"{int(free.sum())} free pixels here, {stop['n_free_pixels']} held out of the fit",
+    )
+    probe = test.probe if not cfg.probe_refinement else info["probe_best"]  # the file holds the object only
+    free_saved, _ = object_deviances(
+        recon.obj.astype(np.complex128),
+        probe,
+        test.xcoords[rows].astype(np.float64),
+        test.ycoords[rows].astype(np.float64),
+        test.counts()[rows],
+        free,
+    )
+    best = info["free_deviance_best"]
+    checks["free_deviance_of_saved_object"] = free_saved
+    require(
+        out_recon,
+        "saved object is the best check's",
+        np.isfinite(free_saved) and abs(free_saved - best) <= FREE_DEVIANCE_RTOL * abs(best),
+        f"free deviance {free_saved:.9g} recomputed from the file, {best:.9g} recorded at epoch {info['best_epoch']}",
+    )
+    free_history = [h["free_deviance"] for h in history]
+    require(out_recon, "finite free deviance", bool(np.all(np.isfinite(free_history))), f"{history}")
+    # A failed refinement never lowered the free deviance below that of the object of ones LSQML starts from (the
+    # analogue of PtychoPINN_TTR's starting network). A best at the first check is not a failure: at the lowest
+    # doses LSQML starts to fit the noise within the first check_every epochs (config/test.yaml, 100 photons,
+    # sparse view: epoch 1 of 1, 2, 3), and the rule then rightly keeps the first check's object.
+    initial = info["free_deviance_initial"]
+    require(
+        out_recon,
+        "free deviance improved",
+        best < initial,
+        f"the refinement never improved the free pixels: best free deviance {best:.6g} (epoch "
+        f"{info['best_epoch']}) is not below the starting object's (ones), {initial:.6g}; history {history}",
+    )
+    checks["improved_after_first_check"] = bool(best < info["free_deviance_first"])
+    if not checks["improved_after_first_check"]:
+        log.warning(
+            "the free deviance was lowest at the first check (epoch %d, %.6g; starting object %.6g): the best "
+            "object may lie within the first %d epochs",
+            history[0]["epoch"],
+            best,
+            initial,
+            stopping.check_every,
+        )
+    if not info["converged"]:
+        log.warning(
+            "pty-chi reached the cap of %d epochs before the free deviance stopped improving (best at epoch %d)",
+            cfg.epochs,
+            info["best_epoch"],
+        )
     require(
         out_recon,
         "positions unchanged",
@@ -196,6 +300,9 @@ def _reconstruct(
         ptychi_version=info["ptychi_version"],
         torch_version=info["torch_version"],
         loss_history=losses,
+        free_deviance_history=history,
+        stopping=stop,
+        pixel_mask_check=info["pixel_mask_check"],
     )
 
 
