@@ -26,7 +26,7 @@ PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)$")
 
 # The environment each rule runs in: the network rules need Keras/TensorFlow,
 # the PtyChi rule torch and pty-chi (never together with TensorFlow).
-NN_RULES = {"train", "refine", "reconstruct_network"}
+NN_RULES = {"train", "train_per_dose", "refine", "reconstruct_network"}
 PTYCHI_RULES = {"reconstruct_ptychi"}
 
 
