@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import zoom
 
+from ptycho_core import layout
 from ptycho_core.config import load_study
 from ptycho_core.io.datasets import load_diffraction_set, load_ground_truth
 from ptycho_core.io.npz import write_npz
@@ -124,7 +125,7 @@ def test_replaced_content_with_an_older_time_reruns_what_reads_it(file_study, tm
     workdir = tmp_path / "study"
     shutil.copytree(file_study, workdir, symlinks=True)
     examples = workdir / "config" / "examples"
-    old = (workdir / "results" / "simulate" / "ground_truth.npz").stat().st_mtime - 86400  # a day before the results
+    old = (workdir / layout.ground_truth(0).obj).stat().st_mtime - 86400  # a day before the results
     obj = np.load(examples / "object.npz")["object"]
     write_npz(examples / "object.npz", {"object": (obj * 0.97).astype(np.complex64)})
     os.utime(examples / "object.npz", (old, old))

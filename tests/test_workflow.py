@@ -64,8 +64,8 @@ def test_simulate_outputs_and_sentinels(study_run):
         assert train_obj.metadata["object"]["seed"] == drawn.train_seed != gt.metadata["object"]["seed"]
         assert gt.metadata["object"]["seed"] == drawn.seed
         assert not np.allclose(train_obj.obj, gt.obj)
-    assert (workdir / "logs/ground_truth.log").is_file()
-    assert (workdir / "benchmarks/ground_truth.tsv").is_file()
+    assert (workdir / layout.log("ground_truth", layout.Cell.replicate(0))).is_file()
+    assert (workdir / layout.benchmark("ground_truth", layout.Cell.replicate(0))).is_file()
     for label, dose in study.dose_labels().items():
         for seed in study.seeds:
             cell = workdir / f"results/simulate/dose_{label}/seed_{seed}"  # the layout, spelled out once here
@@ -76,11 +76,14 @@ def test_simulate_outputs_and_sentinels(study_run):
             assert abs(checks["train_mean_counts_z"]) <= 5 and abs(checks["test_mean_counts_z"]) <= 5
             if study.object.train_seed is None:
                 assert checks["guard_gap_px"] >= checks["probe_fwhm_diameter_px"]
-            else:  # the training split covers the training object's whole scan; the test region keeps its guard
-                assert checks["test_region_margin_px"] >= checks["probe_fwhm_diameter_px"] / 2
+            else:  # both splits cover the whole base scan, each on its own object (checked below)
+                assert "test_region_margin_px" not in checks
             train = load_diffraction_set(cell / "train.npz")
             test = load_diffraction_set(cell / "test.npz")
             assert train.metadata["dose"] == dose and test.metadata["seed"] == seed
+            if study.object.train_seed is not None:
+                assert train.n == test.n == train.metadata["scan"]["n_base"]
+                np.testing.assert_array_equal(train.xcoords, test.xcoords)
             assert train.N == test.N == study.N
             assert train.metadata["provenance"]["config_hash"] == study.config_hash()
             assert (cell / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
