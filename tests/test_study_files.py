@@ -97,8 +97,11 @@ def test_a_key_named_twice_in_the_default_study_is_refused(tmp_path):
     """config/config.yaml is read strictly too, with no --configfile."""
     workdir = deploy(tmp_path)
     default = workdir / "config" / "config.yaml"
-    default.write_text(default.read_text(encoding="utf-8") + "N: 48\n", encoding="utf-8")
+    text = default.read_text(encoding="utf-8")
+    default.write_text(text + "N: 48\n", encoding="utf-8")
+    first = 1 + text.splitlines().index(next(line for line in text.splitlines() if line.startswith("N:")))
     proc = dry_run(workdir)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "config/config.yaml: key 'N': named twice, on lines 6 and 83 (a study file names each key once)" in out, out
+    expected = f"config/config.yaml: key 'N': named twice, on lines {first} and {len(text.splitlines()) + 1} "
+    assert expected + "(a study file names each key once)" in out, out
