@@ -23,9 +23,9 @@ assertions run here, in the main environment:
   ``best_epoch`` epochs gives the same object; with probe refinement, the
   best check's probe is the one that gives the recorded best;
 - the step's checks can fail: fed (in this process, the reconstruction
-  replaced by a recorded one) an object that is not the best check's, or a
-  record whose best never improved on the object of ones LSQML starts from,
-  it fails saying so; a best at the first check passes, with a warning.
+  replaced by a recorded one) an object that is not the best check's, it
+  fails saying so; a record whose best never improved on the object of ones
+  LSQML starts from, or a best at the first check, passes with a warning.
 
 pty-chi runs on one torch thread here: with two on a 2-core machine that
 another job keeps busy, torch's OpenMP threads wait on each other and an
@@ -390,13 +390,16 @@ def test_step_fails_when_the_saved_object_is_not_the_best_checks(monkeypatch, st
         _step_with(monkeypatch, simulated, tmp_path, other, stop["covered"], stop["info"])
 
 
-def test_step_fails_when_the_free_deviance_never_improved(monkeypatch, stop_runs, simulated, tmp_path):
+def test_step_records_a_free_deviance_that_never_beat_the_start(monkeypatch, stop_runs, simulated, tmp_path, caplog):
+    """At 3 photons per pattern the free pixels cannot tell a reconstruction from the flat start: the best check's
+    object is kept and the sentinel says so (a failed job would drop the cell from the study)."""
     stop = stop_runs["stop"]
     info = json.loads(json.dumps(stop["info"]))
     # the record of a run none of whose checks beat the object of ones it started from
     info["free_deviance_initial"] = info["free_deviance_best"] * 0.99
-    with pytest.raises(ArtifactCheckError, match="never improved the free pixels"):
-        _step_with(monkeypatch, simulated, tmp_path, stop["obj"], stop["covered"], info)
+    checks = _step_with(monkeypatch, simulated, tmp_path, stop["obj"], stop["covered"], info)["checks"]
+    assert checks["improved_over_start"] is False
+    assert "never fell below the starting object's" in caplog.text
 
 
 def test_step_accepts_a_best_first_check(monkeypatch, stop_runs, simulated, tmp_path, caplog):
