@@ -45,9 +45,7 @@ __all__ = [
     "ScoreFiles",
     "SimulatedFiles",
     "ViewFiles",
-    "CELL_RULES",
     "benchmark",
-    "benchmarks",
     "bundle",
     "cells",
     "ground_truth",
@@ -361,27 +359,6 @@ def _jobs(study: StudyConfig) -> Iterator[tuple[str, Cell | None, tuple[str, ...
     files = report([v.name for v in study.views])
     yield "report", None, tuple(p for p in files if p != files.inventory)
     yield "inventory", None, (files.inventory,)
-
-
-#: The rules whose jobs the run-time table counts: every job of a cell (the report's own are not).
-CELL_RULES = (
-    "simulate",
-    "views",
-    "train",
-    "train_per_dose",
-    "refine",
-    *dict.fromkeys(m.spec.reconstruct_step for m in Method),
-    "score",
-)
-
-
-def benchmarks(study: StudyConfig, rules: tuple[str, ...] = CELL_RULES) -> dict[str, list[str]]:
-    """The benchmark files of every job of ``rules`` in ``study``, by rule."""
-    out: dict[str, list[str]] = {r: [] for r in rules}
-    for rule, cell, _ in _jobs(study):
-        if rule in out:
-            out[rule].append(benchmark(rule, cell))
-    return out
 
 
 def benchmark_jobs(study: StudyConfig) -> list[tuple[str, Cell | None, str]]:
