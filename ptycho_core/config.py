@@ -160,7 +160,9 @@ class PtyChiConfig:
 
 @dataclass(frozen=True)
 class RefinementConfig:
-    max_epochs: int
+    max_steps: int
+    steps_per_check: int
+    check_groups: int
     batch_size: int
     learning_rate: float
     lr_patience: int

@@ -67,7 +67,7 @@ def main() -> None:
                 row["fit_s"] = (
                     out["train"]["fit_seconds"] if method == "PtychoPINN" else out["refine"]["refine_seconds"]
                 )
-                row["epochs"] = out["train"]["epochs_run"] if method == "PtychoPINN" else out["refine"]["epochs_run"]
+                row["epochs"] = out["train"]["epochs_run"] if method == "PtychoPINN" else out["refine"]["passes_run"]
                 rows.append(row)
                 print(
                     f"{precision:15} seed {seed} {method:15} "

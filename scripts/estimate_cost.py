@@ -21,7 +21,8 @@ estimated as that rate times its own work. The work of a job is a proxy, :func:`
 - ``views``: rows of the view (training + test; positions, not patterns: no N^2);
 - ``train``: the view's training patterns x N^2 x ``training.epochs``; ``train_per_dose``: every training
   pattern of the dose x N^2 x ``training.epochs``;
-- ``refine``: the view's test patterns x N^2 x ``refinement.max_epochs``;
+- ``refine``: ``refinement.max_steps`` x ``refinement.batch_size`` x N^2 (a cap; its cost does not depend on
+  the view's number of groups);
 - ``reconstruct_network``, ``score``: the view's test patterns x N^2;
   ``reconstruct_ptychi``: the same x ``ptychi.epochs`` (a cap);
 - ``ground_truth``, ``training_object``: object pixels (``object.size``^2);
@@ -163,7 +164,7 @@ class Workload:
         per_rule = {
             "views": train + test,
             "train": train * n2 * s.training.epochs,
-            "refine": test * n2 * s.refinement.max_epochs,
+            "refine": s.refinement.max_steps * s.refinement.batch_size * n2,
             "reconstruct_network": test * n2,
             "reconstruct_ptychi": test * n2 * s.ptychi.epochs,
             "score": test * n2,
@@ -305,7 +306,7 @@ def report_lines(
         f"{max(total_s / cores, longest_s) / 3600:.3f} h of wall time (the total over the cores, and no less "
         f"than the longest job, {longest_s / 3600:.3f} h); dependencies make it longer.",
         "Train, refine and PtyChi times depend on the data: the estimate scales with the configured maximum epochs "
-        "(training.epochs, refinement.max_epochs, ptychi.epochs), and early stopping or the stopping rule may end "
+        "(training.epochs, refinement.max_steps, ptychi.epochs), and early stopping or the stopping rule may end "
         "them sooner.",
     ]
     if unmeasured:

@@ -112,7 +112,7 @@ STUDY = {
     "views": {VIEW: {"stride": 1}},
     "grouping": {"gridsize": 2, "K": 6, "max_radius_diameters": 1.0, "train_groups_per_position": 2},
     "training": {"filters": [8, 16, 32], "epochs": 3, "batch_size": 16, "early_stopping_patience": 10},
-    "refinement": {"max_epochs": 3},
+    "refinement": {"max_steps": 6, "steps_per_check": 2},
     "stopping": {"patience": 2},
     "ptychi": {"epochs": 5, "batch_size": 40},
 }

@@ -102,7 +102,7 @@ STUDY = {
         "learning_rate": 3.0e-4,
         "early_stopping_patience": 10,
     },
-    "refinement": {"max_epochs": 40},
+    "refinement": {"max_steps": 1000, "steps_per_check": 25},
 }
 
 #: Phase MS-SSIM each method must reach on the stitched evaluation region.
@@ -173,9 +173,10 @@ def test_stitched_test_region_phase_ms_ssim_and_raw_amplitude_scale(pipeline, me
         f"epochs {pipeline['train']['epochs_run']}, fit {pipeline['train']['fit_seconds']:.0f} s"
         if method == "PtychoPINN"
         else (
-            f"refinement epochs {pipeline['refine']['epochs_run']} (converged {pipeline['refine']['converged']}), "
+            f"refinement steps {pipeline['refine']['steps_run']} ({pipeline['refine']['passes_run']:.1f} passes, "
+            f"converged {pipeline['refine']['converged']}), "
             f"free deviance {pipeline['refine']['free_deviance_before']:.3g} -> "
-            f"{pipeline['refine']['free_deviance_best']:.3g} (best epoch {pipeline['refine']['best_epoch']}), "
+            f"{pipeline['refine']['free_deviance_best']:.3g} (best step {pipeline['refine']['best_step']}), "
             f"{pipeline['refine']['refine_seconds']:.0f} s"
         )
     )

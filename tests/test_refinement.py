@@ -130,16 +130,16 @@ def test_the_stop_keeps_the_starting_network_when_the_free_deviance_never_falls(
     stop.on_train_begin()
     for epoch, free_nll in enumerate((0.7, 0.6)):  # free deviance 1.4, 1.2: worse than the start (1.0)
         model.set_weights([w + 1.0 for w in model.get_weights()])
-        logs = {"loss": 0.1, "free_nll": free_nll}
+        logs = {"val_loss": 0.1, "val_free_nll": free_nll}
         stop.on_epoch_end(epoch, logs)
         assert logs["free_deviance"] == pytest.approx(2 * free_nll) and logs["deviance"] == pytest.approx(0.2)
-    assert stop.converged and model.stop_training and stop.best_epoch == 0
+    assert stop.converged and model.stop_training and stop.best_check == 0
     stop.on_train_end()
     for a, b in zip(model.get_weights(), start):
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_stop_keeps_the_best_epoch():
+def test_the_stop_keeps_the_best_check():
     import keras
 
     from ptycho_core.nn.refinement import FreeDevianceStop
@@ -153,8 +153,51 @@ def test_the_stop_keeps_the_best_epoch():
         model.set_weights([w + 1.0 for w in model.get_weights()])
         if epoch == 1:
             kept = [w.copy() for w in model.get_weights()]
-        stop.on_epoch_end(epoch, {"loss": 0.1, "free_nll": free_nll})
-    assert stop.best_epoch == 2 and stop.best == pytest.approx(0.6) and stop.converged
+        stop.on_epoch_end(epoch, {"val_loss": 0.1, "val_free_nll": free_nll})
+    assert stop.best_check == 2 and stop.best == pytest.approx(0.6) and stop.converged
     stop.on_train_end()
     for a, b in zip(model.get_weights(), kept):
         np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------
+# counted in optimiser steps: an endless stream of groups, checked on a fixed set
+# --------------------------------------------------------------------------
+
+
+def test_the_step_stream_serves_every_group_once_per_pass_and_is_a_function_of_its_seed():
+    from ptycho_core.nn.refinement import RoundBatches
+
+    rng = np.random.default_rng(11)
+    n, N = 10, 8
+    sqrt_counts = rng.uniform(0, 3, size=(n, N, N)).astype(np.float32)
+    groups = np.arange(n)[:, None] * np.ones((1, 4), dtype=int)  # group g: pattern g four times
+    batches = training.GroupBatches(sqrt_counts, rng.uniform(0, 9, size=(n, 2)), groups, batch_size=3)
+
+    def served(stream, rounds):
+        seen = []
+        for _ in range(rounds):
+            for i in range(len(stream)):
+                (x, _), _ = stream[i]
+                seen += [int(np.argmin(np.abs(sqrt_counts - x[j, ..., 0]).sum(axis=(1, 2)))) for j in range(len(x))]
+            stream.on_epoch_end()
+        return seen
+
+    stream = RoundBatches(batches, steps=5, seed=7)
+    assert stream.per_pass == 4 and len(stream) == 5  # 10 groups in batches of 3: 3 + 3 + 3 + 1
+    seen = served(stream, rounds=4)  # 20 batches: five passes, each a permutation of the ten groups
+    passes = [seen[p * 10 : (p + 1) * 10] for p in range(5)]
+    assert all(sorted(p) == list(range(n)) for p in passes)
+    assert len({tuple(p) for p in passes}) > 1  # reshuffled between passes
+    assert served(RoundBatches(batches, steps=5, seed=7), rounds=4) == seen  # a function of the seed
+    assert served(RoundBatches(batches, steps=5, seed=8), rounds=4) != seen
+
+
+def test_the_check_set_is_every_group_or_a_fixed_draw():
+    from ptycho_core.nn.refinement import check_set
+
+    np.testing.assert_array_equal(check_set(40, 256, seed=3), np.arange(40))
+    drawn = check_set(1444, 256, seed=3)
+    assert drawn.size == 256 and np.unique(drawn).size == 256 and np.all(np.diff(drawn) > 0)
+    np.testing.assert_array_equal(check_set(1444, 256, seed=3), drawn)
+    assert not np.array_equal(check_set(1444, 256, seed=4), drawn)

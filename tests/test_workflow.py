@@ -274,8 +274,8 @@ RERUN_SCOPE = {
         lambda c: c["stopping"].update(patience=c["stopping"]["patience"] + 1),
         {"study_config", "refine", "reconstruct_ptychi", "reconstruct_network", "score", "report", "inventory"},
     ),
-    "refinement.max_epochs": (
-        lambda c: c["refinement"].update(max_epochs=c["refinement"]["max_epochs"] + 1),
+    "refinement.max_steps": (
+        lambda c: c["refinement"].update(max_steps=c["refinement"]["max_steps"] + 1),
         {"refine", "reconstruct_network", "score", "report", "inventory"},
     ),
     "ptychi.epochs": (

@@ -7,6 +7,13 @@ the known probe) and the same Poisson loss. It sees the test split's
 measured counts and positions only, exactly the data the iterative arm
 gets; never a label, never the ground truth.
 
+**Counted in optimiser steps.** The test groups are served as one endless
+shuffled stream (:class:`RoundBatches`, a new permutation per pass), cut
+into checks of ``steps_per_check`` optimiser steps, so that a view's
+refinement costs what its steps cost whatever its number of groups (the
+sparse view has a sixteenth of the dense view's groups: counted in passes
+it got 2 steps where the dense view got 18).
+
 **Stopping: free pixels** (``stopping`` in the configuration, the rule
 PtyChi follows too; :mod:`ptycho_core.sampling.free_pixels`). A fixed random
 fraction of the detector pixels, the same in every pattern of the replicate,
@@ -14,16 +21,19 @@ is held out: the loss is the mean Poisson NLL, I - k log I, over the fitted
 pixels only, and the network's input has each free pixel replaced by the
 mean of its fitted neighbours (:func:`fill_free_pixels`: a physics-informed
 network nearly reproduces its input pattern, so a free pixel's own noise
-must not reach it). The loss of the saturated model (I = k) is a constant of
-the data, so 2 (NLL - saturated) is the mean Poisson deviance per pixel,
->= 0, on the fitted pixels (``deviance``) and on the free ones
-(``free_deviance``, a metric, never a gradient). An epoch improves when the
-free deviance falls by more than ``min_improvement`` of the best so far,
-the starting network's included; after ``patience`` epochs without
-improvement the refinement stops and the best weights are restored, which
-may be the starting network's (the refinement then changed nothing, and
-says so). Reaching ``max_epochs`` first is recorded as not converged. The
-reconstruction step then predicts from the full patterns.
+must not reach it). After every check's steps, the network (inference
+mode) is evaluated on a fixed check set of test groups (all of them, or
+``check_groups`` drawn once with the refinement's seed): the loss of the
+saturated model (I = k) is a constant of the data, so 2 (NLL - saturated)
+is the mean Poisson deviance per pixel, >= 0, on the fitted pixels
+(``deviance``) and on the free ones (``free_deviance``, never a gradient).
+A check improves when the free deviance falls by more than
+``min_improvement`` of the best so far, the starting network's included;
+after ``patience`` checks without improvement the refinement stops and the
+best weights are restored, which may be the starting network's (the
+refinement then changed nothing, and says so). Reaching ``max_steps``
+first is recorded as not converged. The reconstruction step then predicts
+from the full patterns.
 
 Plain PtychoPINN stays in the study: the two answer different questions
 (amortised inference vs per-scan refinement); the wall time of this step is
@@ -94,12 +104,45 @@ def masked_poisson_loss(pixels: np.ndarray, name: str):
     return loss
 
 
+class RoundBatches(keras.utils.PyDataset):
+    """An endless stream of batches over the groups of ``batches``, a new permutation per pass (drawn from ``seed``
+    and the pass number, so the stream is a function of the seed alone), cut into rounds of ``steps`` batches: one
+    Keras epoch per round, one stopping check after each."""
+
+    def __init__(self, batches, steps: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.batches, self.steps, self.seed, self.round = batches, int(steps), int(seed), 0
+        self.n_samples = len(batches.groups)
+        self.per_pass = math.ceil(self.n_samples / batches.batch_size)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, i):
+        p, b = divmod(self.round * self.steps + int(i), self.per_pass)
+        order = np.random.default_rng([self.seed, 0, p]).permutation(self.n_samples)
+        size = self.batches.batch_size
+        return self.batches.batch(order[b * size : (b + 1) * size])
+
+    def on_epoch_end(self):
+        self.round += 1
+
+
+def check_set(n_groups: int, size: int, seed: int) -> np.ndarray:
+    """The groups (sorted indices) on which every check evaluates the deviances: all ``n_groups`` if at most
+    ``size``, else ``size`` of them drawn without replacement from ``seed``."""
+    if n_groups <= size:
+        return np.arange(n_groups)
+    return np.sort(np.random.default_rng([int(seed), 1]).choice(n_groups, size=int(size), replace=False))
+
+
 class FreeDevianceStop(keras.callbacks.Callback):
     """Stop when the free pixels' Poisson deviance stops improving by a relative margin; keep the best weights.
 
-    Adds ``deviance`` (fitted pixels) and ``free_deviance`` (free pixels), 2 (NLL - saturated) each, to each
-    epoch's logs, before the learning-rate schedule and the history read them. The starting network is the
-    first candidate (``start``: its free deviance), so the result is never worse on the free pixels.
+    Reads the check set's losses (``val_loss``: fitted pixels, ``val_free_nll``: free pixels) and adds
+    ``deviance`` and ``free_deviance``, 2 (NLL - saturated) each, to each check's logs, before the learning-rate
+    schedule and the history read them. The starting network is the first candidate (``start``: its free
+    deviance), so the result is never worse on the free pixels of the check set.
     """
 
     def __init__(self, saturated: float, saturated_free: float, start: float, min_improvement: float, patience: int):
@@ -107,7 +150,7 @@ class FreeDevianceStop(keras.callbacks.Callback):
         self.saturated, self.saturated_free = float(saturated), float(saturated_free)
         self.min_improvement = float(min_improvement)
         self.patience = int(patience)
-        self.best, self.best_epoch, self.wait, self.converged = float(start), 0, 0, False
+        self.best, self.best_check, self.wait, self.converged = float(start), 0, 0, False
         self.best_weights = None
 
     def on_train_begin(self, logs=None):
@@ -115,11 +158,11 @@ class FreeDevianceStop(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logs["deviance"] = 2.0 * (float(logs["loss"]) - self.saturated)
-        free = 2.0 * (float(logs["free_nll"]) - self.saturated_free)
+        logs["deviance"] = 2.0 * (float(logs["val_loss"]) - self.saturated)
+        free = 2.0 * (float(logs["val_free_nll"]) - self.saturated_free)
         logs["free_deviance"] = free
         if math.isfinite(free) and free < self.best - self.min_improvement * abs(self.best):
-            self.best, self.best_epoch, self.wait = free, epoch + 1, 0
+            self.best, self.best_check, self.wait = free, epoch + 1, 0
             self.best_weights = self.model.get_weights()
         else:
             self.wait += 1
@@ -149,7 +192,6 @@ def refine(
     from ptycho_core.nn.backend import compute_record
 
     keras.utils.set_random_seed(int(seed))
-    rng = np.random.default_rng(int(seed))
     free = np.asarray(free, dtype=bool)
     canvas = models.canvas_size_for(training.group_offsets(positions, groups), probe.shape[-1])
     fit_model = models.build_pinn_training_model(obj_model, probe, canvas)
@@ -159,10 +201,13 @@ def refine(
         metrics=[masked_poisson_loss(free, "free_nll")],
     )
     inputs = fill_free_pixels(sqrt_counts, free)
-    batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, rng=rng, inputs=inputs)
-    members = groups.ravel()
+    batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, inputs=inputs)
+    stream = RoundBatches(batches, cfg.steps_per_check, seed)
+    checked = groups[check_set(len(groups), cfg.check_groups, seed)]
+    check = training.GroupBatches(sqrt_counts, positions, checked, cfg.batch_size, inputs=inputs)
+    members = checked.ravel()
     saturated, saturated_free = saturated_nll(sqrt_counts, members, ~free), saturated_nll(sqrt_counts, members, free)
-    loss0, free0 = (float(v) for v in fit_model.evaluate(batches, verbose=0))
+    loss0, free0 = (float(v) for v in fit_model.evaluate(check, verbose=0))
     before, before_free = 2.0 * (loss0 - saturated), 2.0 * (free0 - saturated_free)
     stop = FreeDevianceStop(saturated, saturated_free, before_free, stopping.min_improvement, stopping.patience)
     callbacks = [
@@ -171,19 +216,27 @@ def refine(
             monitor="free_deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min"
         ),
     ]
+    max_checks = math.ceil(cfg.max_steps / cfg.steps_per_check)
     t0 = time.perf_counter()
-    history = fit_model.fit(batches, epochs=cfg.max_epochs, callbacks=callbacks, verbose=verbose).history
+    history = fit_model.fit(
+        stream, validation_data=check, epochs=max_checks, callbacks=callbacks, verbose=verbose
+    ).history
     seconds = time.perf_counter() - t0
+    checks_run = len(history["loss"])
     return {
         "history": history,
         "deviance_before": before,
         "free_deviance_before": before_free,
         "free_deviance_best": stop.best,
-        "best_epoch": stop.best_epoch,
-        "improved": stop.best_epoch > 0,
-        "epochs_run": len(history["loss"]),
+        "best_check": stop.best_check,
+        "best_step": stop.best_check * cfg.steps_per_check,
+        "improved": stop.best_check > 0,
+        "checks_run": checks_run,
+        "steps_run": checks_run * cfg.steps_per_check,
+        "passes_run": checks_run * cfg.steps_per_check / stream.per_pass,
         "converged": stop.converged,
         "refine_seconds": seconds,
+        "n_check_groups": int(len(checked)),
         "canvas_size": canvas,
         "saturated_nll": saturated,
         "saturated_nll_free": saturated_free,

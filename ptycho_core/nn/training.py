@@ -88,7 +88,11 @@ class GroupBatches(keras.utils.PyDataset):
         return math.ceil(len(self.groups) / self.batch_size)
 
     def __getitem__(self, i):
-        g = self.groups[self.order[i * self.batch_size : (i + 1) * self.batch_size]]
+        return self.batch(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+
+    def batch(self, samples: np.ndarray):
+        """The batch of the samples (indices into ``groups``) ``samples``."""
+        g = self.groups[samples]
         x = np.moveaxis(self.inputs[g], 1, -1)  # (b, N, N, C)
         if self.targets is not None:
             amp, phase = self.targets
@@ -177,11 +181,12 @@ def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_c
     return model.fit(train, validation_data=val, epochs=fit_cfg.epochs, callbacks=callbacks, verbose=verbose)
 
 
-def history_csv(history: dict) -> str:
+def history_csv(history: dict, index: str = "epoch") -> str:
+    """One row per epoch (or per ``index``: a refinement's checks), numbered from 1."""
     keys = list(history)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["epoch", *keys])
+    w.writerow([index, *keys])
     for i in range(len(history[keys[0]])):
         w.writerow([i + 1, *(repr(float(history[k][i])) for k in keys)])
     return buf.getvalue()

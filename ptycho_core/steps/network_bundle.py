@@ -42,6 +42,7 @@ def write_bundle(
     history_csv: str,
     curve: dict,
     title: str,
+    xlabel: str = "epoch",
 ) -> float:
     """Save ``model`` with ``sidecar`` (Keras and library versions and provenance added), verify the reload on
     ``probe_batch``, then write the history CSV and the loss ``curve`` figure; returns the reload difference."""
@@ -59,5 +60,5 @@ def write_bundle(
     save_bundle(out.model, out.sidecar, model, full)
     diff = verify_reload(model, out.model, out.sidecar, probe_batch, N=N, channels=channels, probe=probe)
     atomic_write_text(out.history, history_csv)
-    loss_figure(out.figure, curve, title)
+    loss_figure(out.figure, curve, title, xlabel)
     return diff

@@ -95,14 +95,14 @@ def _refine(
     checks = step.checks
     checks.update(rec)
     checks["n_test_groups"] = int(groups.shape[0])
-    checks["groups_per_second"] = groups.shape[0] * rec["epochs_run"] / rec["refine_seconds"]
+    checks["steps_per_second"] = rec["steps_run"] / rec["refine_seconds"]
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
     free_history = np.asarray(history["free_deviance"], dtype=np.float64)
     require(out_model, "finite free deviance", np.all(np.isfinite(free_history)), f"{free_history.tolist()}")
     # a deviance is >= 0 (0 at I = k): a negative one would mean the saturated value is not the loss's own
     lowest = min(rec["free_deviance_before"], float(free_history.min()))
     require(out_model, "free deviance >= 0", lowest >= -1e-3, f"lowest free deviance {lowest:.6g}")
-    # the kept iterate is a candidate (the start or an epoch) within the rule's margin of the lowest one seen
+    # the kept iterate is a candidate (the start or a check) within the rule's margin of the lowest one seen
     m = study.stopping.min_improvement
     best = rec["free_deviance_best"]
     require(
@@ -114,7 +114,7 @@ def _refine(
     if not rec["improved"]:
         log.warning("refinement never lowered the free deviance: the refined network is the starting one")
     if not rec["converged"]:
-        log.warning("refinement reached max_epochs = %d before the free deviance stopped", study.refinement.max_epochs)
+        log.warning("refinement reached max_steps = %d before the free deviance stopped", study.refinement.max_steps)
 
     sidecar = {
         **{
@@ -143,9 +143,12 @@ def _refine(
                 "deviance_before",
                 "free_deviance_before",
                 "free_deviance_best",
-                "best_epoch",
+                "best_check",
+                "best_step",
                 "improved",
-                "epochs_run",
+                "checks_run",
+                "steps_run",
+                "passes_run",
                 "converged",
                 "refine_seconds",
             )
@@ -163,8 +166,9 @@ def _refine(
         sidecar,
         probe_batch=x,
         probe=test.probe,
-        history_csv=history_csv(history),
+        history_csv=history_csv(history, index="check"),
         curve={"loss": history["deviance"], "val_loss": history["free_deviance"]},
-        title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the test counts "
-        "(fitted pixels; free pixels as validation)",
+        title=f"{method.value}, dose {dose:.3g}, view {view_name}, seed {seed}: Poisson deviance of the check set's "
+        f"test counts per check of {study.refinement.steps_per_check} steps (fitted pixels; free pixels as validation)",
+        xlabel=f"check (every {study.refinement.steps_per_check} optimiser steps)",
     )
