@@ -48,8 +48,11 @@ from scipy.spatial import cKDTree
 
 from ptycho_core.recon.stitch import to_grid
 
-#: Components up to this many units are solved with a dense eigendecomposition.
-DENSE_LIMIT = 1500
+#: Components up to this many units are solved with a dense eigendecomposition, larger ones with Lanczos
+#: (eigsh, the leading eigenvector only). Measured on the Baseline's 1,444 units of a dense view of the default
+#: study (a 1444 x 1444 matrix, 819,414 non-zeros): dense eigh 6.4 s, eigsh 0.22 s, the same vector (overlap 1 -
+#: 1e-16; leading eigenvalues 0.9976, 0.9685).
+DENSE_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,8 @@ def _leading_phases(H: scipy.sparse.csr_matrix) -> np.ndarray:
     else:
         _, vecs = scipy.sparse.linalg.eigsh(Hn, k=1, which="LA", v0=np.ones(m, dtype=np.complex128), tol=1e-10)
         v = vecs[:, 0]
-    t = np.angle(v)
-    return t - np.angle(np.sum(degree * np.exp(1j * t)))  # degree-weighted circular mean zero
+    z = np.exp(1j * np.angle(v))
+    return np.angle(z * np.conj(np.sum(degree * z)))  # in (-pi, pi], degree-weighted circular mean zero
 
 
 def synchronise(
