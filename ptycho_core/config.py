@@ -148,6 +148,7 @@ class TrainingConfig:
     early_stopping_patience: int
     lr_patience: int
     precision: str
+    seed_draw: int
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,15 @@ def group_entropy(seed: int, view: str, split: str) -> list[int]:
     return [int(seed), GROUPS, *view.encode(), 0, *split.encode()]
 
 
-def training_seed(seed: int, method: str, view: str) -> int:
-    """Integer seed of one training (or refinement) job: Keras' seed and the batch order."""
+def training_seed(seed: int, method: str, view: str, draw: int = 0) -> int:
+    """Integer seed of one training (or refinement) job: Keras' seed and the batch order.
+
+    ``draw`` (``training.seed_draw``): another draw of the training seeds on the same data; draw 0 is the
+    study's (its entropy has no draw term, so the seeds of studies before the key existed are unchanged).
+    """
     method_id = str(getattr(method, "value", method))  # a Method or its canonical id
-    ss = np.random.SeedSequence([int(seed), TRAINING, *method_id.encode(), 0, *view.encode()])
+    extra = [] if int(draw) == 0 else [1, int(draw)]
+    ss = np.random.SeedSequence([int(seed), TRAINING, *method_id.encode(), 0, *view.encode(), *extra])
     return int(ss.generate_state(1)[0])
 
 

@@ -609,3 +609,16 @@ def test_an_empty_study_file_is_the_default_study(tmp_path):
     path.write_text("# nothing set\n", encoding="utf-8")
     assert read_study_file(path) == {}
     assert load_study(path) == study_from_dict({})
+
+
+def test_a_training_seed_draw_changes_every_training_seed_and_draw_0_keeps_the_study_s():
+    """training.seed_draw retrains on the same data with new seeds; draw 0 is the seed every study had."""
+    import numpy as np
+
+    from ptycho_core.streams import TRAINING, training_seed
+
+    legacy = int(np.random.SeedSequence([3, TRAINING, *b"PtychoPINN", 0, *b"dense"]).generate_state(1)[0])
+    assert training_seed(3, "PtychoPINN", "dense") == training_seed(3, "PtychoPINN", "dense", 0) == legacy
+    draws = {training_seed(3, "PtychoPINN", "dense", d) for d in range(4)}
+    assert len(draws) == 4
+    assert training_seed(3, "Baseline", "", 1) != training_seed(3, "Baseline", "", 0)

@@ -84,7 +84,7 @@ def _refine(
         sidecar_path, "method", side["method"] == source.value, f"bundle of {side['method']}, expected {source.value}"
     )
     positions = np.column_stack([test.xcoords, test.ycoords])
-    seed_int = training_seed(seed, method, view_name)
+    seed_int = training_seed(seed, method, view_name, study.training.seed_draw)
     free = free_pixel_mask(test.N, study.stopping.free_pixel_fraction, seed)
     rec = refine(
         model, test.diffraction, positions, groups, test.probe, study.refinement, study.stopping, free, seed_int

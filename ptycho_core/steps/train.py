@@ -103,7 +103,7 @@ def _train(
         groups = rows[:, None]
     N, tcfg = train.N, study.training
     configure_backend(threads)
-    seed_int = training_seed(seed, method, view_name or "")
+    seed_int = training_seed(seed, method, view_name or "", tcfg.seed_draw)
     keras.utils.set_random_seed(seed_int)
     rng = np.random.default_rng(seed_int)
     positions = np.column_stack([train.xcoords, train.ycoords])
