@@ -176,6 +176,12 @@ def test_every_method_scored_on_the_same_region(study_run):
             refined = layout.bundle(cell.with_method("PtychoPINN_TTR")).under(workdir)
             ttr = verify_sentinel(refined.sentinel, root=workdir)
             assert ttr["checks"]["free_deviance_best"] <= ttr["checks"]["free_deviance_before"]
+            # counted in optimiser steps: whole checks, within the cap, one history row per check
+            c, per = ttr["checks"], study.refinement.steps_per_check
+            assert c["steps_run"] == c["checks_run"] * per <= -(-study.refinement.max_steps // per) * per
+            assert c["best_step"] == c["best_check"] * per <= c["steps_run"]
+            history = Path(refined.history).read_text().splitlines()
+            assert history[0].split(",")[0] == "check" and len(history) == c["checks_run"] + 1
             side = json.loads(Path(refined.sidecar).read_text())
             trained = json.loads(
                 Path(
