@@ -16,8 +16,8 @@ prints, per dose x view x method:
   spread).
 
 Also, per method and rule, the job time of both studies from their
-``benchmarks/`` files (seconds per cell-replicate, via the cost table of
-:mod:`ptycho_core.evaluate.runtime`).
+``benchmarks/`` files (seconds per cell-replicate; each file read by
+:func:`ptycho_core.evaluate.runtime.read_benchmark`).
 
     .venv/bin/python scripts/compare_studies.py REFERENCE_DIR CUT_DIR [--metric phase:ms_ssim]
 """
@@ -48,15 +48,18 @@ def read_cells(directory: Path, quantity: str, metric: str) -> dict[tuple[str, s
 
 
 def job_seconds(directory: Path) -> dict[str, float]:
-    """Summed job seconds per benchmark folder (rule, or rule/method) and the number of cell-replicates."""
+    """Summed job seconds per rule, or rule/method for a job of one method (its benchmark file is named after
+    the method), over every benchmark file under ``directory``."""
+    from ptycho_core.evaluate.runtime import read_benchmark
+    from ptycho_core.methods import Method
+
+    methods = {m.value for m in Method}
     totals: dict[str, float] = defaultdict(float)
     for tsv in (directory / "benchmarks").rglob("*.tsv"):
-        rel = tsv.relative_to(directory / "benchmarks").parts
-        rule = rel[0]
-        method = tsv.stem if rule in ("reconstruct_ptychi", "refine", "train", "train_per_dose") else ""
-        key = f"{rule}/{method}" if method else rule
-        lines = tsv.read_text().splitlines()
-        totals[key] += float(lines[1].split("\t")[0])
+        rel = tsv.relative_to(directory / "benchmarks")
+        rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        key = f"{rule}/{tsv.stem}" if tsv.stem in methods else rule
+        totals[key] += read_benchmark(tsv, rule)[0]
     return dict(totals)
 
 

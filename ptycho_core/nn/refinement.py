@@ -114,15 +114,17 @@ class RoundBatches(keras.utils.PyDataset):
         self.batches, self.steps, self.seed, self.round = batches, int(steps), int(seed), 0
         self.n_samples = len(batches.groups)
         self.per_pass = math.ceil(self.n_samples / batches.batch_size)
+        self._pass, self._order = -1, None  # the permutation of the pass last served
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, i):
         p, b = divmod(self.round * self.steps + int(i), self.per_pass)
-        order = np.random.default_rng([self.seed, 0, p]).permutation(self.n_samples)
+        if p != self._pass:
+            self._pass, self._order = p, np.random.default_rng([self.seed, 0, p]).permutation(self.n_samples)
         size = self.batches.batch_size
-        return self.batches.batch(order[b * size : (b + 1) * size])
+        return self.batches.batch(self._order[b * size : (b + 1) * size])
 
     def on_epoch_end(self):
         self.round += 1
