@@ -147,6 +147,7 @@ class TrainingConfig:
     validation_fraction: float
     early_stopping_patience: int
     lr_patience: int
+    schedule: str
     precision: str
     seed_draw: int
 

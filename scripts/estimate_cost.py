@@ -64,6 +64,7 @@ NOT_SCALED = (
     ("training", "batch_size"),
     ("training", "precision"),
     ("training", "early_stopping_patience"),
+    ("training", "schedule"),
     ("grouping", "gridsize"),
     ("grouping", "K"),
     ("grouping", "train_groups_per_position"),

@@ -169,11 +169,40 @@ def validation_strip(
     return ValidationStrip(train, validation, axis, cut, reach, float(guard), n - train.size - validation.size)
 
 
+#: Final learning rate of the cosine schedule, as a fraction of the initial one.
+COSINE_FINAL_FRACTION = 0.01
+
+
+def optimizer(fit_cfg: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at ``fit_cfg.learning_rate``; under the cosine schedule, decaying over ``epochs * steps_per_epoch``."""
+    rate = fit_cfg.learning_rate
+    if fit_cfg.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=fit_cfg.epochs * steps_per_epoch, alpha=COSINE_FINAL_FRACTION
+        )
+    elif fit_cfg.schedule != "plateau":
+        raise ValueError(f"training.schedule: expected 'plateau' or 'cosine', found {fit_cfg.schedule!r}")
+    return keras.optimizers.Adam(rate, name="adam")  # named: bundle bytes independent of process history
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Logs the optimiser's learning rate at the end of each epoch (a schedule is not logged by Keras)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
 def fit(model: keras.Model, train: GroupBatches, val: GroupBatches | None, fit_cfg: TrainingConfig, verbose: int = 2):
-    """Adam with plateau learning-rate decay and early stopping (best weights restored)."""
+    """Fit by the schedule of ``fit_cfg`` (the model compiled with :func:`optimizer`), early stopping (best weights
+    restored) on the validation loss."""
     monitor = "val_loss" if val is not None else "loss"
+    if fit_cfg.schedule == "plateau":
+        rate = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=fit_cfg.lr_patience, min_lr=1e-5)
+    else:
+        rate = LearningRateLog()
     callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=fit_cfg.lr_patience, min_lr=1e-5),
+        rate,
         keras.callbacks.EarlyStopping(
             monitor=monitor, patience=fit_cfg.early_stopping_patience, restore_best_weights=True
         ),

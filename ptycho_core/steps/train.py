@@ -109,16 +109,12 @@ def _train(
     positions = np.column_stack([train.xcoords, train.ycoords])
     arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=tcfg.precision)
     scale = training.input_scale(train.diffraction[rows], N)
-    optimizer = keras.optimizers.Adam(
-        tcfg.learning_rate, name="adam"
-    )  # named: bundle bytes independent of process history
-
     channels = groups.shape[1]
     obj_model = models.build_object_model(N, channels, scale, arch, method.value.lower())
     if not spec.supervised:
         canvas = models.canvas_size_for(training.group_offsets(positions, groups), N)
         fit_model = models.build_pinn_training_model(obj_model, train.probe, canvas)
-        fit_model.compile(optimizer=optimizer, loss=models.poisson_loss)
+        loss = models.poisson_loss
         targets = None
         loss_name = "Poisson NLL of counts (log k! dropped)"
     else:
@@ -137,7 +133,7 @@ def _train(
         rows = np.unique(groups)
         spreads = [training.target_spread(t[rows], weights) for t in targets]
         fit_model = obj_model
-        fit_model.compile(optimizer=optimizer, loss=[models.SupportWeightedMAE(weights, s) for s in spreads])
+        loss = [models.SupportWeightedMAE(weights, s) for s in spreads]
         loss_name = (
             f"|P|^2-weighted MAE of amplitude / {spreads[0]:.4g} + "
             f"|P|^2-weighted MAE of phase (rad) / {spreads[1]:.4g} "
@@ -156,6 +152,7 @@ def _train(
         if va_idx.size
         else None
     )
+    fit_model.compile(optimizer=training.optimizer(tcfg, len(batches)), loss=loss)
     log.info(
         "%s: %d training and %d validation samples (strip, %d dropped in its guard band) of %d channel(s), "
         "N=%d, input scale %.6g, canvas %s",
