@@ -1,8 +1,11 @@
 """Whether two replicate sets of a study agree: the verdicts and crossover doses of two finished reports, side by side.
 
-Run the same study twice with disjoint replicate seeds, for example::
+Run the same study twice with disjoint replicate seeds, for example the default
+study (seeds 0-2) in one clone and ``config/second_replicates.yaml`` (seeds 3-5)
+in another::
 
-    snakemake --cores 2 -d run_a --config 'seeds=[0,1,2]' && snakemake --cores 2 -d run_b --config 'seeds=[3,4,5]'
+    make study                                                              # first clone
+    .venv/bin/snakemake --cores 2 --configfile config/second_replicates.yaml  # second clone
 
 and compare their reports (``results/report/summary.json`` of each)::
 

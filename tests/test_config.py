@@ -103,7 +103,7 @@ def test_study_from_dict_does_not_mutate_its_input():
 
 
 #: The study files the README documents; each must exist and validate.
-DOCUMENTED_CONFIGS = ("config.yaml", "full.yaml", "test.yaml")
+DOCUMENTED_CONFIGS = ("config.yaml", "ladder.yaml", "full.yaml", "test.yaml")
 
 
 def test_the_documented_config_files_exist():
@@ -412,18 +412,28 @@ def test_config_readme_is_the_rendered_schema():
             assert f"`{section}.{key}`" in text
 
 
-# The default and full studies must span the regime where the methods break
-# down (issue: "a default study that spans the breakdown regime"): at least four
+# The ladder and full studies must span the regime where the methods break
+# down (issue: "a default study that spans the breakdown regime"; the default study
+# was cut to two doses and two views to fit 30 min, see the next test): at least four
 # doses reaching below 0.2 photons per illuminated object pixel (PtyChi's dense
 # phase MS-SSIM fell below 0.8 at 0.14 on the default geometry) and above 100
 # (the dense view near saturation), and at least three nested views from at least 75 %
 # down to at most 20 % linear overlap (linear overlap = 1 - step_fraction x stride,
 # the step being a fraction of the probe's measured FWHM diameter).
-@pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
+def as_run(name: str):
+    """The study ``snakemake --configfile config/<name>`` runs: the file merged over config/config.yaml."""
+    default = read_study_file(REPO / "config" / "config.yaml")
+    raw, sources = merge_studies(
+        [("config/config.yaml", default), (f"config/{name}", read_study_file(REPO / "config" / name))]
+    )
+    return study_from_dict(raw, sources=sources)
+
+
+@pytest.mark.parametrize("name", ["ladder.yaml", "full.yaml"])
 def test_the_study_files_span_dose_and_overlap(name):
     from ptycho_core.physics.probe import make_probe, measure_fwhm_diameter, photons_per_illuminated_pixel
 
-    study = load_study(REPO / "config" / name)
+    study = as_run(name)
     assert len(study.doses) >= 4, f"{name}: {study.doses}"
     D = measure_fwhm_diameter(make_probe(study.N, study.probe))
     per_pixel = sorted(photons_per_illuminated_pixel(d, D) for d in study.doses)
@@ -432,6 +442,23 @@ def test_the_study_files_span_dose_and_overlap(name):
     overlaps = [1.0 - study.scan.step_fraction * v.stride for v in study.views]
     assert len(overlaps) >= 3, f"{name}: views {[v.name for v in study.views]}"
     assert max(overlaps) >= 0.75 - 1e-9 and min(overlaps) <= 0.2 + 1e-9, f"{name}: linear overlaps {overlaps}"
+
+
+def test_the_default_study_keeps_both_ends_of_overlap_two_decades_of_dose_and_three_replicates():
+    """config/config.yaml is the ladder cut for time (issue: cut doses or views before replicates): it keeps the
+    densest and sparsest view, doses two decades apart, and at least three replicates; its geometry is the ladder's."""
+    study = load_study(REPO / "config" / "config.yaml")
+    ladder = as_run("ladder.yaml")
+    overlaps = [1.0 - study.scan.step_fraction * v.stride for v in study.views]
+    assert max(overlaps) >= 0.75 - 1e-9 and min(overlaps) <= 0.2 + 1e-9, overlaps
+    assert max(study.doses) / min(study.doses) >= 100.0 - 1e-9, study.doses
+    assert set(study.doses) <= set(ladder.doses) and {v.name for v in study.views} <= {v.name for v in ladder.views}
+    assert len(study.seeds) >= 3, study.seeds
+    assert ladder.seeds == study.seeds and ladder.N == study.N and ladder.object == study.object
+    # the replication test's second set: the same study on disjoint seeds, as many
+    second = as_run("second_replicates.yaml")
+    assert not set(second.seeds) & set(study.seeds) and len(second.seeds) == len(study.seeds)
+    assert dataclasses.replace(second, name=study.name, seeds=study.seeds) == study
 
 
 # --------------------------------------------------------------------------
