@@ -34,6 +34,9 @@ and their intervals say by how much they may.
 from __future__ import annotations
 
 import math
+from typing import Iterator
+
+from ptycho_core.evaluate.verdicts import NO_VERDICT
 
 __all__ = ["AGREES", "CONTRADICTS", "DIFFERS", "NOT_COMPARED", "compare_crossovers", "compare_verdicts", "replication"]
 
@@ -46,7 +49,7 @@ def stated_orderings(verdict: dict) -> set[tuple[str, str]]:
 
 
 def _verdict_status(a: dict | None, b: dict | None) -> str:
-    if a is None or b is None or a["verdict"] == "no verdict" or b["verdict"] == "no verdict":
+    if a is None or b is None or NO_VERDICT in (a["verdict"], b["verdict"]):
         return NOT_COMPARED
     oa, ob = stated_orderings(a), stated_orderings(b)
     if any((worse, better) in ob for better, worse in oa):
@@ -57,27 +60,26 @@ def _verdict_status(a: dict | None, b: dict | None) -> str:
     return DIFFERS
 
 
-def _key(rec: dict, *fields: str) -> tuple:
-    return tuple(rec[f] for f in fields)
+def _matched(a: list[dict], b: list[dict], fields: tuple[str, ...]) -> Iterator[tuple[dict, dict | None, dict | None]]:
+    """Records of ``a`` and ``b`` matched on ``fields``, every key of either once (``a``'s order first):
+    ``({field: value}, record of a or None, record of b or None)``."""
+    ia = {tuple(r[f] for f in fields): r for r in a}
+    ib = {tuple(r[f] for f in fields): r for r in b}
+    for key in list(ia) + [k for k in ib if k not in ia]:
+        yield dict(zip(fields, key)), ia.get(key), ib.get(key)
+
+
+def _row(key: dict, ra: dict | None, rb: dict | None, status: str) -> dict:
+    return {**key, "a": ra["text"] if ra else None, "b": rb["text"] if rb else None, "status": status}
 
 
 def compare_verdicts(a: list[dict], b: list[dict]) -> list[dict]:
     """One row per metric x view x dose of either report: ``quantity``, ``metric``, ``view``, ``dose``, ``a``,
     ``b`` (the verdict texts, None where missing) and ``status``."""
-    fields = ("quantity", "metric", "view", "dose")
-    ia, ib = {_key(r, *fields): r for r in a}, {_key(r, *fields): r for r in b}
-    rows = []
-    for key in list(ia) + [k for k in ib if k not in ia]:
-        ra, rb = ia.get(key), ib.get(key)
-        rows.append(
-            {
-                **dict(zip(fields, key)),
-                "a": ra["text"] if ra else None,
-                "b": rb["text"] if rb else None,
-                "status": _verdict_status(ra, rb),
-            }
-        )
-    return rows
+    return [
+        _row(key, ra, rb, _verdict_status(ra, rb))
+        for key, ra, rb in _matched(a, b, ("quantity", "metric", "view", "dose"))
+    ]
 
 
 def _bound(point: dict, side: str) -> float:
@@ -99,31 +101,18 @@ def crossover_range(rec: dict) -> tuple[float, float] | None:
     return _bound(rec["lower"], "low"), _bound(rec["upper"], "high")
 
 
+def _crossover_status(a: dict | None, b: dict | None) -> str:
+    xa = crossover_range(a) if a else None
+    xb = crossover_range(b) if b else None
+    if xa is None or xb is None:
+        return NOT_COMPARED
+    return CONTRADICTS if xa[1] < xb[0] or xb[1] < xa[0] else AGREES
+
+
 def compare_crossovers(a: list[dict], b: list[dict]) -> list[dict]:
     """One row per view x method of either report: ``view``, ``method``, ``a``, ``b`` (the crossover texts, None
     where missing) and ``status``."""
-    fields = ("view", "method")
-    ia, ib = {_key(r, *fields): r for r in a}, {_key(r, *fields): r for r in b}
-    rows = []
-    for key in list(ia) + [k for k in ib if k not in ia]:
-        ra, rb = ia.get(key), ib.get(key)
-        xa = crossover_range(ra) if ra else None
-        xb = crossover_range(rb) if rb else None
-        if xa is None or xb is None:
-            status = NOT_COMPARED
-        elif xa[1] < xb[0] or xb[1] < xa[0]:
-            status = CONTRADICTS
-        else:
-            status = AGREES
-        rows.append(
-            {
-                **dict(zip(fields, key)),
-                "a": ra["text"] if ra else None,
-                "b": rb["text"] if rb else None,
-                "status": status,
-            }
-        )
-    return rows
+    return [_row(key, ra, rb, _crossover_status(ra, rb)) for key, ra, rb in _matched(a, b, ("view", "method"))]
 
 
 def replication(summary_a: dict, summary_b: dict) -> dict:
