@@ -175,7 +175,7 @@ class StoppingConfig:
     """The one data-only stopping rule of both refiners (PtyChi, PtychoPINN_TTR): free pixels held out of both fits."""
 
     free_pixel_fraction: float
-    min_improvement: float
+    standard_errors: float
     patience: int
     check_every: int
 

@@ -82,7 +82,7 @@ STUDY = {
     "split": {"axis": "x", "test_fraction": 0.5, "guard_diameters": 1.0},
     "views": {"dense": {"stride": 1}},
     "ptychi": {"epochs": 300, "batch_size": 40, "probe_refinement": False, "noise_model": "poisson"},
-    "stopping": {"free_pixel_fraction": 0.05, "min_improvement": 0.001, "patience": 10, "check_every": 2},
+    "stopping": {"free_pixel_fraction": 0.05, "standard_errors": 2.0, "patience": 10, "check_every": 2},
 }
 #: Epochs of the garbage runs (one check, at the end: the returned object is the one after these epochs).
 MASK_EPOCHS = 2
@@ -292,8 +292,15 @@ def test_rule_stops_before_the_cap_at_low_dose(stop_runs, simulated):
     best = info["free_deviance_best"]
     assert [h["free_deviance"] for h in history if h["epoch"] == info["best_epoch"]] == [best]
     later = [h["free_deviance"] for h in history if h["epoch"] > info["best_epoch"]]
-    assert len(later) == patience_checks and min(later) >= best * (1 - stopping.min_improvement)
-    assert best < info["free_deviance_first"] < info["free_deviance_initial"]
+    assert len(later) == patience_checks
+    # none of them beat the best by more than its noise (the paired per-pattern standard errors)
+    for h in history:
+        if h["epoch"] > info["best_epoch"]:
+            assert h["free_gain"] == pytest.approx(best - h["free_deviance"], rel=1e-9, abs=1e-12)
+            assert h["free_gain"] <= stopping.standard_errors * h["free_gain_se"]
+    # the first check always improves on the object of ones; here (1e3 photons, 240 patterns) the later checks
+    # gain 1.8-1.9 standard errors on it (measured): within the noise, so the first check's object is kept
+    assert best <= info["free_deviance_first"] < info["free_deviance_initial"]
     record = info["stopping"]
     assert record["n_free_pixels"] == round(stopping.free_pixel_fraction * study.N**2)
     assert record["free_pixel_fraction"] == stopping.free_pixel_fraction
@@ -370,7 +377,7 @@ def test_step_records_the_rule_and_verifies_the_saved_object(monkeypatch, stop_r
     run = _step_with(monkeypatch, simulated, tmp_path, stop["obj"], stop["covered"], stop["info"])
     checks, info = run["checks"], stop["info"]
     assert checks["stopped_by_free_deviance"] is True and checks["best_epoch"] == info["best_epoch"]
-    assert checks["improved_after_first_check"] is True
+    assert checks["improved_after_first_check"] is (info["best_epoch"] > simulated[1].stopping.check_every)
     assert checks["epochs_run"] == info["epochs_run"] and checks["free_deviance_best"] == info["free_deviance_best"]
     assert (
         abs(checks["free_deviance_of_saved_object"] - info["free_deviance_best"]) <= 1e-6 * info["free_deviance_best"]
@@ -403,7 +410,7 @@ def test_step_records_a_free_deviance_that_never_beat_the_start(monkeypatch, sto
 
 
 def test_step_accepts_a_best_first_check(monkeypatch, stop_runs, simulated, tmp_path, caplog):
-    """At the lowest doses LSQML may fit the noise within the first check: the first check's object is kept."""
+    """Where no later check beats the first beyond the free pixels' noise, the first check's object is kept."""
     stop = stop_runs["stop"]
     info = json.loads(json.dumps(stop["info"]))
     best = info["free_deviance_best"]
@@ -414,4 +421,4 @@ def test_step_accepts_a_best_first_check(monkeypatch, stop_runs, simulated, tmp_
     with caplog.at_level("WARNING"):
         run = _step_with(monkeypatch, simulated, tmp_path, stop["obj"], stop["covered"], info)
     assert run["checks"]["improved_after_first_check"] is False
-    assert "lowest at the first check" in caplog.text
+    assert "no later check improved on the first one" in caplog.text

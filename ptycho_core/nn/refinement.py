@@ -22,16 +22,17 @@ pixels only, and the network's input has each free pixel replaced by the
 mean of its fitted neighbours (:func:`fill_free_pixels`: a physics-informed
 network nearly reproduces its input pattern, so a free pixel's own noise
 must not reach it). After every check's steps, the network (inference
-mode) is evaluated on a fixed check set of test groups (all of them, or
-``check_groups`` drawn once with the refinement's seed): the loss of the
-saturated model (I = k) is a constant of the data, so 2 (NLL - saturated)
-is the mean Poisson deviance per pixel, >= 0, on the fitted pixels
-(``deviance``) and on the free ones (``free_deviance``, never a gradient).
-A check improves when the free deviance falls by more than
-``min_improvement`` of the best so far, the starting network's included;
-after ``patience`` checks without improvement the refinement stops and the
-best weights are restored, which may be the starting network's (the
-refinement then changed nothing, and says so). Reaching ``max_steps``
+mode) is scored on a fixed check set of test groups (all of them, or
+``check_groups`` drawn once with the refinement's seed; :class:`CheckSet`):
+the mean Poisson deviance per pixel of each group's counts under the
+predicted intensities, on the fitted pixels (``deviance``) and on the free
+ones (``free_deviance``, never a gradient). A check improves when its free
+deviance is below the best iterate's, the starting network's included, by
+more than ``standard_errors`` standard errors of the paired per-group
+difference (:func:`ptycho_core.sampling.free_pixels.improvement`); after
+``patience`` checks without improvement the refinement stops and the best
+weights are restored, which may be the starting network's (the refinement
+then changed nothing, and says so). Reaching ``max_steps``
 first is recorded as not converged. The reconstruction step then predicts
 from the full patterns.
 
@@ -51,29 +52,9 @@ import numpy as np
 
 from ptycho_core.config import RefinementConfig, StoppingConfig
 from ptycho_core.nn.physics import EPS
+from ptycho_core.sampling.free_pixels import improvement, pattern_deviance
 
 log = logging.getLogger(__name__)
-
-
-def saturated_nll(sqrt_counts: np.ndarray, rows: np.ndarray, pixels: np.ndarray | None = None) -> float:
-    """Mean of k - k log(k + EPS) over the pixels of ``rows`` (only the (N, N) mask ``pixels`` where given): the
-    loss of the model I = k.
-
-    ``rows`` with repetitions, as the loss sees them: every member of every
-    group (``groups.ravel()``). Keras' epoch loss is the mean over groups
-    (batches weighted by their size) of each group's pixel mean, so a
-    pattern shared by two groups counts twice; the unique rows would give
-    another mean and a deviance off by a constant (negative, for bright
-    patterns counted more than once).
-    """
-    total, n = 0.0, 0
-    for start in range(0, rows.size, 1024):
-        k = np.square(sqrt_counts[rows[start : start + 1024]], dtype=np.float64)
-        if pixels is not None:
-            k = k[:, pixels]
-        total += float(np.sum(k - k * np.log(k + EPS)))
-        n += k.size
-    return total / n
 
 
 def fill_free_pixels(sqrt_counts: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -88,9 +69,9 @@ def fill_free_pixels(sqrt_counts: np.ndarray, free: np.ndarray) -> np.ndarray:
     return np.where(free, filled, x)
 
 
-def masked_poisson_loss(pixels: np.ndarray, name: str):
+def masked_poisson_loss(pixels: np.ndarray):
     """Mean Poisson NLL, I - k log I, over the pixels of the (N, N) mask ``pixels`` of each sample's patterns (counts
-    and intensity (B, N, N, C); returns (B,)); a Keras loss or metric called ``name``."""
+    and intensity (B, N, N, C); returns (B,)); the refinement's Keras loss."""
     from keras import ops
 
     weight = (pixels / pixels.mean()).astype(np.float32)[None, :, :, None]
@@ -100,7 +81,6 @@ def masked_poisson_loss(pixels: np.ndarray, name: str):
         # metric alike (a scalar per batch would weigh a short last batch like a full one)
         return ops.mean(weight * (intensity - counts * ops.log(intensity + EPS)), axis=(1, 2, 3))
 
-    loss.__name__ = name
     return loss
 
 
@@ -138,21 +118,43 @@ def check_set(n_groups: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([int(seed), 1]).choice(n_groups, size=int(size), replace=False))
 
 
-class FreeDevianceStop(keras.callbacks.Callback):
-    """Stop when the free pixels' Poisson deviance stops improving by a relative margin; keep the best weights.
+class CheckSet:
+    """The fixed check set of test groups on which every check scores the network: the Poisson deviance of the
+    measured counts under the network's predicted intensities (inference mode), per group, on the free pixels and on
+    the fitted ones (:func:`ptycho_core.sampling.free_pixels.pattern_deviance`, the function PtyChi's checks use)."""
 
-    Reads the check set's losses (``val_loss``: fitted pixels, ``val_free_nll``: free pixels) and adds
-    ``deviance`` and ``free_deviance``, 2 (NLL - saturated) each, to each check's logs, before the learning-rate
-    schedule and the history read them. The starting network is the first candidate (``start``: its free
-    deviance), so the result is never worse on the free pixels of the check set.
+    def __init__(self, batches, free: np.ndarray):
+        self.batches = batches
+        self.free = np.asarray(free, dtype=bool)
+        # the measured counts of the check groups (G, C, N, N), integers (squared float32 amplitudes, rounded)
+        self.counts = np.rint(np.square(batches.sqrt_counts[batches.groups].astype(np.float64)))
+
+    def deviances(self, model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+        """(free, fitted): per check group, the mean Poisson deviance of its patterns' free and fitted pixels."""
+        intensity = np.moveaxis(np.asarray(model.predict(self.batches, verbose=0), dtype=np.float64), -1, 1)
+        per_pattern = (pattern_deviance(self.counts, intensity, m) for m in (self.free, ~self.free))
+        free, fitted = (np.mean(d, axis=1) for d in per_pattern)
+        return free, fitted
+
+
+class FreeDevianceStop(keras.callbacks.Callback):
+    """Stop when the free pixels' Poisson deviance stops improving beyond its noise; keep the best weights.
+
+    After each check's steps the check set is scored (:class:`CheckSet`); ``deviance`` and ``free_deviance``
+    (means over the check groups) and the paired comparison of the free deviance with the best iterate's
+    (``free_gain``, ``free_gain_se``: :func:`ptycho_core.sampling.free_pixels.improvement`) are added to the
+    check's logs, before the learning-rate schedule and the history read them. The starting network is the first
+    candidate (``start``: its per-group free deviances), so the result is never worse on the free pixels of the
+    check set.
     """
 
-    def __init__(self, saturated: float, saturated_free: float, start: float, min_improvement: float, patience: int):
+    def __init__(self, check: CheckSet, start: np.ndarray, standard_errors: float, patience: int):
         super().__init__()
-        self.saturated, self.saturated_free = float(saturated), float(saturated_free)
-        self.min_improvement = float(min_improvement)
+        self.check = check
+        self.standard_errors = float(standard_errors)
         self.patience = int(patience)
-        self.best, self.best_check, self.wait, self.converged = float(start), 0, 0, False
+        self.best_units = np.asarray(start, dtype=np.float64)
+        self.best, self.best_check, self.wait, self.converged = float(np.mean(start)), 0, 0, False
         self.best_weights = None
 
     def on_train_begin(self, logs=None):
@@ -160,11 +162,14 @@ class FreeDevianceStop(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logs["deviance"] = 2.0 * (float(logs["val_loss"]) - self.saturated)
-        free = 2.0 * (float(logs["val_free_nll"]) - self.saturated_free)
-        logs["free_deviance"] = free
-        if math.isfinite(free) and free < self.best - self.min_improvement * abs(self.best):
-            self.best, self.best_check, self.wait = free, epoch + 1, 0
+        free, fitted = self.check.deviances(self.model)
+        step = improvement(free, self.best_units, self.standard_errors)
+        logs["deviance"], logs["free_deviance"] = float(np.mean(fitted)), float(np.mean(free))
+        # nan where there was nothing to compare (a non-finite check, which the refine step then rejects)
+        logs["free_gain"] = math.nan if step.gain is None else step.gain
+        logs["free_gain_se"] = math.nan if step.standard_error is None else step.standard_error
+        if step.improved:
+            self.best_units, self.best, self.best_check, self.wait = free, float(np.mean(free)), epoch + 1, 0
             self.best_weights = self.model.get_weights()
         else:
             self.wait += 1
@@ -197,21 +202,14 @@ def refine(
     free = np.asarray(free, dtype=bool)
     canvas = models.canvas_size_for(training.group_offsets(positions, groups), probe.shape[-1])
     fit_model = models.build_pinn_training_model(obj_model, probe, canvas)
-    fit_model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"),
-        loss=masked_poisson_loss(~free, "fitted_nll"),
-        metrics=[masked_poisson_loss(free, "free_nll")],
-    )
+    fit_model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, name="adam"), loss=masked_poisson_loss(~free))
     inputs = fill_free_pixels(sqrt_counts, free)
     batches = training.GroupBatches(sqrt_counts, positions, groups, cfg.batch_size, inputs=inputs)
     stream = RoundBatches(batches, cfg.steps_per_check, seed)
     checked = groups[check_set(len(groups), cfg.check_groups, seed)]
-    check = training.GroupBatches(sqrt_counts, positions, checked, cfg.batch_size, inputs=inputs)
-    members = checked.ravel()
-    saturated, saturated_free = saturated_nll(sqrt_counts, members, ~free), saturated_nll(sqrt_counts, members, free)
-    loss0, free0 = (float(v) for v in fit_model.evaluate(check, verbose=0))
-    before, before_free = 2.0 * (loss0 - saturated), 2.0 * (free0 - saturated_free)
-    stop = FreeDevianceStop(saturated, saturated_free, before_free, stopping.min_improvement, stopping.patience)
+    check = CheckSet(training.GroupBatches(sqrt_counts, positions, checked, cfg.batch_size, inputs=inputs), free)
+    start_free, start_fitted = check.deviances(fit_model)
+    stop = FreeDevianceStop(check, start_free, stopping.standard_errors, stopping.patience)
     callbacks = [
         stop,
         keras.callbacks.ReduceLROnPlateau(
@@ -220,15 +218,13 @@ def refine(
     ]
     max_checks = math.ceil(cfg.max_steps / cfg.steps_per_check)
     t0 = time.perf_counter()
-    history = fit_model.fit(
-        stream, validation_data=check, epochs=max_checks, callbacks=callbacks, verbose=verbose
-    ).history
+    history = fit_model.fit(stream, epochs=max_checks, callbacks=callbacks, verbose=verbose).history
     seconds = time.perf_counter() - t0
     checks_run = len(history["loss"])
     return {
         "history": history,
-        "deviance_before": before,
-        "free_deviance_before": before_free,
+        "deviance_before": float(np.mean(start_fitted)),
+        "free_deviance_before": float(np.mean(start_free)),
         "free_deviance_best": stop.best,
         "best_check": stop.best_check,
         "best_step": stop.best_check * cfg.steps_per_check,
@@ -240,8 +236,6 @@ def refine(
         "refine_seconds": seconds,
         "n_check_groups": int(len(checked)),
         "canvas_size": canvas,
-        "saturated_nll": saturated,
-        "saturated_nll_free": saturated_free,
         "n_free_pixels": int(free.sum()),
         "compute": compute_record(fit_model),
     }

@@ -87,11 +87,13 @@ it would be returned (pasted onto our frame, 0 outside ``covered``, rounded
 to complex64 as saved), is put through OUR forward model
 (:func:`ptycho_core.physics.forward.expected_counts` of
 :func:`~ptycho_core.physics.forward.extract_patches`) and the mean Poisson
-deviance of the free pixels of every pattern is computed
-(:func:`~ptycho_core.sampling.free_pixels.free_deviance`; that of the fitted
-pixels is recorded beside it). A check improves when the free deviance falls
-by more than ``min_improvement`` of the best so far (the first check always
-does); after ``patience`` epochs, i.e. ``ceil(patience / check_every)``
+deviance of the free pixels of each pattern is computed
+(:func:`~ptycho_core.sampling.free_pixels.pattern_deviance`; that of the
+fitted pixels is recorded beside it). A check improves when the mean free
+deviance is below the best check's by more than ``standard_errors``
+standard errors of the paired per-pattern difference
+(:func:`~ptycho_core.sampling.free_pixels.improvement`; the first check
+always improves); after ``patience`` epochs, i.e. ``ceil(patience / check_every)``
 checks, without improvement the run stops (converged) and the object of the
 best check is returned; reaching the cap first is recorded as not
 converged, and the best check's object is returned all the same. With
@@ -121,7 +123,7 @@ from ptycho_core.config import PtyChiConfig, StoppingConfig
 from ptycho_core.io.datasets import DiffractionSet
 from ptycho_core.physics.forward import SHIFT_MARGIN, expected_counts, extract_patches
 from ptycho_core.recon.stitch import MIN_WEIGHT, illuminated
-from ptycho_core.sampling.free_pixels import free_deviance, free_pixel_mask
+from ptycho_core.sampling.free_pixels import free_pixel_mask, improvement, pattern_deviance
 from ptycho_core.streams import forward_check_entropy, free_pixel_entropy
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ __all__ = [
     "forward_model_check",
     "from_ptychi_positions",
     "object_deviances",
+    "pattern_deviances",
     "object_buffer",
     "ptychi_origin",
     "ptychi_patch_rows",
@@ -281,6 +284,36 @@ def returned_object(
     return obj.astype(np.complex64).astype(np.complex128)
 
 
+def pattern_deviances(
+    obj: np.ndarray,
+    probe: np.ndarray,
+    xcoords: np.ndarray,
+    ycoords: np.ndarray,
+    counts: np.ndarray,
+    free: np.ndarray,
+    chunk: int = 512,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(free, fitted), each (n,): per pattern of ``counts`` (n, N, N), the mean Poisson deviance of the free pixels
+    ``free`` (N, N) and of the other (fitted) pixels, under OUR forward model of ``obj`` on our frame
+    (``expected_counts(probe, extract_patches(obj, x, y, N))``); in chunks of ``chunk`` patterns."""
+    free = np.asarray(free, dtype=bool)
+    N = free.shape[-1]
+    probe = np.asarray(probe, dtype=np.complex128)
+    xcoords, ycoords = np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)
+    n = xcoords.size
+    if counts.shape != (n, N, N):
+        raise ValueError(f"deviances: expected counts of shape {(n, N, N)}, found {counts.shape}")
+    out = np.empty((2, n))
+    for start in range(0, n, chunk):
+        sl = slice(start, start + chunk)
+        expected = expected_counts(probe, extract_patches(obj, xcoords[sl], ycoords[sl], N))
+        out[0, sl], out[1, sl] = (
+            pattern_deviance(counts[sl], expected, free),
+            pattern_deviance(counts[sl], expected, ~free),
+        )
+    return out[0], out[1]
+
+
 def object_deviances(
     obj: np.ndarray,
     probe: np.ndarray,
@@ -290,23 +323,9 @@ def object_deviances(
     free: np.ndarray,
     chunk: int = 512,
 ) -> tuple[float, float]:
-    """(free, fitted): the mean Poisson deviance of the free pixels ``free`` (N, N) and of the other (fitted)
-    pixels of every pattern of ``counts`` (n, N, N), under OUR forward model of ``obj`` on our frame
-    (``expected_counts(probe, extract_patches(obj, x, y, N))``); in chunks of ``chunk`` patterns."""
-    free = np.asarray(free, dtype=bool)
-    N = free.shape[-1]
-    probe = np.asarray(probe, dtype=np.complex128)
-    xcoords, ycoords = np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)
-    n = xcoords.size
-    if counts.shape != (n, N, N):
-        raise ValueError(f"deviances: expected counts of shape {(n, N, N)}, found {counts.shape}")
-    sums = np.zeros(2)
-    for start in range(0, n, chunk):
-        sl = slice(start, start + chunk)
-        expected = expected_counts(probe, extract_patches(obj, xcoords[sl], ycoords[sl], N))
-        m = expected.shape[0]
-        sums += m * np.array([free_deviance(counts[sl], expected, free), free_deviance(counts[sl], expected, ~free)])
-    return float(sums[0] / n), float(sums[1] / n)
+    """(free, fitted): the means over the patterns of :func:`pattern_deviances`."""
+    free_dev, fitted = pattern_deviances(obj, probe, xcoords, ycoords, counts, free, chunk)
+    return float(np.mean(free_dev)), float(np.mean(fitted))
 
 
 # --------------------------------------------------------------------------
@@ -571,7 +590,7 @@ def reconstruct_ptychi(
     log.info(
         "pty-chi LSQML: %d patterns, N=%d, buffer %s at our pixel (row %d, col %d), at most %d epochs, batch %d, "
         "%s noise, probe %s, device %s, %d threads; %d free pixels held out, free deviance checked every %d "
-        "epochs, stop after %d checks without a relative improvement of %g",
+        "epochs, stop after %d checks without a gain of %g standard errors",
         rows.size,
         N,
         buffer.shape,
@@ -586,7 +605,7 @@ def reconstruct_ptychi(
         int(free.sum()),
         check_every,
         patience_checks,
-        stopping.min_improvement,
+        stopping.standard_errors,
     )
 
     t0 = time.perf_counter()
@@ -597,6 +616,7 @@ def reconstruct_ptychi(
 
     history: list[dict] = []
     best: float | None = None
+    best_units: np.ndarray | None = None  # the best check's per-pattern free deviances
     best_epoch, wait, converged = 0, 0, False
     best_buffer = best_probe = None
     lsqml_seconds, first_epoch_seconds, done = 0.0, 0.0, 0
@@ -621,23 +641,33 @@ def reconstruct_ptychi(
         probe_now = probe
         if cfg.probe_refinement:  # the refined probe, back in our convention
             probe_now = task.get_data_to_cpu("probe", as_numpy=True)[0, 0].astype(np.complex128) / probe_scale(N)
-        free_dev, fitted_dev = object_deviances(
+        free_units, fitted_units = pattern_deviances(
             returned_object(buffer_obj, buffer, frame_shape, covered), probe_now, xs, ys, counts, free
         )
-        improved = math.isfinite(free_dev) and (best is None or free_dev < best - stopping.min_improvement * abs(best))
-        if improved:
-            best, best_epoch, wait = free_dev, done, 0
+        free_dev, fitted_dev = float(np.mean(free_units)), float(np.mean(fitted_units))
+        step = improvement(free_units, best_units, stopping.standard_errors)
+        if step.improved:
+            best, best_units, best_epoch, wait = free_dev, free_units, done, 0
             best_buffer, best_probe = buffer_obj.copy(), probe_now.copy()
         else:
             wait += 1
         check_seconds += time.perf_counter() - t0
-        history.append({"epoch": done, "free_deviance": free_dev, "fitted_deviance": fitted_dev})
+        history.append(
+            {
+                "epoch": done,
+                "free_deviance": free_dev,
+                "fitted_deviance": fitted_dev,
+                "free_gain": step.gain,
+                "free_gain_se": step.standard_error,
+            }
+        )
         log.info(
-            "epoch %d: free deviance %.6g, fitted deviance %.6g%s",
+            "epoch %d: free deviance %.6g, fitted deviance %.6g, gain on the best %s%s",
             done,
             free_dev,
             fitted_dev,
-            " (best)" if improved else f" ({wait} checks without improvement)",
+            "-" if step.gain is None else f"{step.gain:.3g} +- {step.standard_error:.2g}",
+            " (best)" if step.improved else f" ({wait} checks without improvement)",
         )
         if wait >= patience_checks:
             converged = True
@@ -692,7 +722,7 @@ def reconstruct_ptychi(
             "free_pixel_fraction": float(stopping.free_pixel_fraction),
             "n_free_pixels": int(free.sum()),
             "free_pixel_stream": free_pixel_entropy(mask_seed),
-            "min_improvement": float(stopping.min_improvement),
+            "standard_errors": float(stopping.standard_errors),
             "patience_epochs": int(stopping.patience),
             "check_every": check_every,
             "patience_checks": patience_checks,

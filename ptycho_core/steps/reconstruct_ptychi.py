@@ -277,8 +277,8 @@ def _reconstruct(
     checks["improved_after_first_check"] = bool(best < info["free_deviance_first"])
     if not checks["improved_after_first_check"]:
         log.warning(
-            "the free deviance was lowest at the first check (epoch %d, %.6g; starting object %.6g): the best "
-            "object may lie within the first %d epochs",
+            "no later check improved on the first one (epoch %d, free deviance %.6g; starting object %.6g) beyond "
+            "the free pixels' noise: the first check's object is kept, and a better one may lie within its %d epochs",
             history[0]["epoch"],
             best,
             initial,

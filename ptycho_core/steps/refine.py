@@ -102,14 +102,16 @@ def _refine(
     # a deviance is >= 0 (0 at I = k): a negative one would mean the saturated value is not the loss's own
     lowest = min(rec["free_deviance_before"], float(free_history.min()))
     require(out_model, "free deviance >= 0", lowest >= -1e-3, f"lowest free deviance {lowest:.6g}")
-    # the kept iterate is a candidate (the start or a check) within the rule's margin of the lowest one seen
-    m = study.stopping.min_improvement
-    best = rec["free_deviance_best"]
+    # the kept iterate is a candidate (the start or a check) and, each accepted one lower than the one it replaced,
+    # no worse than the start
+    best, before = rec["free_deviance_best"], rec["free_deviance_before"]
+    kept = before if rec["best_check"] == 0 else float(free_history[rec["best_check"] - 1])
     require(
         out_model,
         "best iterate kept",
-        lowest - 1e-9 <= best <= lowest / (1 - m) + 1e-9,
-        f"kept free deviance {best:.6g}, lowest seen {lowest:.6g}, margin {m:g}",
+        best == kept and lowest <= best <= before,
+        f"kept free deviance {best:.6g} (check {rec['best_check']}: {kept:.6g}), lowest seen {lowest:.6g}, "
+        f"start {before:.6g}",
     )
     if not rec["improved"]:
         log.warning("refinement never lowered the free deviance: the refined network is the starting one")
