@@ -190,6 +190,8 @@ def _reconstruct(
             "stopped_by_free_deviance": info["stopped_by_free_deviance"],
             "converged": info["converged"],
             "best_epoch": info["best_epoch"],
+            "reference_epoch": info["reference_epoch"],
+            "free_deviance_reference": info["free_deviance_reference"],
             "n_free_pixels": stop["n_free_pixels"],
             "free_pixel_fraction": stop["free_pixel_fraction"],
             "free_deviance_initial": info["free_deviance_initial"],
@@ -274,15 +276,15 @@ def _reconstruct(
             info["best_epoch"],
             initial,
         )
-    checks["improved_after_first_check"] = bool(best < info["free_deviance_first"])
+    checks["improved_after_first_check"] = bool(info["reference_epoch"] > history[0]["epoch"])
     if not checks["improved_after_first_check"]:
         log.warning(
             "no later check improved on the first one (epoch %d, free deviance %.6g; starting object %.6g) beyond "
-            "the free pixels' noise: the first check's object is kept, and a better one may lie within its %d epochs",
+            "the free pixels' noise: the object kept (epoch %d) is one they cannot tell from it",
             history[0]["epoch"],
-            best,
+            info["free_deviance_first"],
             initial,
-            stopping.check_every,
+            info["best_epoch"],
         )
     if not info["converged"]:
         log.warning(
