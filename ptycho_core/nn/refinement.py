@@ -32,7 +32,10 @@ more than ``standard_errors`` standard errors of the paired per-group
 difference (:func:`ptycho_core.sampling.free_pixels.improvement`); after
 ``patience`` checks without improvement the refinement stops and the best
 weights are restored, which may be the starting network's (the refinement
-then changed nothing, and says so). Reaching ``max_steps``
+then changed nothing, and says so). The refinement keeps this reference
+even where a later check is within the noise of it (PtyChi keeps such a
+later iterate, :mod:`ptycho_core.recon.ptychi`): it starts from a trained
+network, an estimate it leaves only on evidence. Reaching ``max_steps``
 first is recorded as not converged. The reconstruction step then predicts
 from the full patterns.
 
