@@ -8,7 +8,7 @@ recorded stream), is left out of both fits: pty-chi's ``valid_pixel_mask``,
 the masked Poisson loss of the refinement. The Poisson noise of a free pixel
 is independent of every fitted one, so a fit that starts to follow the noise
 of the fitted pixels stops improving on the free ones: each refiner stops
-where the mean Poisson deviance of the free pixels (:func:`free_deviance`)
+where the mean Poisson deviance of the free pixels (:func:`pattern_deviance`)
 stops falling, and keeps its best iterate (the free log-likelihood of
 PyNX). Nothing here reads a ground truth.
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from ptycho_core.streams import free_pixel_entropy
 
-__all__ = ["Improvement", "free_deviance", "free_pixel_mask", "improvement", "pattern_deviance", "poisson_deviance"]
+__all__ = ["Improvement", "free_pixel_mask", "improvement", "pattern_deviance", "poisson_deviance"]
 
 
 def free_pixel_mask(N: int, fraction: float, seed: int) -> np.ndarray:
@@ -71,12 +71,6 @@ def pattern_deviance(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray)
             f"found {counts.shape}, {expected.shape}, {mask.shape}"
         )
     return np.mean(poisson_deviance(counts[..., mask], expected[..., mask]), axis=-1)
-
-
-def free_deviance(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> float:
-    """Mean Poisson deviance over the free pixels ``mask`` (N, N) of every pattern of ``counts`` and ``expected``
-    (..., N, N)."""
-    return float(np.mean(pattern_deviance(counts, expected, mask)))
 
 
 @dataclass(frozen=True)
