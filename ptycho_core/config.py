@@ -150,6 +150,7 @@ class TrainingConfig:
     schedule: str
     precision: str
     seed_draw: int
+    warmup_epochs: float
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,14 @@ def _cross_checks(study: StudyConfig, source: str) -> None:
     g = study.grouping
     if g.K < g.C:
         fail("grouping.K", f"expected K >= C = gridsize^2 = {g.C}, found {g.K}")
+    t = study.training
+    if t.warmup_epochs > 0 and t.schedule != "cosine":
+        fail(
+            "training.warmup_epochs",
+            f"expected 0 with schedule {t.schedule!r} (a warm-up leads into the cosine), found {t.warmup_epochs}",
+        )
+    if t.warmup_epochs >= t.epochs:
+        fail("training.warmup_epochs", f"expected fewer than training.epochs = {t.epochs}, found {t.warmup_epochs}")
     strides = [v.stride for v in study.views]
     if study.scan.pattern == "raster":
         for a, b in zip(strides, strides[1:]):

@@ -649,3 +649,20 @@ def test_a_training_seed_draw_changes_every_training_seed_and_draw_0_keeps_the_s
     draws = {training_seed(3, "PtychoPINN", "dense", d) for d in range(4)}
     assert len(draws) == 4
     assert training_seed(3, "Baseline", "", 1) != training_seed(3, "Baseline", "", 0)
+
+
+@pytest.mark.parametrize(
+    "training, expected",
+    [
+        ({"schedule": "plateau", "warmup_epochs": 1}, "expected 0 with schedule 'plateau'"),
+        ({"schedule": "cosine", "epochs": 4, "warmup_epochs": 4}, "expected fewer than training.epochs = 4"),
+    ],
+)
+def test_a_warmup_needs_the_cosine_schedule_and_leaves_epochs_to_decay(training, expected):
+    message = _refused(small(training=training))
+    assert "key 'training.warmup_epochs'" in message and expected in message
+
+
+def test_a_warmup_of_a_fraction_of_an_epoch_is_accepted():
+    study = study_from_dict(small(training={"schedule": "cosine", "warmup_epochs": 0.5}))
+    assert study.training.warmup_epochs == 0.5

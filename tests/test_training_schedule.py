@@ -34,6 +34,7 @@ BASE = TrainingConfig(
     schedule="cosine",
     precision="float32",
     seed_draw=0,
+    warmup_epochs=0,
 )
 
 
@@ -74,6 +75,26 @@ def test_cosine_rate_at_the_start_middle_and_end_of_the_budget():
     for step in (0, 10, 20, 25):
         assert float(schedule(step)) == pytest.approx(expected_cosine(BASE, step, 4), rel=1e-6)
     assert float(schedule(20)) == pytest.approx(BASE.learning_rate * training.COSINE_FINAL_FRACTION, rel=1e-6)
+
+
+def test_a_warmup_rises_linearly_from_zero_then_the_cosine_decays_over_the_remaining_epochs():
+    cfg = dataclasses.replace(BASE, warmup_epochs=1.5)  # 6 of 20 steps
+    schedule = training.optimizer(cfg, steps_per_epoch=4)._learning_rate
+    for step in (0, 3, 6):
+        assert float(schedule(step)) == pytest.approx(cfg.learning_rate * step / 6, rel=1e-6, abs=1e-12)
+    alpha = training.COSINE_FINAL_FRACTION
+    for step in (6, 13, 20):
+        t = (step - 6) / 14
+        expected = cfg.learning_rate * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * t)))
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-6)
+    assert float(schedule(20)) == pytest.approx(cfg.learning_rate * alpha, rel=1e-6)  # the run still ends at 1 %
+
+
+def test_a_warmup_without_the_cosine_or_without_steps_left_to_decay_is_refused():
+    with pytest.raises(ValueError, match="training.warmup_epochs"):
+        training.optimizer(dataclasses.replace(BASE, schedule="plateau", warmup_epochs=1), steps_per_epoch=4)
+    with pytest.raises(ValueError, match="leave no decay"):
+        training.optimizer(dataclasses.replace(BASE, warmup_epochs=5), steps_per_epoch=4)
 
 
 def test_cosine_fit_logs_the_decaying_rate_of_every_epoch():

@@ -174,12 +174,26 @@ COSINE_FINAL_FRACTION = 0.01
 
 
 def optimizer(fit_cfg: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam at ``fit_cfg.learning_rate``; under the cosine schedule, decaying over ``epochs * steps_per_epoch``."""
+    """Adam at ``fit_cfg.learning_rate``; under the cosine schedule, decaying over ``epochs * steps_per_epoch``
+    steps, the first ``warmup_epochs`` of them a linear rise from 0 (the decay then spans the rest)."""
     rate = fit_cfg.learning_rate
     if fit_cfg.schedule == "cosine":
+        total = fit_cfg.epochs * steps_per_epoch
+        warmup = int(round(fit_cfg.warmup_epochs * steps_per_epoch))
+        if not 0 <= warmup < total:
+            raise ValueError(
+                f"training.warmup_epochs: {fit_cfg.warmup_epochs} epochs of {steps_per_epoch} steps leave no decay "
+                f"in {fit_cfg.epochs} epochs"
+            )
         rate = keras.optimizers.schedules.CosineDecay(
-            rate, decay_steps=fit_cfg.epochs * steps_per_epoch, alpha=COSINE_FINAL_FRACTION
+            0.0 if warmup else rate,
+            decay_steps=total - warmup,
+            alpha=COSINE_FINAL_FRACTION,
+            warmup_target=rate if warmup else None,
+            warmup_steps=warmup,
         )
+    elif fit_cfg.warmup_epochs:
+        raise ValueError(f"training.warmup_epochs: expected 0 with schedule {fit_cfg.schedule!r}")
     elif fit_cfg.schedule != "plateau":
         raise ValueError(f"training.schedule: expected 'plateau' or 'cosine', found {fit_cfg.schedule!r}")
     return keras.optimizers.Adam(rate, name="adam")  # named: bundle bytes independent of process history
