@@ -35,6 +35,7 @@ import numpy as np
 def main() -> int:
     from ptycho_core.evaluate.seed_spread import (
         DrawError,
+        check_distinct_trainings,
         check_draws,
         draw_scores,
         network_methods,
@@ -57,21 +58,27 @@ def main() -> int:
         studies = [read_study(d) for d in args.directories]
         check_draws(studies, args.directories)
         draws = [draw_scores(d, s, methods, quantity, metric) for d, s in zip(args.directories, studies)]
+        check_distinct_trainings(draws, args.directories)
     except DrawError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{quantity} {metric} over training.seed_draw {[s.training.seed_draw for s in studies]}")
-    print("dose | view | method | scores per replicate (one per draw) | pooled sd | df | 95 % upper | replicate sd")
-    for key in sorted(set.intersection(*(set(d) for d in draws)), key=lambda k: (float(k[0]), k[1], k[2])):
-        seeds = sorted(set.intersection(*(set(d[key]) for d in draws)))
-        values = np.array([[d[key][s] for d in draws] for s in seeds])
-        spread = pooled_spread(values)
-        replicate_sd = float(np.std(values[:, 0], ddof=1)) if len(seeds) > 1 else float("nan")
-        per_seed = " / ".join(" ".join(f"{v:.3f}" for v in row) for row in values)
-        print(
-            f"{key[0]} | {key[1]} | {key[2]} | {per_seed} | {spread.sd:.3f} | {spread.df} | {spread.upper95:.3f} | "
-            f"{replicate_sd:.3f}"
-        )
+    print(
+        "dose | view | method | scores per replicate (one per draw; 'failed': the training was refused) | "
+        "pooled sd | df | 95 % upper | replicate sd | failed trainings"
+    )
+    keys = set.intersection(*({*d.values, *d.failed} for d in draws))
+    for key in sorted(keys, key=lambda k: (float(k[0]), k[1], k[2])):
+        seeds = sorted(set.union(*({*d.values.get(key, {}), *d.failed.get(key, [])} for d in draws)))
+        rows = [[d.values.get(key, {}).get(s) for d in draws] for s in seeds]
+        complete = np.array([r for r in rows if None not in r], dtype=float).reshape(-1, len(draws))
+        n_failed = sum(v is None for r in rows for v in r)
+        spread = pooled_spread(complete) if len(complete) else None
+        first = [r[0] for r in rows if r[0] is not None]
+        replicate_sd = float(np.std(first, ddof=1)) if len(first) > 1 else float("nan")
+        per_seed = " / ".join(" ".join("failed" if v is None else f"{v:.3f}" for v in r) for r in rows)
+        numbers = "- | - | -" if spread is None else f"{spread.sd:.3f} | {spread.df} | {spread.upper95:.3f}"
+        print(f"{key[0]} | {key[1]} | {key[2]} | {per_seed} | {numbers} | {replicate_sd:.3f} | {n_failed}")
     return 0
 
 

@@ -14,7 +14,14 @@ import pytest
 
 from ptycho_core import layout
 from ptycho_core.config import load_study
-from ptycho_core.evaluate.seed_spread import DrawError, check_draws, draw_scores, pooled_spread, read_study
+from ptycho_core.evaluate.seed_spread import (
+    DrawError,
+    check_distinct_trainings,
+    check_draws,
+    draw_scores,
+    pooled_spread,
+    read_study,
+)
 from ptycho_core.io.records import METRIC_ROWS
 from ptycho_core.io.sentinel import write_sentinel
 
@@ -95,7 +102,11 @@ def test_draw_copies_give_their_scores_and_must_differ_only_in_the_draw(tmp_path
     check_draws(studies, [d0, d1])
     scores = draw_scores(d1, studies[1], {"Baseline"}, "phase", "ms_ssim")
     label = next(iter(studies[0].dose_labels()))
-    assert scores[(label, "dense", "Baseline")] == {0: pytest.approx(0.89)}
+    assert scores.values[(label, "dense", "Baseline")] == {0: pytest.approx(0.89)}
+    assert not scores.failed and scores.training_hash == studies[1].section_hashes("training")["training"]
+    check_distinct_trainings(
+        [draw_scores(d, s, {"Baseline"}, "phase", "ms_ssim") for d, s in zip((d0, d1), studies)], [d0, d1]
+    )
     with pytest.raises(DrawError, match="expected distinct draws"):
         check_draws([studies[0], studies[0]], [d0, d0])
     d2 = _copy(tmp_path, 2, epochs=5)
@@ -109,12 +120,34 @@ def test_a_score_that_does_not_rest_on_the_copy_s_own_training_is_refused(tmp_pa
     cell = layout.Cell(next(iter(study.dose_labels())), 0, "dense").with_method("Baseline")
     model = d1 / layout.bundle(cell).model
     model.write_text("retrained, never reconstructed")  # the reconstruction is stale
-    with pytest.raises(DrawError, match="not scored on a network trained under training.seed_draw 1"):
+    with pytest.raises(DrawError, match="is not scored on the network of"):
         draw_scores(d1, study, {"Baseline"}, "phase", "ms_ssim")
-    # a copy whose trainings were not rerun: its bundles carry draw 0's training hash
-    draw0_like = replace(study, training=replace(study.training, seed_draw=0))
-    with pytest.raises(DrawError, match="seed_draw 0"):
-        draw_scores(_copy(tmp_path, 3), draw0_like, {"Baseline"}, "phase", "ms_ssim")
+
+
+def test_a_copy_whose_trainings_were_not_all_rerun_is_refused(tmp_path):
+    d0, d1 = _copy(tmp_path, 0), _copy(tmp_path, 1)
+    study = read_study(d1)
+    label = next(iter(study.dose_labels()))
+    # one bundle of the copy still carries draw 0's training (its training was not rerun)
+    stale = layout.bundle(layout.Cell(label, 0, "dense").with_method("Baseline")).sentinel
+    (d1 / stale).write_text((d0 / stale).read_text())
+    with pytest.raises(DrawError, match="not every training of this copy was rerun"):
+        draw_scores(d1, study, {"Baseline"}, "phase", "ms_ssim")
+    # a copy never rerun at all repeats the training hash of the study it was copied from
+    same = [draw_scores(d0, read_study(d0), {"Baseline"}, "phase", "ms_ssim")] * 2
+    with pytest.raises(DrawError, match="repeats another's"):
+        check_distinct_trainings(same, [d0, d1])
+
+
+def test_a_refused_training_is_a_failed_run_of_its_draw(tmp_path):
+    d1 = _copy(tmp_path, 1)
+    study = read_study(d1)
+    label = next(iter(study.dose_labels()))
+    (d1 / layout.bundle(layout.Cell(label, 0, "dense").with_method("Baseline")).sentinel).unlink()
+    scores = draw_scores(d1, study, {"Baseline"}, "phase", "ms_ssim")
+    # the Baseline trains once per dose: its refused training fails the dose's every view
+    assert scores.failed == {(label, "dense", "Baseline"): [0], (label, "sparse", "Baseline"): [0]}
+    assert (label, "dense", "Baseline") not in scores.values
 
 
 def test_the_script_prints_the_pooled_spread_and_exits_2_on_copies_of_another_study(tmp_path, capsys, monkeypatch):
@@ -127,6 +160,7 @@ def test_the_script_prints_the_pooled_spread_and_exits_2_on_copies_of_another_st
     row = next(line for line in capsys.readouterr().out.splitlines() if "| dense | Baseline |" in line)
     fields = row.split(" | ")
     assert fields[3] == "0.900 0.890" and float(fields[4]) == pytest.approx(0.01 / np.sqrt(2), abs=1e-3)
+    assert fields[-1] == "0"  # no failed training
     monkeypatch.setattr("sys.argv", ["tss", str(d0), str(_copy(tmp_path, 2, epochs=5))])
     assert module.main() == 2
     assert "not the study of" in capsys.readouterr().err

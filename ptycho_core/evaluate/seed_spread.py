@@ -11,11 +11,14 @@ training seeds.
 Per dose x view x method, :func:`pooled_spread` pools the within-replicate
 variance over the replicates (``sum over replicates of (draws - 1)`` degrees of
 freedom) and bounds the standard deviation from above at 95 % (chi-square).
-:func:`draw_scores` reads one copy, and keeps a network method's score only
-where it rests on a network trained under that copy's draw (the bundle's
-training hash, the reconstruction's recorded bundle and the score's recorded
-reconstruction all match the files): a copy whose trainings were not rerun
-is refused, not counted as a draw with no spread.
+:func:`draw_scores` reads one copy. A network method's score counts only where
+it rests on the copy's own network: the reconstruction's recorded bundle and
+the score's recorded reconstruction match the files, every bundle of the copy
+carries one training hash (:func:`check_distinct_trainings`: a different one in
+every copy), so a copy whose trainings were not all rerun is refused, not
+counted as a draw with no spread. A training the train step refused (no
+bundle) is a failed run of that draw: counted, never dropped, and its
+replicate left out of the pooled spread.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -95,41 +98,69 @@ def _recorded_sha(sentinel: Path, path: str) -> str | None:
     return next((f["sha256"] for f in record["inputs"] if f["path"] == path), None)
 
 
-def _rests_on_own_training(directory: Path, study: StudyConfig, cell: layout.Cell) -> bool:
-    """Whether a network method's score in ``directory`` rests on a bundle trained under its own seed draw."""
-    bundle, recon = layout.bundle(cell), layout.reconstruction(cell)
-    score = layout.scores(cell.without_method())
-    trained = json.loads((directory / bundle.sentinel).read_text())
-    return (
-        trained["section_hashes"].get("training") == study.section_hashes("training")["training"]
-        and _recorded_sha(directory / recon.sentinel, bundle.model) == sha256_file(directory / bundle.model)
-        and _recorded_sha(directory / score.sentinel, recon.recon) == sha256_file(directory / recon.recon)
-    )
+@dataclass
+class DrawScores:
+    """One copy's scores ``{(dose label, view, method): {seed: value}}``, the failed trainings
+    ``{(dose label, view, method): [seed, ...]}`` (no bundle), and the training hash its bundles carry."""
+
+    values: dict = field(default_factory=lambda: defaultdict(dict))
+    failed: dict = field(default_factory=lambda: defaultdict(list))
+    training_hash: str | None = None
 
 
-def draw_scores(
-    directory: Path, study: StudyConfig, methods: set[str], quantity: str, metric: str
-) -> dict[tuple[str, str, str], dict[int, float]]:
-    """``{(dose label, view, method): {seed: value}}`` of one copy, for ``methods`` (network methods only),
-    over the cells of its own configuration. A score that rests on another draw's network is an error."""
-    out: dict = defaultdict(dict)
+def draw_scores(directory: Path, study: StudyConfig, methods: set[str], quantity: str, metric: str) -> DrawScores:
+    """The scores of ``methods`` (network methods) in one copy, over the cells of its own configuration."""
+    out = DrawScores()
     for label in study.dose_labels():
         for view in study.views:
             for seed in study.seeds:
                 cell = layout.Cell(label, seed, view.name)
-                path = directory / layout.scores(cell).metrics
-                if not path.is_file():
-                    raise DrawError(f"{path}: no scores (run the copy to its scores)")
-                for row in METRIC_ROWS.read(path):
-                    if row["method"] not in methods or row["quantity"] != quantity or row["metric"] != metric:
-                        continue
-                    if not _rests_on_own_training(directory, study, cell.with_method(row["method"])):
-                        raise DrawError(
-                            f"{path}: {row['method']} is not scored on a network trained under training.seed_draw "
-                            f"{study.training.seed_draw} (rerun its training, reconstruction and score)"
-                        )
-                    out[(label, view.name, row["method"])][seed] = float(row["value"])
-    return dict(out)
+                for method in sorted(methods):
+                    _read_cell(directory, cell.with_method(method), quantity, metric, out)
+    return out
+
+
+def _read_cell(directory: Path, cell: layout.Cell, quantity: str, metric: str, out: DrawScores) -> None:
+    bundle, recon = layout.bundle(cell), layout.reconstruction(cell)
+    score = layout.scores(cell.without_method())
+    key = (cell.dose, cell.view, cell.method)
+    if not (directory / bundle.sentinel).is_file():
+        out.failed[key].append(cell.seed)  # the train (or refine) step refused its network
+        return
+    trained = json.loads((directory / bundle.sentinel).read_text())["section_hashes"].get("training")
+    if out.training_hash not in (None, trained):
+        raise DrawError(
+            f"{directory / bundle.sentinel}: training hash {trained}, but other networks of {directory} carry "
+            f"{out.training_hash}: not every training of this copy was rerun under its seed_draw"
+        )
+    out.training_hash = trained
+    path = directory / score.metrics
+    stale = _recorded_sha(directory / recon.sentinel, bundle.model) != sha256_file(
+        directory / bundle.model
+    ) or _recorded_sha(directory / score.sentinel, recon.recon) != sha256_file(directory / recon.recon)
+    if stale:
+        raise DrawError(
+            f"{path}: {cell.method} is not scored on the network of {directory / bundle.model} "
+            "(rerun its reconstruction and score)"
+        )
+    rows = [
+        r
+        for r in METRIC_ROWS.read(path)
+        if (r["method"], r["quantity"], r["metric"]) == (cell.method, quantity, metric)
+    ]
+    if len(rows) != 1:
+        raise DrawError(f"{path}: expected one {quantity} {metric} row of {cell.method}, found {len(rows)}")
+    out.values[key][int(cell.seed)] = float(rows[0]["value"])
+
+
+def check_distinct_trainings(draws: list[DrawScores], directories: list[Path]) -> None:
+    """Every copy's networks were trained under its own draw: the copies' training hashes differ."""
+    hashes = [d.training_hash for d in draws]
+    if len(set(hashes)) != len(hashes):
+        raise DrawError(
+            f"training hashes of {[str(d) for d in directories]}: {hashes}; a copy whose trainings were not rerun "
+            "repeats another's"
+        )
 
 
 def network_methods() -> set[str]:
