@@ -169,6 +169,7 @@ class RefinementConfig:
     batch_size: int
     learning_rate: float
     lr_patience: int
+    warmup_steps: int
 
 
 @dataclass(frozen=True)

@@ -260,3 +260,30 @@ def test_the_check_set_is_every_group_or_a_fixed_draw():
     assert drawn.size == 256 and np.unique(drawn).size == 256 and np.all(np.diff(drawn) > 0)
     np.testing.assert_array_equal(check_set(1444, 256, seed=3), drawn)
     assert not np.array_equal(check_set(1444, 256, seed=4), drawn)
+
+
+# --------------------------------------------------------------------------
+# the warm-up: a fresh Adam starts below the full rate
+# --------------------------------------------------------------------------
+
+
+def test_the_warm_up_raises_the_rate_linearly_then_leaves_it_at_the_full_rate():
+    import keras
+
+    from ptycho_core.nn.refinement import WarmUp
+
+    class Rates(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_train_batch_begin(self, batch, logs=None):  # after the warm-up's own batch-begin
+            self.seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    rates = Rates()
+    model.fit(x, x[:, :1], batch_size=2, epochs=2, callbacks=[WarmUp(0.01, 4), rates], verbose=0)  # 12 steps
+    assert rates.seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01] + [0.01] * 8, rel=1e-6)

@@ -184,6 +184,20 @@ class FreeDevianceStop(keras.callbacks.Callback):
         self.model.set_weights(self.best_weights)
 
 
+class WarmUp(keras.callbacks.Callback):
+    """The learning rate rises linearly to ``rate`` over the first ``steps`` optimiser steps (step k: rate (k + 1) /
+    steps), then is left to the other callbacks."""
+
+    def __init__(self, rate: float, steps: int):
+        super().__init__()
+        self.rate, self.steps, self.step = float(rate), int(steps), 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.step < self.steps:
+            self.model.optimizer.learning_rate = self.rate * (self.step + 1) / self.steps
+        self.step += 1
+
+
 def refine(
     obj_model: keras.Model,
     sqrt_counts: np.ndarray,
@@ -213,7 +227,8 @@ def refine(
     check = CheckSet(training.GroupBatches(sqrt_counts, positions, checked, cfg.batch_size, inputs=inputs), free)
     start_free, start_fitted = check.deviances(fit_model)
     stop = FreeDevianceStop(check, start_free, stopping.standard_errors, stopping.patience)
-    callbacks = [
+    callbacks = [WarmUp(cfg.learning_rate, cfg.warmup_steps)] if cfg.warmup_steps else []
+    callbacks += [
         stop,
         keras.callbacks.ReduceLROnPlateau(
             monitor="free_deviance", factor=0.5, patience=cfg.lr_patience, min_lr=1e-6, min_delta=0.0, mode="min"
