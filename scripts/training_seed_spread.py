@@ -38,10 +38,12 @@ def main() -> int:
         check_distinct_trainings,
         check_draws,
         draw_scores,
-        network_methods,
         pooled_spread,
         read_study,
     )
+    from ptycho_core.methods import NETWORK_METHODS
+
+    network = {m.value for m in NETWORK_METHODS}
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("directories", type=Path, nargs="+")
@@ -49,8 +51,8 @@ def main() -> int:
     ap.add_argument("--metric", default="phase:ms_ssim", help="quantity:metric of the tidy rows")
     args = ap.parse_args()
     quantity, metric = args.metric.split(":")
-    methods = set(args.methods.split(",")) if args.methods else network_methods()
-    unknown = methods - network_methods()
+    methods = set(args.methods.split(",")) if args.methods else network
+    unknown = methods - network
     if len(args.directories) < 2 or unknown:
         print(f"expected at least 2 directories and network methods; unknown methods {sorted(unknown)}")
         return 2

@@ -35,7 +35,6 @@ from ptycho_core import layout
 from ptycho_core.config import StudyConfig, study_from_dict
 from ptycho_core.io.records import METRIC_ROWS
 from ptycho_core.io.sentinel import sha256_file
-from ptycho_core.methods import Method
 
 #: Configuration keys a draw copy may change besides ``training.seed_draw``: which cells it reran.
 CELL_KEYS = ("name", "doses", "seeds")
@@ -161,7 +160,3 @@ def check_distinct_trainings(draws: list[DrawScores], directories: list[Path]) -
             f"training hashes of {[str(d) for d in directories]}: {hashes}; a copy whose trainings were not rerun "
             "repeats another's"
         )
-
-
-def network_methods() -> set[str]:
-    return {m.value for m in Method if m.spec.network}
