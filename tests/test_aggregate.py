@@ -484,7 +484,7 @@ def test_report_data_and_delta_lines_match_json(tmp_path, table):
 
     doc = json.loads(out_json.read_text())
     assert SUMMARY_DOCUMENT.read(out_json) == doc  # the document's contract reads it back
-    assert doc["schema_version"] == SUMMARY_VERSION == 2
+    assert doc["schema_version"] == SUMMARY_VERSION == 3
     # the verdicts: PtychoPINN_TTR has the best MS-SSIM (0.98) in every cell; the others' values do not vary
     # across seeds and PtychoPINN's jitter (sd 0.01) keeps its gap (0.06) clear of zero: a winner everywhere
     verdicts = [v for v in doc["verdicts"] if (v["quantity"], v["metric"]) == ("phase", "ms_ssim")]

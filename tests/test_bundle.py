@@ -56,6 +56,7 @@ def _sidecar(probe, channels: int, scale: float) -> dict:
         "probe_sha256": probe_hash(probe),
         "architecture": {"filters": list(ARCH.filters), "amplitude_max": ARCH.amplitude_max},
         "training": {"epochs": 1, "seed": 123},
+        "refused": [],
     }
 
 
@@ -252,6 +253,20 @@ def test_wrong_bundle_version(saved, tmp_path, probe, version):
         side["bundle_version"] = version
     s.write_text(json.dumps(side))
     with pytest.raises(BundleError, match="bundle.json.*'bundle_version'"):
+        load_bundle(m, s, N=N, channels=saved["channels"], probe=probe)
+
+
+@pytest.mark.parametrize("refused", [None, "phase saturated", [1]])
+def test_sidecar_without_its_list_of_refusals(saved, tmp_path, probe, refused):
+    """Every bundle says which outcome checks of its network failed (an empty list when none did)."""
+    m, s = _copy_bundle(saved, tmp_path)
+    side = json.loads(s.read_text())
+    if refused is None:
+        del side["refused"]
+    else:
+        side["refused"] = refused
+    s.write_text(json.dumps(side))
+    with pytest.raises(BundleError, match="bundle.json: key 'refused': expected a list"):
         load_bundle(m, s, N=N, channels=saved["channels"], probe=probe)
 
 

@@ -25,7 +25,7 @@ from ptycho_core.evaluate.headline import (
     view_overlap,
     wide_csv,
 )
-from ptycho_core.evaluate.tables import report_document, summarise
+from ptycho_core.evaluate.tables import AggregationError, report_document, summarise
 from ptycho_core.evaluate.verdicts import cell_verdicts, crossing_dose, crossover_records, dose_text, evidence
 from ptycho_core.io.npz import DataContractError
 from ptycho_core.io.records import HEADLINE_TABLE, SUMMARY_DOCUMENT, SUMMARY_VERSION
@@ -182,7 +182,7 @@ def test_an_error_metric_picks_the_lowest_mean():
     assert v["pairs"][0]["mean"] == pytest.approx(-0.10) and v["pairs"][0]["interval"][1] < 0
 
 
-def test_failed_runs_are_counted_and_the_pairs_use_the_shared_seeds():
+def test_lost_runs_are_counted_and_the_pairs_use_the_shared_seeds():
     # PtyChi lost seed 1: n = 3 and 2, the pair has n = 2 (seeds 0 and 2)
     v = _verdict({"PtychoPINN": [0.90, 0.91, 0.92], "PtyChi": [0.50, None, 0.52]})
     assert v["methods"]["PtychoPINN"]["n"] == 3 and v["methods"]["PtyChi"]["n"] == 2
@@ -216,7 +216,7 @@ def test_cells_carry_means_intervals_and_verdicts():
 def test_the_json_document_holds_the_verdicts_and_crossovers():
     summary = summarise(_table(seeds=(0, 1, 2), jitter=0.01), fwhm_diameter_px=5.0)
     doc = report_document(summary, [], **evidence(summary))
-    assert doc["schema_version"] == SUMMARY_VERSION == 2
+    assert doc["schema_version"] == SUMMARY_VERSION == 3
     assert doc["verdicts"] == cell_verdicts(summary) and doc["crossovers"] == crossover_records(summary)
     assert len(doc["verdicts"]) == 2 * len(DOSES)  # phase and amplitude MS-SSIM
     back = SUMMARY_DOCUMENT.loads(SUMMARY_DOCUMENT.dumps(doc), "summary.json")
@@ -252,6 +252,35 @@ def test_summary_lines_give_crossovers_verdicts_and_the_replicate_caveat():
     assert "Student-t" in three[-1]
 
 
+def test_failed_runs_are_kept_in_the_statistics_and_counted_in_every_view():
+    """A failed run (a network whose training an outcome check refused) is scored as produced: its value stays in
+    the mean, the interval and the pairs, and the tables, the wide CSV and the caveat count it."""
+    table = _table(seeds=(0, 1, 2), jitter=0.01)
+    failed = {(100.0, "dense", "PtychoPINN"): [1]}
+    summary = summarise(table, fwhm_diameter_px=5.0, failed=failed)
+    plain = summarise(table, fwhm_diameter_px=5.0)
+    for rec, ref in zip(summary["records"], plain["records"], strict=True):
+        hit = (rec["dose"], rec["view"], rec["method"]) == (100.0, "dense", "PtychoPINN")
+        assert rec["failed_seeds"] == ([1] if hit else []) and ref["failed_seeds"] == []
+        assert {k: v for k, v in rec.items() if k != "failed_seeds"} == {
+            k: v for k, v in ref.items() if k != "failed_seeds"
+        }  # the statistics are the same: the failed run's score is in them
+    v = next(c for c in evidence(summary)["verdicts"] if c["dose"] == 100.0 and c["quantity"] == "phase")
+    assert v["methods"]["PtychoPINN"]["failed"] == 1 and v["methods"]["PtyChi"]["failed"] == 0
+    assert v["methods"]["PtychoPINN"]["n"] == 3
+    rst = landing_rst(study_name="unit", config_lines=[], summary=summary, overlap=OVERLAP)
+    row = _table_rows(rst, "phase MS-SSIM")[2]  # header, 1e1, 1e2
+    assert row[:2] == ["100", "3"] and row[2].endswith("(1 failed)") and not row[3].endswith(")")
+    assert "1 run(s) failed" in summary_lines(summary, OVERLAP)[-1]
+    assert "failed" not in summary_lines(plain, OVERLAP)[-1]
+    back = HEADLINE_TABLE.parse(wide_csv(summary, {}), "headline.csv")
+    counts = {(r["dose (photons per pattern)"], r["method"]): r["failed runs"] for r in back}
+    assert counts[(100.0, "PtychoPINN")] == 1 and sum(counts.values()) == 1
+    # a failed run is scored as produced: one that was never scored is an error, not a failure to count
+    with pytest.raises(AggregationError, match="failed runs of PtychoPINN in cell .*seeds \\[7\\]"):
+        summarise(table, failed={(100.0, "dense", "PtychoPINN"): [7]})
+
+
 def test_wide_csv_has_one_row_per_cell_and_method_and_units_in_the_header():
     overlap = {"dense": {"linear_overlap": 0.8}}
     rows = list(csv.reader(io.StringIO(wide_csv(summarise(_table(), fwhm_diameter_px=5.0), overlap))))
@@ -264,6 +293,7 @@ def test_wide_csv_has_one_row_per_cell_and_method_and_units_in_the_header():
         "method",
         "n seeds",
     ]
+    assert header[6] == "failed runs" and {r[6] for r in rows[1:]} == {"0"}
     assert "phase MAE (rad)" in header and "amplitude MAE (1)" in header and "phase PSNR (dB)" in header
     assert "phase FRC 0.5 resolution (cycles/pixel)" in header
     assert len(rows) == 1 + len(DOSES) * 4

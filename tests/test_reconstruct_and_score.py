@@ -261,7 +261,15 @@ PTYCHI_OFFSET = -2.0
 def write_recon(path, obj, method, covered=None, **meta):
     """A reconstruction at ``path`` and its sentinel (``<path>.sentinel.json``),
     as a reconstruction step leaves them."""
-    metadata = {"schema_version": 1, "method": method, "dose": DOSE, "view": VIEW, "seed": SEED, **meta}
+    metadata = {
+        "schema_version": 1,
+        "method": method,
+        "dose": DOSE,
+        "view": VIEW,
+        "seed": SEED,
+        "refused": [],
+        **meta,
+    }
     covered = np.ones(obj.shape, bool) if covered is None else covered
     save_recon(path, Reconstruction(np.asarray(obj, dtype=np.complex64), covered, metadata))
     files = layout.ReconFiles(str(path), f"{path}.sentinel.json")

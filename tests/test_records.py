@@ -84,6 +84,7 @@ def alignment_record() -> dict:
         "phase_ramp": None,
         "amplitude_scale_reported_not_applied": 0.98,
         "region_pixels": 900,
+        "refused": [],
     }
     return {
         "region_rows": [10, 40],
@@ -145,13 +146,13 @@ CSV_EXAMPLES = {
             dict(
                 zip(
                     HEADLINE_COLUMNS,
-                    [3.0, 0.137, "dense", 0.8, "PtyChi", 1, 0.7, 21.0, 0.3, 0.2, 0.8, 25.0, 0.05, None, None],
+                    [3.0, 0.137, "dense", 0.8, "PtyChi", 1, 0, 0.7, 21.0, 0.3, 0.2, 0.8, 25.0, 0.05, None, None],
                 )
             ),
             dict(
                 zip(
                     HEADLINE_COLUMNS,
-                    [30.0, None, "mid", None, "Baseline", 3, 0.9, 25.0, 0.2, 0.25, 0.85, 26.0, 0.04, 0.01, 0.02],
+                    [30.0, None, "mid", None, "Baseline", 3, 1, 0.9, 25.0, 0.2, 0.25, 0.85, 26.0, 0.04, 0.01, 0.02],
                 )
             ),
         ],
@@ -446,7 +447,7 @@ def test_versions_have_distinct_names_and_one_home():
     assert not hasattr(tables, "SCHEMA_VERSION")
     assert records.METRIC_ROWS.version == records.METRIC_ROWS_VERSION == 3
     assert records.OVERLAP_RECORD.version == OVERLAP_METRICS_VERSION == 2
-    assert records.SUMMARY_DOCUMENT.version == records.SUMMARY_VERSION == 2
+    assert records.SUMMARY_DOCUMENT.version == records.SUMMARY_VERSION == 3
 
 
 def test_records_imports_nothing_of_ptycho_core_outside_io():

@@ -47,6 +47,7 @@ def summary(cells: dict[tuple[float, str, str], list[float]]) -> dict:
                 "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
                 "seeds": SEEDS[: len(v)],
                 "values": [float(x) for x in v],
+                "failed_seeds": [],
             }
         )
     return {"records": records}

@@ -70,7 +70,11 @@ def _copy(root: Path, draw: int, **training) -> Path:
                         layout.reconstruction(cell.with_method("Baseline")),
                         layout.scores(cell),
                     )
-                    for path, text in ((b.model, f"model {draw} {label} {seed}"), (r.recon, f"recon {draw}")):
+                    for path, text in (
+                        (b.model, f"model {draw} {label} {seed}"),
+                        (b.sidecar, json.dumps({"refused": []})),
+                        (r.recon, f"recon {draw}"),
+                    ):
                         Path(path).parent.mkdir(parents=True, exist_ok=True)
                         Path(path).write_text(text)
                     common = {"checks": {}, "config_hash": "x", "wall_time_s": 0.0}
@@ -140,6 +144,20 @@ def test_a_copy_whose_trainings_were_not_all_rerun_is_refused(tmp_path):
 
 
 def test_a_refused_training_is_a_failed_run_of_its_draw(tmp_path):
+    d1 = _copy(tmp_path, 1)
+    study = read_study(d1)
+    label = next(iter(study.dose_labels()))
+    # the network is saved, scored as produced and its bundle names the failed check
+    sidecar = d1 / layout.bundle(layout.Cell(label, 0, "dense").with_method("Baseline")).sidecar
+    sidecar.write_text(json.dumps({"refused": ["train Baseline: check 'loss decreased' failed: initial 1, best 1"]}))
+    scores = draw_scores(d1, study, {"Baseline"}, "phase", "ms_ssim")
+    # the Baseline trains once per dose: its failed training fails the dose's every view
+    assert scores.failed == {(label, "dense", "Baseline"): [0], (label, "sparse", "Baseline"): [0]}
+    assert (label, "dense", "Baseline") not in scores.values
+
+
+def test_a_training_that_left_no_bundle_is_a_failed_run_of_its_draw(tmp_path):
+    """Studies from before bundle version 2, where the train step refused a failed network outright."""
     d1 = _copy(tmp_path, 1)
     study = read_study(d1)
     label = next(iter(study.dose_labels()))

@@ -143,6 +143,7 @@ def test_trained_bundles_history_and_sentinels(study_run):
                 assert checks["pred_phase_std"] > 0 and checks["pred_amplitude_std"] > 0
                 side = json.loads((cell / "bundle.json").read_text())
                 assert side["method"] == method and side["N"] == study.N
+                assert side["refused"] == [] and checks["refused"] == []  # no failed run in this study
                 assert side["channels"] == (4 if method == "PtychoPINN" else 1)
                 history = (cell / "history.csv").read_text().splitlines()
                 header = history[0].split(",")

@@ -103,7 +103,7 @@ def headline_cells(summary: dict, metrics: Sequence[tuple[str, str]] = HEADLINE)
     method's mean, n and interval half-width, and the cell's verdict.
 
     ``cell["metrics"][(quantity, metric)]`` holds ``values`` ({method: mean,
-    n, half_width}), ``verdict`` (``"winner"``, ``"tie"`` or ``"no
+    n, half_width, failed}), ``verdict`` (``"winner"``, ``"tie"`` or ``"no
     verdict"``), ``winner`` (None unless the verdict is a winner), ``best``,
     ``not_separable``, ``pairs`` and ``text``
     (:func:`ptycho_core.evaluate.verdicts.cell_verdicts`).
@@ -119,7 +119,9 @@ def headline_cells(summary: dict, metrics: Sequence[tuple[str, str]] = HEADLINE)
             for quantity, metric in metrics:
                 v = by_key[(dose, view, quantity, metric)]
                 cell["metrics"][(quantity, metric)] = {
-                    "values": {m: {k: v["methods"][m][k] for k in ("mean", "n", "half_width")} for m in v["methods"]},
+                    "values": {
+                        m: {k: v["methods"][m][k] for k in ("mean", "n", "half_width", "failed")} for m in v["methods"]
+                    },
                     **{k: v[k] for k in ("verdict", "winner", "best", "not_separable", "pairs", "text")},
                 }
             first = next((idx[k] for k in ((dose, view, m, *metrics[0]) for m in methods) if k in idx), None)
@@ -167,6 +169,12 @@ def _mixed_n_cells(summary: dict) -> int:
     return len({k[:2] for k, g in groups.items() if set(g) != methods or len(set(g.values())) > 1})
 
 
+def _failed_runs(summary: dict) -> int:
+    """How many runs (dose x view x method x seed) failed: networks whose training was refused, scored as
+    produced."""
+    return len({(r["dose"], r["view"], r["method"], s) for r in summary["records"] for s in r["failed_seeds"]})
+
+
 def _seeds_caveat(summary: dict) -> str:
     ns = sorted({r["n"] for r in summary["records"]})
     mixed = _mixed_n_cells(summary)
@@ -176,6 +184,12 @@ def _seeds_caveat(summary: dict) -> str:
         if mixed
         else ""
     )
+    failed = _failed_runs(summary)
+    if failed:
+        lost += (
+            f" {failed} run(s) failed (a network's training refused by an outcome check, e.g. a saturated phase): "
+            "scored as produced and kept in every mean, interval and verdict ('k failed' in the tables)."
+        )
     if ns == [1]:
         return (
             "One seed per cell (n = 1): every number is a single realisation of noise and scan, with no interval; "
@@ -285,6 +299,7 @@ def wide_csv(summary: dict, overlap: dict) -> str:
                     overlap[view][LINEAR_OVERLAP] if view in overlap else None,
                     m,
                     rec[WIDE_METRICS[0]]["n"],
+                    len(rec[WIDE_METRICS[0]]["failed_seeds"]),
                 ]
                 row += [rec[k]["mean"] for k in WIDE_METRICS]
                 row += [idx[(dose, view, m, *k)]["std"] for k in HEADLINE]
@@ -303,13 +318,16 @@ def _rst_table(title: str, header: list[str], rows: list[list[str]]) -> list[str
 
 
 def _value_cell(stats: dict, n_row: int, bold: bool) -> str:
-    """``0.912 ± 0.013`` (``0.912`` with n = 1), the method's own n where it differs from the row's, bold for
-    a winner."""
+    """``0.912 ± 0.013`` (``0.912`` with n = 1), then in brackets the method's own n where it differs from the
+    row's and the failed runs among them (``1 failed``); bold for a winner."""
     if stats["n"] == 0 or stats["mean"] is None:
-        return "failed (n = 0)"
+        return "no run (n = 0)"
     text = f"{stats['mean']:.3f}" + ("" if stats["half_width"] is None else f" ± {stats['half_width']:.3f}")
     text = f"**{text}**" if bold else text
-    return text + (f" (n = {stats['n']})" if stats["n"] != n_row else "")
+    notes = ([f"n = {stats['n']}"] if stats["n"] != n_row else []) + (
+        [f"{stats['failed']} failed"] if stats["failed"] else []
+    )
+    return text + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _verdict_tables(summary: dict, overlap: dict, quantity: str, metric: str) -> list[str]:

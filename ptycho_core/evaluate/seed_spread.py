@@ -16,9 +16,10 @@ it rests on the copy's own network: the reconstruction's recorded bundle and
 the score's recorded reconstruction match the files, every bundle of the copy
 carries one training hash (:func:`check_distinct_trainings`: a different one in
 every copy), so a copy whose trainings were not all rerun is refused, not
-counted as a draw with no spread. A training the train step refused (no
-bundle) is a failed run of that draw: counted, never dropped, and its
-replicate left out of the pooled spread.
+counted as a draw with no spread. A training the train step refused (its
+bundle's ``refused``, or no bundle in a study of before bundle version 2) is
+a failed run of that draw: counted, never dropped, and its replicate left
+out of the pooled spread.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def _recorded_sha(sentinel: Path, path: str) -> str | None:
 @dataclass
 class DrawScores:
     """One copy's scores ``{(dose label, view, method): {seed: value}}``, the failed trainings
-    ``{(dose label, view, method): [seed, ...]}`` (no bundle), and the training hash its bundles carry."""
+    ``{(dose label, view, method): [seed, ...]}`` (a refused network, or none), and the training hash its bundles
+    carry."""
 
     values: dict = field(default_factory=lambda: defaultdict(dict))
     failed: dict = field(default_factory=lambda: defaultdict(list))
@@ -124,7 +126,7 @@ def _read_cell(directory: Path, cell: layout.Cell, quantity: str, metric: str, o
     score = layout.scores(cell.without_method())
     key = (cell.dose, cell.view, cell.method)
     if not (directory / bundle.sentinel).is_file():
-        out.failed[key].append(cell.seed)  # the train (or refine) step refused its network
+        out.failed[key].append(cell.seed)  # a study of before bundle version 2: a refused network left no bundle
         return
     trained = json.loads((directory / bundle.sentinel).read_text())["section_hashes"].get("training")
     if out.training_hash not in (None, trained):
@@ -149,6 +151,9 @@ def _read_cell(directory: Path, cell: layout.Cell, quantity: str, metric: str, o
     ]
     if len(rows) != 1:
         raise DrawError(f"{path}: expected one {quantity} {metric} row of {cell.method}, found {len(rows)}")
+    if json.loads((directory / bundle.sidecar).read_text()).get("refused"):
+        out.failed[key].append(cell.seed)  # refused by an outcome check of its training: scored, but a failed run
+        return
     out.values[key][int(cell.seed)] = float(rows[0]["value"])
 
 

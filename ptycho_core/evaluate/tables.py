@@ -351,7 +351,12 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 
 
-def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> dict:
+def summarise(
+    table: pd.DataFrame,
+    *,
+    fwhm_diameter_px: float | None = None,
+    failed: Mapping[tuple[float, str, str], Iterable[int]] | None = None,
+) -> dict:
     """Per (dose, view, method, quantity, metric) statistics across replicate seeds.
 
     With the probe's FWHM diameter (object pixels), each record gives the
@@ -359,13 +364,19 @@ def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> 
     (:func:`ptycho_core.physics.probe.photons_per_illuminated_pixel`; None
     without it).
 
+    ``failed``: ``{(dose, view, method): seeds}`` of the failed runs
+    (:func:`ptycho_core.evaluate.failed_runs.collect_failed_runs`); each is
+    scored as produced, so it is one of the record's seeds, kept in its
+    statistics and named in ``failed_seeds``.
+
     Returns a JSON-serialisable dict::
 
         {"layout": "records",
          "group_by": ["dose", "view", "method", "quantity", "metric"],
          "std_ddof": 1,
          "records": [{"dose", "dose_label", "photons_per_illuminated_pixel", "view", "method",
-                      "quantity", "metric", "mean", "std", "n", "min", "max", "seeds", "values"}, ...]}
+                      "quantity", "metric", "mean", "std", "n", "min", "max", "seeds", "values",
+                      "failed_seeds"}, ...]}
 
     ``std`` is the sample standard deviation (ddof = 1), ``None`` when
     ``n = 1``; ``values`` are the per-seed values in the order of ``seeds``
@@ -374,6 +385,14 @@ def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> 
     """
     t = check_table(table)
     keys = ["dose", "view", "method", "quantity", "metric"]
+    failed = {(float(d), str(v), str(m)): sorted(int(s) for s in seeds) for (d, v, m), seeds in (failed or {}).items()}
+    scored = {(float(d), str(v), str(m)): set(g["seed"].astype(int)) for (d, v, m), g in t.groupby(keys[:3])}
+    for key, seeds in failed.items():
+        if not set(seeds) <= scored.get(key, set()):
+            raise AggregationError(
+                f"failed runs of {key[2]} in cell {cell_name(key[0], key[1])}: seeds {seeds}, but it was scored at "
+                f"{sorted(scored.get(key, set()))} (a failed run is scored as produced)"
+            )
     records = []
     for key, g in t.groupby(keys, sort=True):
         g = g.sort_values("seed", kind="mergesort")
@@ -397,6 +416,7 @@ def summarise(table: pd.DataFrame, *, fwhm_diameter_px: float | None = None) -> 
                 "max": float(v.max()),
                 "seeds": [int(s) for s in g["seed"]],
                 "values": [float(x) for x in v],
+                "failed_seeds": failed.get((float(key[0]), str(key[1]), str(key[2])), []),
             }
         )
     return {"layout": "records", "group_by": keys, "std_ddof": 1, "records": records}

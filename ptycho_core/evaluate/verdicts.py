@@ -137,7 +137,7 @@ def paired_difference(best: dict, other: dict, metric_direction: str) -> dict:
 
 def _method_stats(record: dict | None) -> dict:
     if record is None:
-        return {"n": 0, "seeds": [], "mean": None, "half_width": None, "interval": None}
+        return {"n": 0, "seeds": [], "mean": None, "half_width": None, "interval": None, "failed": 0}
     half = t_half_width(record["std"], record["n"])
     mean = float(record["mean"])
     return {
@@ -146,6 +146,7 @@ def _method_stats(record: dict | None) -> dict:
         "mean": mean,
         "half_width": half,
         "interval": None if half is None else [mean - half, mean + half],
+        "failed": len(record["failed_seeds"]),
     }
 
 
@@ -189,8 +190,9 @@ def cell_verdicts(summary: dict, metrics: Iterable[tuple[str, str]] = VERDICT_ME
 
     Each record: ``dose``, ``dose_label``, ``view``, ``quantity``, ``metric``,
     ``direction``, ``confidence``, ``methods`` ({method: n, seeds, mean,
-    half_width, interval} for every method of the summary; n = 0 where a
-    method has no run in the cell), ``best``, ``pairs`` (best - other per
+    half_width, interval, failed} for every method of the summary; n = 0 where a
+    method has no run in the cell; ``failed``: how many of its n runs failed,
+    scored as produced and kept in the statistics), ``best``, ``pairs`` (best - other per
     method compared: other, n, seeds, mean, std, interval, separated),
     ``verdict`` (``"winner"``, ``"tie"`` or ``"no verdict"``), ``winner``
     (None unless the verdict is ``"winner"``), ``not_separable`` and

@@ -7,7 +7,10 @@
   where nothing was reconstructed;
 - ``covered`` (H, W) bool: pixels the method reconstructed;
 - ``metadata``: JSON text with at least ``schema_version``, ``method`` (a
-  canonical id), ``dose``, ``view``, ``seed``.
+  canonical id), ``dose``, ``view``, ``seed`` and ``refused``: the failed
+  outcome checks of the network it came from (a failed run, reconstructed and
+  scored as produced, :func:`ptycho_core.steps.train.outcome_refusals`;
+  empty for a method run that passed them, and always for PtyChi).
 
 Every method writes this same format, so scoring treats them identically.
 """
@@ -31,7 +34,7 @@ from ptycho_core.io.npz import DataContractError, read_npz, write_npz
 from ptycho_core.methods import Method
 
 RECON_KEYS = ("object", "covered", "metadata")
-REQUIRED_RECON_METADATA = ("schema_version", "method", "dose", "view", "seed")
+REQUIRED_RECON_METADATA = ("schema_version", "method", "dose", "view", "seed", "refused")
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +58,11 @@ def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = N
         Method.parse(meta["method"])
     except ValueError as exc:
         raise DataContractError(f"{source}: key 'metadata': {exc}") from None
+    refused = meta["refused"]
+    if not (isinstance(refused, list) and all(isinstance(r, str) for r in refused)):
+        raise DataContractError.mismatch(
+            source, "metadata", "entry 'refused': a list of the failed outcome checks (strings)", repr(refused)
+        )
     obj, covered = arrays["object"], arrays["covered"]
     check_dtype(obj, "object", np.complex64, source)
     check_ndim(obj, "object", 2, source)

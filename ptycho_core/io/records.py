@@ -450,7 +450,8 @@ class JsonRecord:
 #: written in it as ``schema_version``. 2: the summary records carry their per-seed ``values`` (and
 #: ``photons_per_illuminated_pixel``, null where unknown); the per-cell ``verdicts`` and the ``crossovers`` joined
 #: the document (:mod:`ptycho_core.evaluate.verdicts`), which has one contract, :data:`SUMMARY_DOCUMENT`.
-SUMMARY_VERSION = 2
+#: 3: each record's ``failed_seeds`` (failed runs, scored as produced) and each verdict's methods' ``failed``.
+SUMMARY_VERSION = 3
 
 #: Version of the tidy metric rows. 2: the secondary, paper-style rows
 #: (quantities ``amplitude_paper``, ``phase_paper``) joined the strict ones.
@@ -478,8 +479,9 @@ FRC_ROWS = CsvRecord(
     (Column("method", str), Column("quantity", str), Column("frequency_cycles_per_pixel", float), Column("frc", float)),
 )
 
-#: Version of ``alignment.json`` (not written in the file).
-ALIGNMENT_VERSION = 2
+#: Version of ``alignment.json`` (not written in the file). 3: each method's ``refused`` (the failed outcome checks
+#: of the network it came from, a failed run scored as produced; empty for a run that passed them).
+ALIGNMENT_VERSION = 3
 #: What the common gauge policy did to one method (``alignment.json``'s ``methods.<method>``); the residual
 #: shift is the cross-correlation's diagnostic, never applied (every method is scored in the known frame).
 ALIGNMENT_METHOD_FIELDS = {
@@ -488,6 +490,7 @@ ALIGNMENT_METHOD_FIELDS = {
     "phase_ramp": Nullable({"offset": float, "slope_y": float, "slope_x": float}),
     "amplitude_scale_reported_not_applied": float,
     "region_pixels": int,
+    "refused": ListOf(str),
 }
 #: ``alignment.json`` of a cell: the evaluation region (rows and columns as [start, stop)), its border,
 #: the policy in words, and per method what the alignment did.
@@ -593,7 +596,8 @@ OVERLAP_TABLE = CsvRecord(
 )
 
 #: Version of the wide ``headline.csv``.
-HEADLINE_VERSION = 1
+#: 2: the ``failed runs`` column.
+HEADLINE_VERSION = 2
 #: (quantity, metric) of the headline: the landing page's tables, and the spread columns of the wide CSV.
 HEADLINE_METRICS = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))
 #: (quantity, metric) of the wide CSV's mean columns, in order.
@@ -609,7 +613,8 @@ WIDE_METRICS = (
 #: How the wide CSV and the landing page name a metric.
 HEADLINE_LABELS = {"ms_ssim": "MS-SSIM", "psnr": "PSNR", "mae": "MAE", "frc50": "FRC 0.5 resolution", "ssim": "SSIM"}
 _UNITS = {"psnr": "dB", "ssim": "1", "ms_ssim": "1", "frc50": "cycles/pixel", "frc1_7": "cycles/pixel"}
-#: The wide CSV's first columns: the cell and method, then the number of seeds.
+#: The wide CSV's first columns: the cell and method, then the number of seeds and how many of them are failed
+#: runs (scored as produced, counted in the means).
 HEADLINE_ID_COLUMNS = (
     "dose (photons per pattern)",
     "dose (photons per illuminated pixel)",
@@ -617,6 +622,7 @@ HEADLINE_ID_COLUMNS = (
     "linear overlap (1)",
     "method",
     "n seeds",
+    "failed runs",
 )
 
 
@@ -656,6 +662,7 @@ HEADLINE_TABLE = CsvRecord(
         Column(HEADLINE_ID_COLUMNS[3], float, nullable=True, fmt=".4g"),
         Column(HEADLINE_ID_COLUMNS[4], str),
         Column(HEADLINE_ID_COLUMNS[5], int),
+        Column(HEADLINE_ID_COLUMNS[6], int),
         *(Column(headline_mean_column(q, m), float, fmt=".6g") for q, m in WIDE_METRICS),
         *(Column(headline_std_column(q, m), float, nullable=True, fmt=".6g") for q, m in HEADLINE_METRICS),
     ),
@@ -678,6 +685,7 @@ SUMMARY_RECORD_FIELDS = {
     "max": float,
     "seeds": ListOf(int),
     "values": ListOf(float),
+    "failed_seeds": ListOf(int),
 }
 #: One delta (``deltas``): the reference method minus another, paired by seed, for one cell and metric.
 DELTA_FIELDS = {
@@ -712,7 +720,14 @@ VERDICT_FIELDS = {
     "direction": str,
     "confidence": float,
     "methods": MapOf(
-        {"n": int, "seeds": ListOf(int), "mean": Nullable(float), "half_width": Nullable(float), "interval": _INTERVAL}
+        {
+            "n": int,
+            "seeds": ListOf(int),
+            "mean": Nullable(float),
+            "half_width": Nullable(float),
+            "interval": _INTERVAL,
+            "failed": int,
+        }
     ),
     "best": Nullable(str),
     "pairs": ListOf(

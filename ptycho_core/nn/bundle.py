@@ -3,7 +3,9 @@
 A bundle is two files: ``model.keras`` (the object predictor, the exact
 trained instance) and ``bundle.json`` (N, channels, the input normalisation
 constant, the probe hash, architecture and training configuration, history
-summary, and the sha256 of ``model.keras``). Loading refuses a missing
+summary, the checks of the network's outcome that failed (``refused``: a
+failed run, saved and scored as produced; empty for a network that works),
+and the sha256 of ``model.keras``). Loading refuses a missing
 sidecar, a model file whose hash differs from the sidecar's (tampered or
 mixed up), and a bundle whose N, channels or probe differ from the data it
 is applied to.
@@ -21,7 +23,9 @@ import numpy as np
 from ptycho_core.io.npz import atomic_write_text
 from ptycho_core.io.sentinel import ArtifactCheckError, sha256_file
 
-BUNDLE_VERSION = 1
+#: 2: the sidecar's ``refused`` (list of str) names the failed outcome checks of the network and of any network
+#: it was refined from.
+BUNDLE_VERSION = 2
 
 #: Reloaded-bundle predictions must match the in-memory model to this (absolute) tolerance.
 RELOAD_TOLERANCE = 1e-5
@@ -64,6 +68,11 @@ def read_sidecar(sidecar_path: str | os.PathLike) -> dict:
     if side.get("bundle_version") != BUNDLE_VERSION:
         raise BundleError(
             f"{sidecar_path}: key 'bundle_version': expected {BUNDLE_VERSION}, found {side.get('bundle_version')!r}"
+        )
+    refused = side.get("refused")
+    if not (isinstance(refused, list) and all(isinstance(r, str) for r in refused)):
+        raise BundleError(
+            f"{sidecar_path}: key 'refused': expected a list of the failed outcome checks (strings), found {refused!r}"
         )
     return side
 

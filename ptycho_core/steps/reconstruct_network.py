@@ -6,7 +6,9 @@ its own sentinel. Each bundle predicts the view's test groups (PtychoPINN, Ptych
 test rows (Baseline); the patches are brought to one gauge and stitched onto
 the ground-truth pixel frame (:mod:`ptycho_core.recon.network`). The
 reconstruction is saved, reloaded and must cover every test position before
-the sentinel is written.
+the sentinel is written. A bundle whose training was refused (a failed run,
+its sidecar's ``refused``) is reconstructed as produced and the refusal
+carried into the reconstruction's metadata.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def _reconstruct(
                 "n_patches_predicted": n_patches,
                 "stitching": STITCHING,
                 "gauge": gauge,
+                "refused": side["refused"],
                 "provenance": provenance(study),
             },
         )
@@ -113,6 +116,7 @@ def _reconstruct(
                 "gauge_offset_spread_rad": gauge["offset_spread_rad"],
                 "gauge_consistency_residual_rad": gauge["consistency_residual_rad"],
                 "gauge_components": gauge["n_components"],
+                "refused": side["refused"],
             }
         )
         require(out_recon, "every test position covered", covered_rows == 1.0, f"{covered_rows:.3f}")

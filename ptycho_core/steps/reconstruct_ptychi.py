@@ -162,6 +162,7 @@ def _reconstruct(
             f"exceeds {info['covered_min_illumination']}"
         ),
         "object_initialisation": "ones",
+        "refused": [],  # no outcome check of PtyChi refuses a run (improved_over_start is recorded)
         "sources": {"test": str(test_path), "view": str(view_path)},
         "provenance": provenance(study),
     }

@@ -5,7 +5,9 @@ The trained bundle is fine-tuned on the view's test counts
 (:func:`ptycho_core.nn.refinement.refine`: same physics, same Poisson loss,
 no labels) with the replicate's free pixels held out, until their deviance
 stops falling (the ``stopping`` rule PtyChi follows too); saved as its own
-bundle, reloaded and checked.
+bundle, reloaded and checked. A refinement of a network whose training was
+refused (a failed run, :func:`ptycho_core.steps.train.outcome_refusals`)
+carries that refusal on.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ def _refine(
     require(
         sidecar_path, "method", side["method"] == source.value, f"bundle of {side['method']}, expected {source.value}"
     )
+    # a refinement of a network whose training was refused is a failed run too: it is built on that failure
+    refused = list(side["refused"])
+    for reason in refused:
+        log.warning("%s starts from a failed run (refined and scored as produced): %s", method.value, reason)
     positions = np.column_stack([test.xcoords, test.ycoords])
     seed_int = training_seed(seed, method, view_name, study.training.seed_draw)
     free = free_pixel_mask(test.N, study.stopping.free_pixel_fraction, seed)
@@ -95,6 +101,7 @@ def _refine(
     checks = step.checks
     checks.update(rec)
     checks["n_test_groups"] = int(groups.shape[0])
+    checks["refused"] = refused
     checks["steps_per_second"] = rec["steps_run"] / rec["refine_seconds"]
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
     free_history = np.asarray(history["free_deviance"], dtype=np.float64)
@@ -126,6 +133,7 @@ def _refine(
         "method": method.value,
         "canvas_size": rec["canvas_size"],
         "compute": compute,
+        "refused": refused,
         "refined_from": {
             "method": source.value,
             "model_sha256": side["model_sha256"],

@@ -1,6 +1,7 @@
 """Workflow steps ``report`` and ``inventory``: the study report's data, tables and figures.
 
-``report`` reads every cell's metrics table, aggregates them
+``report`` reads every cell's metrics table and alignment record (its failed
+runs, :mod:`ptycho_core.evaluate.failed_runs`), aggregates them
 (:mod:`ptycho_core.evaluate.tables`; one tidy table feeds everything), and
 writes: the tidy table, the summary JSON (means, spread, deltas, per-cell
 verdicts and crossover doses with their intervals), highlights and the
@@ -24,6 +25,7 @@ from ptycho_core import layout
 from ptycho_core.config import StudyConfig
 from ptycho_core.evaluate import tables as agg
 from ptycho_core.evaluate import verdicts
+from ptycho_core.evaluate.failed_runs import collect_failed_runs, failed_run_lines
 from ptycho_core.evaluate.headline import CROSSOVER, landing_rst, summary_lines, view_overlap, wide_csv
 from ptycho_core.evaluate.overlap_table import overlap_summary
 from ptycho_core.evaluate.rows import DOSE_RESPONSE
@@ -128,14 +130,15 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
             *(s.sentinel for s in scores.values()),
         ],
     ) as step:
-        step.inputs += [scores[c].metrics for c in cells]
+        step.inputs += [scores[c].metrics for c in cells] + [scores[c].alignment for c in cells]
         cell_records = [
             {"dose": c.photons(study), "view": c.view, "seed": int(c.seed), "path": scores[c].metrics} for c in cells
         ]
         overlap_paths = {(c.view, c.photons(study), int(c.seed)): views[c].overlap for c in cells}
         table = agg.collect_metrics(cell_records)
+        failed = collect_failed_runs([{**r, "path": scores[c].alignment} for r, c in zip(cell_records, cells)])
         diameter = probe_diameter(overlap_paths)
-        summary = agg.summarise(table, fwhm_diameter_px=diameter)
+        summary = agg.summarise(table, fwhm_diameter_px=diameter, failed={k: list(v) for k, v in failed.items()})
         delta_records = agg.deltas(table)
         agg.write_report_data(
             table, summary, delta_records, out.metrics, out.summary, **verdicts.evidence(summary, CROSSOVER)
@@ -144,6 +147,7 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
         atomic_write_text(out.deltas, "\n".join(agg.delta_lines(document)) + "\n")
         overlap = view_overlap(overlap_paths)
         lines = summary_lines(document["summary"], overlap, CROSSOVER[2])
+        lines += [f"Failed run: {line}" for line in failed_run_lines(failed)]
         atomic_write_text(out.highlights, "\n".join(lines) + "\n")
         atomic_write_text(out.headline, wide_csv(document["summary"], overlap))
         landing_figures = []
@@ -193,6 +197,7 @@ def run_report(study: StudyConfig, *, out: ReportFiles, root: str | Path = ".") 
                 "deltas": len(delta_records),
                 "verdicts": len(document["verdicts"]),
                 "verdict_winners": sum(v["winner"] is not None for v in document["verdicts"]),
+                "failed_runs": sum(len(v) for v in failed.values()),
                 "crossovers": len(document["crossovers"]),
                 "highlights": len(lines),
             }

@@ -11,7 +11,9 @@ replicate's evaluation region, common to all views
 (:func:`ptycho_core.evaluate.region.evaluation_region`, with a border of half
 a probe diameter), and writes the tidy metrics table
 (:mod:`ptycho_core.evaluate.rows`), the FRC curves, the alignment record and
-the comparison figure.
+the comparison figure. A failed run (a network whose training was refused,
+:func:`ptycho_core.steps.train.outcome_refusals`) is scored as produced; the
+alignment record names its refusals, and the report counts them.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def run_score(
                 "phase_ramp": scores["phase_ramp"],
                 "amplitude_scale_reported_not_applied": float(scores["amplitude_scale"]),
                 "region_pixels": int(scores["region_pixels"]),
+                "refused": list(recon.metadata["refused"]),
             }
             recons[method] = recon.obj
             aligned[method] = remove_global_phase(gt, recon.obj.astype(np.complex128), region_mask(region, gt.shape))[0]
@@ -140,5 +143,11 @@ def run_score(
             read == {(m, q, k): v for m, q, k, v in rows},
             "the file holds other rows than those scored",
         )
-        step.checks.update({"n_metric_rows": len(table), "methods": sorted(recons)})
+        step.checks.update(
+            {
+                "n_metric_rows": len(table),
+                "methods": sorted(recons),
+                "refused_methods": sorted(m for m, a in alignment.items() if a["refused"]),
+            }
+        )
     return {"rows": rows, "alignment": alignment}

@@ -31,6 +31,9 @@ from ptycho_core.streams import training_seed
 
 log = logging.getLogger(__name__)
 
+#: A predicted amplitude or phase whose std over the probe batch is at most this is constant (degenerate).
+DEGENERATE_PREDICTION_STD = 1e-4
+
 
 def run_train(
     study: StudyConfig,
@@ -187,34 +190,27 @@ def _train(
         }
     )
     require(out_model, "finite loss", np.all(np.isfinite(losses)), f"loss history {losses.tolist()}")
-    require(out_model, "loss decreased", losses.min() < losses[0], f"initial {losses[0]:.6g}, best {losses.min():.6g}")
 
-    # Predictions on a fixed probe batch: not degenerate, and reproduced by the reloaded bundle.
+    # Predictions on a fixed probe batch: finite, and reproduced by the reloaded bundle (below).
     probe_rows = groups[:32]
     x = np.moveaxis(train.diffraction[probe_rows], 1, -1)
     amp_pred, phase_pred = (np.asarray(a) for a in obj_model.predict(x, verbose=0))
-    checks["pred_amplitude_mean"] = float(amp_pred.mean())
-    checks["pred_amplitude_std"] = float(amp_pred.std())
-    checks["pred_phase_std"] = float(phase_pred.std())
-    checks["pred_phase_std_in_probe_disc_median"] = training.phase_std_in_probe_disc(
-        phase_pred, float(train.metadata["probe"]["fwhm_diameter_px"])
-    )
-    for key in ("pred_amplitude_std", "pred_phase_std"):
-        require(out_model, "non-degenerate predictions", checks[key] > 1e-4, f"{key} = {checks[key]:.3g}")
-    require(
-        out_model,
-        "phase not saturated",
-        checks["pred_phase_std_in_probe_disc_median"] > training.SATURATED_PHASE_STD,
-        f"the median phase std inside the probe's FWHM disc is {checks['pred_phase_std_in_probe_disc_median']:.3g} rad "
-        "(a phase output stuck at a constant, e.g. +-pi where pi * tanh saturates); lower training.learning_rate",
-    )
     require(
         out_model,
         "finite predictions",
         np.all(np.isfinite(amp_pred)) and np.all(np.isfinite(phase_pred)),
         "NaN or infinity",
     )
-
+    checks["pred_amplitude_mean"] = float(amp_pred.mean())
+    checks["pred_amplitude_std"] = float(amp_pred.std())
+    checks["pred_phase_std"] = float(phase_pred.std())
+    checks["pred_phase_std_in_probe_disc_median"] = training.phase_std_in_probe_disc(
+        phase_pred, float(train.metadata["probe"]["fwhm_diameter_px"])
+    )
+    refused = outcome_refusals(method, losses, checks)
+    checks["refused"] = refused
+    for reason in refused:
+        log.warning("%s: a failed run (the network is saved and scored as produced): %s", method.value, reason)
     sidecar = {
         "method": method.value,
         "N": N,
@@ -233,6 +229,7 @@ def _train(
         "compute": compute_record(fit_model),
         "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
         "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
+        "refused": refused,
         "data": {
             **data_record(study, cell, train=train_path, **({"view_file": view_files.view} if view_files else {})),
             "n_samples_train": int(tr_idx.size),
@@ -251,3 +248,34 @@ def _train(
         curve=history,
         title=f"{method.value}, dose {dose:.3g}, view {view_name or 'all (once per dose)'}, seed {seed}: {loss_name}",
     )
+
+
+def outcome_refusals(method: Method, losses: np.ndarray, checks: dict) -> list[str]:
+    """The checks of what training produced that failed, each as ``"train <method>: check '<name>' failed:
+    <detail>"`` (empty when the network works).
+
+    These judge the method's outcome on these data, not the pipeline: a network whose loss never fell, whose
+    predictions are constant, or whose phase head is stuck in the tails of pi * tanh is a failed run of the
+    method. It is saved and reconstructed as produced, marked in its bundle and in everything built on it
+    (refinement, reconstruction, scores), and counted in the report, so that one failure neither stops the study
+    nor vanishes from it. Non-finite losses or predictions stop the step instead: such a network cannot be scored.
+    """
+    from ptycho_core.nn.training import SATURATED_PHASE_STD
+
+    failed = []
+    if not losses.min() < losses[0]:
+        failed.append(("loss decreased", f"initial {losses[0]:.6g}, best {losses.min():.6g}"))
+    for key in ("pred_amplitude_std", "pred_phase_std"):
+        if not checks[key] > DEGENERATE_PREDICTION_STD:
+            failed.append(("non-degenerate predictions", f"{key} = {checks[key]:.3g}"))
+    median = checks["pred_phase_std_in_probe_disc_median"]
+    if not median > SATURATED_PHASE_STD:
+        failed.append(
+            (
+                "phase not saturated",
+                f"the median phase std inside the probe's FWHM disc is {median:.3g} rad (a phase output stuck at a "
+                "constant, e.g. +-pi where pi * tanh saturates); lower training.learning_rate or raise "
+                "training.warmup_epochs",
+            )
+        )
+    return [f"train {method.value}: check '{name}' failed: {detail}" for name, detail in failed]
