@@ -31,6 +31,7 @@ from ptycho_core.io.envelope import (
     open_envelope,
 )
 from ptycho_core.io.npz import DataContractError, read_npz, write_npz
+from ptycho_core.io.records import check_refusals
 from ptycho_core.methods import Method
 
 RECON_KEYS = ("object", "covered", "metadata")
@@ -58,11 +59,7 @@ def validate_recon_arrays(arrays, source: str, shape: tuple[int, int] | None = N
         Method.parse(meta["method"])
     except ValueError as exc:
         raise DataContractError(f"{source}: key 'metadata': {exc}") from None
-    refused = meta["refused"]
-    if not (isinstance(refused, list) and all(isinstance(r, str) for r in refused)):
-        raise DataContractError.mismatch(
-            source, "metadata", "entry 'refused': a list of the failed outcome checks (strings)", repr(refused)
-        )
+    check_refusals(meta["refused"], source, "metadata.refused")
     obj, covered = arrays["object"], arrays["covered"]
     check_dtype(obj, "object", np.complex64, source)
     check_ndim(obj, "object", 2, source)

@@ -60,9 +60,11 @@ from ptycho_core.io.npz import DataContractError, atomic_write_text
 
 __all__ = [
     "check_keys",
+    "check_refusals",
     "ALIGNMENT_METHOD_FIELDS",
     "ALIGNMENT_RECORD",
     "ALIGNMENT_VERSION",
+    "REFUSALS",
     "CROSSOVER_FIELDS",
     "DELTA_FIELDS",
     "FRC_COLUMNS",
@@ -380,6 +382,18 @@ def _check_value(value: Any, spec: Any, source: str, key: str) -> None:
         raise DataContractError.mismatch(source, key, _describe(spec), _found(value))
 
 
+#: The failed outcome checks of one run, each in words (empty when every check passed): a bundle sidecar's,
+#: a reconstruction's and an alignment record's ``refused`` (``ptycho_core.steps.train.outcome_refusals``).
+REFUSALS = ListOf(str)
+
+
+def check_refusals(value: Any, source: str, key: str) -> list[str]:
+    """``value`` as a :data:`REFUSALS` list; :class:`DataContractError` naming ``source`` and ``key`` otherwise."""
+    if not (isinstance(value, list) and all(isinstance(r, str) for r in value)):
+        raise DataContractError.mismatch(source, key, "a list of the failed outcome checks (strings)", _found(value))
+    return list(value)
+
+
 def _check_object(value: Mapping, spec: Mapping[str, Any], source: str, prefix: str = "") -> None:
     expected = tuple(spec)
     check_keys(value, expected, source, prefix=prefix)
@@ -490,7 +504,7 @@ ALIGNMENT_METHOD_FIELDS = {
     "phase_ramp": Nullable({"offset": float, "slope_y": float, "slope_x": float}),
     "amplitude_scale_reported_not_applied": float,
     "region_pixels": int,
-    "refused": ListOf(str),
+    "refused": REFUSALS,
 }
 #: ``alignment.json`` of a cell: the evaluation region (rows and columns as [start, stop)), its border,
 #: the policy in words, and per method what the alignment did.

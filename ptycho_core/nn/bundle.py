@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core.io.npz import atomic_write_text
+from ptycho_core.io.npz import DataContractError, atomic_write_text
+from ptycho_core.io.records import check_refusals
 from ptycho_core.io.sentinel import ArtifactCheckError, sha256_file
 
 #: 2: the sidecar's ``refused`` (list of str) names the failed outcome checks of the network and of any network
@@ -69,11 +70,10 @@ def read_sidecar(sidecar_path: str | os.PathLike) -> dict:
         raise BundleError(
             f"{sidecar_path}: key 'bundle_version': expected {BUNDLE_VERSION}, found {side.get('bundle_version')!r}"
         )
-    refused = side.get("refused")
-    if not (isinstance(refused, list) and all(isinstance(r, str) for r in refused)):
-        raise BundleError(
-            f"{sidecar_path}: key 'refused': expected a list of the failed outcome checks (strings), found {refused!r}"
-        )
+    try:
+        check_refusals(side.get("refused"), str(sidecar_path), "refused")
+    except DataContractError as exc:
+        raise BundleError(str(exc)) from None
     return side
 
 
