@@ -647,7 +647,11 @@ def test_reconstruction_figures_share_one_visual_convention():
         label="amplitude",
         col_titles=["a", "b", "c"],
         row_labels=["r0", "r1"],
+        marks=[[None, None, ""], [None, None, "failed run"]],
     )
     bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(bars) == 1 and bars[0].get_ylabel() == "amplitude"
     assert not axes[0][1].axison and axes[0][0].get_title() == "a" and axes[1][0].get_ylabel() == "r1"
+    # a mark (a failed run in the montages) is written on its own image only
+    texts = {(r, c): [t.get_text() for t in ax.texts] for r, row in enumerate(axes) for c, ax in enumerate(row)}
+    assert texts.pop((1, 2)) == ["failed run"] and not any(texts.values())

@@ -773,3 +773,26 @@ def test_phase_std_in_probe_disc_flags_a_saturated_phase_output():
     assert phase_std_in_probe_disc(stuck, 5.3) < 1e-6 < SATURATED_PHASE_STD  # float32 rounding of a constant
     textured = rng.normal(0.0, 0.1, size=(4, 16, 16, 4)).astype(np.float32)
     assert phase_std_in_probe_disc(textured, 5.3) == pytest.approx(0.1, rel=0.2)
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it(tmp_path):
+    """training.precision auto: mixed_bfloat16 on an accelerator or a CPU flagged amx_bf16 / avx512_bf16, float32 on
+    a CPU that would emulate it (3.8x slower, measured); a policy named explicitly is kept."""
+    from ptycho_core.nn.backend import cpu_flags, resolve_precision
+
+    amd = tmp_path / "cpuinfo_avx2"
+    amd.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n")
+    xeon = tmp_path / "cpuinfo_amx"
+    xeon.write_text("model name\t: Intel Xeon\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert cpu_flags(amd) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+    precision, why = resolve_precision("auto", gpus=[], flags=cpu_flags(amd))
+    assert precision == "float32" and "without native bfloat16" in why
+    precision, why = resolve_precision("auto", gpus=[], flags=cpu_flags(xeon))
+    assert precision == "mixed_bfloat16" and why == "auto: CPU computes bfloat16 natively (amx_bf16, avx512_bf16)"
+    assert resolve_precision("auto", gpus=["/physical_device:GPU:0"], flags=frozenset())[0] == "mixed_bfloat16"
+    assert resolve_precision("mixed_bfloat16", gpus=[], flags=cpu_flags(amd)) == (
+        "mixed_bfloat16",
+        "set in training.precision",
+    )
+    assert resolve_precision("float32", gpus=["gpu"], flags=cpu_flags(xeon))[0] == "float32"

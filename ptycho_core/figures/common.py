@@ -29,6 +29,8 @@ ERROR_CMAP = "RdBu_r"
 #: Label sizes (points) of image grids: titles, row labels and colour-bar labels stay legible when the report
 #: scales a figure to its width.
 TITLE_PT, LABEL_PT = 10, 10
+#: Colour of a mark on an image of a grid (a failed run in the montages).
+MARK_COLOUR = "crimson"
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> None:
@@ -49,13 +51,25 @@ def phase_cmap(reference_phase: np.ndarray) -> str:
 
 
 def image_grid(
-    fig: Figure, axes, images, *, cmap: str, vmin: float, vmax: float, label: str, col_titles=None, row_labels=None
+    fig: Figure,
+    axes,
+    images,
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    label: str,
+    col_titles=None,
+    row_labels=None,
+    marks=None,
 ):
     """Draw a 2-D grid of ``images`` (None leaves its axis empty) on ``axes`` with one colour scale and one
     labelled colour bar.
 
     ``axes`` and ``images`` are nested lists (rows of columns); ``col_titles``
-    label the first row's columns, ``row_labels`` each row's first image.
+    label the first row's columns, ``row_labels`` each row's first image;
+    ``marks`` (nested like ``images``; None or "" for none) is written across
+    the foot of its image on a white box, for example "failed run".
     """
     im = None
     for r, (ax_row, img_row) in enumerate(zip(axes, images)):
@@ -66,6 +80,18 @@ def image_grid(
                 ax.axis("off")
                 continue
             im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            if marks is not None and marks[r][c]:
+                ax.text(
+                    0.5,
+                    0.04,
+                    marks[r][c],
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="bottom",
+                    fontsize=LABEL_PT - 1,
+                    color=MARK_COLOUR,
+                    bbox={"facecolor": "white", "edgecolor": MARK_COLOUR, "pad": 1.0},
+                )
             if r == 0 and col_titles is not None and col_titles[c]:
                 ax.set_title(col_titles[c], fontsize=TITLE_PT)
         if row_labels is not None:

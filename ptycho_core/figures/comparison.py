@@ -16,7 +16,11 @@ from ptycho_core.io.reconstruction import load_recon
 from ptycho_core.io.records import ALIGNMENT_RECORD
 from ptycho_core.methods import Method
 
-__all__ = ["comparison_figure", "montage_figure"]
+__all__ = ["FAILED_MARK", "comparison_figure", "montage_figure"]
+
+#: Written on a montage panel whose run failed an outcome check of its training (``refused`` in the alignment
+#: record): it is shown, and scored, as produced.
+FAILED_MARK = "failed run"
 
 
 def _panel_size(shape: tuple[int, int], width: float = 1.6, max_height: float = 4.0) -> tuple[float, float]:
@@ -90,6 +94,8 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
     reconstruction is phase-offset by its cell's recorded alignment
     (``alignment.json`` of the score step; no shift: every method is scored
     in the known frame), so the montage shows what the scores measured.
+    A failed run (its alignment record's ``refused``) is shown as produced and
+    marked :data:`FAILED_MARK`.
     """
     from matplotlib.figure import Figure
 
@@ -98,7 +104,7 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
     gt = load_ground_truth(gt_path).obj.astype(np.complex128)
     methods = [m.value for m in Method]
     labels = list(study.dose_labels())
-    amp_rows, phase_rows, shape = [], [], None
+    amp_rows, phase_rows, marks, shape = [], [], [], None
     for label in labels:
         record = ALIGNMENT_RECORD.read(alignment_path_of(label))
         box = (slice(*record["region_rows"]), slice(*record["region_cols"]))
@@ -106,8 +112,10 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
         shape = g.shape
         amp_rows.append([np.abs(g)])
         phase_rows.append([np.angle(g)])
+        marks.append([None])
         for m in methods:
             a = record["methods"][m]
+            marks[-1].append(FAILED_MARK if a["refused"] else None)
             recon = load_recon(recon_path_of(label, m), gt.shape).obj.astype(np.complex128)
             img = (recon * np.exp(1j * a["phase_offset_rad"]))[box]
             amp_rows[-1].append(np.abs(img))
@@ -131,6 +139,7 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
         label="amplitude",
         col_titles=titles,
         row_labels=rows,
+        marks=marks,
     )
     image_grid(
         right,
@@ -142,6 +151,7 @@ def montage_figure(path, study: StudyConfig, view: str, seed: int, gt_path, reco
         label="phase (rad)",
         col_titles=titles,
         row_labels=rows,
+        marks=marks,
     )
     left.suptitle("amplitude", fontsize=11)
     right.suptitle("phase", fontsize=11)

@@ -92,7 +92,7 @@ def _train(
     import keras
 
     from ptycho_core.nn import models, training
-    from ptycho_core.nn.backend import compute_record, configure_backend
+    from ptycho_core.nn.backend import compute_record, configure_backend, training_precision
     from ptycho_core.nn.bundle import probe_hash
 
     method, dose, view_name, seed = Method(cell.method), cell.photons(study), cell.view, int(cell.seed)
@@ -110,7 +110,8 @@ def _train(
     keras.utils.set_random_seed(seed_int)
     rng = np.random.default_rng(seed_int)
     positions = np.column_stack([train.xcoords, train.ycoords])
-    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=tcfg.precision)
+    precision, precision_choice = training_precision(tcfg.precision)
+    arch = models.ArchitectureConfig(filters=tcfg.filters, amplitude_max=tcfg.amplitude_max, precision=precision)
     scale = training.input_scale(train.diffraction[rows], N)
     channels = groups.shape[1]
     obj_model = models.build_object_model(N, channels, scale, arch, method.value.lower())
@@ -209,6 +210,7 @@ def _train(
     )
     refused = outcome_refusals(method, losses, checks)
     checks["refused"] = refused
+    checks["precision"] = arch.precision  # training.precision as resolved on this machine (auto: the hardware's)
     for reason in refused:
         log.warning("%s: a failed run (the network is saved and scored as produced): %s", method.value, reason)
     sidecar = {
@@ -226,7 +228,7 @@ def _train(
             "amplitude_max": arch.amplitude_max,
             "precision": arch.precision,
         },
-        "compute": compute_record(fit_model),
+        "compute": compute_record(fit_model, precision_choice=precision_choice),
         "training": {**study.to_dict()["training"], "seed": seed_int, "loss": loss_name},
         "history": {k: v for k, v in checks.items() if k.endswith("loss") or k == "epochs_run"},
         "refused": refused,
