@@ -25,6 +25,21 @@ issue 11 of this project: training 52.2 samples/s at gridsize 1, 50 groups/s
 at gridsize 2, prediction 194 patterns/s at gridsize 1.
 
     .venv/bin/python scripts/bench_throughput.py [--precision float32|mixed_bfloat16] [--size default|reference|all]
+                                                 [--heap kept|default]
+
+``--heap default`` leaves glibc's allocator as it is; ``kept`` (the network
+jobs' setting, :func:`ptycho_core.nn.backend.keep_heap`) keeps freed memory
+in the process. Measured on a 2-core AMD EPYC (AVX2 only), float32, size
+``default``, one after the other on an idle machine (2026-12-07):
+
+    heap       PtychoPINN train   Baseline train   PtychoPINN predict
+    default    70.4 groups/s      46.8 patterns/s  3,323 patterns/s   (peak 757 MB)
+    kept       134.1 groups/s     163.8 patterns/s 3,633 patterns/s   (peak 806 MB)
+
+With ``default`` a third of the CPU time was in the kernel (about 1,500
+mmap/munmap per training step, strace). mixed_bfloat16 on that CPU, heap
+kept: 19.0 groups/s and 17.6 patterns/s (emulated bfloat16; hence
+``training.precision: auto``).
 """
 
 from __future__ import annotations
@@ -109,6 +124,7 @@ def run_case(
     warmup: int,
     repeats: int,
     threads: int,
+    heap: str = "kept",
 ) -> dict:
     import keras
 
@@ -116,7 +132,7 @@ def run_case(
     from ptycho_core.nn.backend import configure_backend
     from ptycho_core.recon.stitch import probe_window
 
-    configure_backend(threads)
+    configure_backend(threads, heap=heap)
     keras.utils.set_random_seed(0)
     study = study_for(size)
     tcfg, N = study.training, study.N
@@ -190,6 +206,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3, help="timed blocks of --steps steps; the median is printed")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--heap",
+        default="kept",
+        choices=["kept", "default"],
+        help="kept: the network jobs' allocator setting (ptycho_core.nn.backend.keep_heap); default: glibc's",
+    )
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process, print JSON
     args = ap.parse_args()
     if args.case:
@@ -206,12 +228,13 @@ def main() -> None:
                     args.warmup,
                     args.repeats,
                     args.threads,
+                    args.heap,
                 )
             )
         )
         return
     print(
-        f"precision {args.precision}, {args.threads} threads; "
+        f"precision {args.precision}, {args.threads} threads, heap {args.heap}; "
         f"median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps"
     )
     print(
@@ -236,6 +259,8 @@ def main() -> None:
             str(args.repeats),
             "--threads",
             str(args.threads),
+            "--heap",
+            args.heap,
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if out.returncode:

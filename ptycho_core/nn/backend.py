@@ -76,9 +76,47 @@ def training_precision(setting: str) -> tuple[str, str]:
     return precision, why
 
 
-def configure_backend(threads: int) -> None:
-    """Thread settings and deterministic ops of the Keras backend (TensorFlow), devices logged."""
+#: glibc's ``mallopt`` parameters (malloc.h) and the values a network job sets (:func:`keep_heap`).
+M_TRIM_THRESHOLD, M_TOP_PAD = -1, -2
+HEAP_TRIM_THRESHOLD_BYTES = 2**31 - 1
+HEAP_TOP_PAD_BYTES = 256 * 2**20
+
+
+def keep_heap() -> bool:
+    """Keep freed memory in the process's heap (glibc): no trimming back to the system, and growth in steps of
+    256 MiB. Returns whether the C library took the settings (False off Linux/glibc, where nothing changes).
+
+    By default glibc returns the top of the heap to the system whenever 128 KiB
+    are free there, and TensorFlow's CPU allocator frees and reallocates every
+    step's activations, so each step mapped, faulted in and unmapped its
+    memory again: about 1,500 mmap/munmap per training step of PtychoPINN at
+    the default size (strace), a third of the job's CPU time in the kernel.
+    Measured with scripts/bench_throughput.py (``--heap default`` against
+    ``kept``): see its docstring. Numerics are untouched; the job's peak
+    memory stays the peak it reached.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD_BYTES) == 1 and mallopt(M_TOP_PAD, HEAP_TOP_PAD_BYTES) == 1
+
+
+def configure_backend(threads: int, *, heap: str = "kept") -> None:
+    """Thread settings and deterministic ops of the Keras backend (TensorFlow), devices logged; the process keeps
+    its freed heap (:func:`keep_heap`) unless ``heap`` is ``"default"`` (benchmarks compare both)."""
     import keras
+
+    if heap == "kept":
+        log.info("heap kept in the process (glibc mallopt): %s", keep_heap())
+    elif heap != "default":
+        raise ValueError(f"heap: expected 'kept' or 'default', found {heap!r}")
 
     if keras.backend.backend() != "tensorflow":
         return
