@@ -42,10 +42,6 @@ def accelerators() -> list[str]:
         import jax
 
         return [str(d) for d in jax.devices() if d.platform != "cpu"]
-    if backend == "torch":
-        import torch
-
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return []
 
 
