@@ -89,7 +89,13 @@ def keep_heap() -> bool:
     the default size (strace), a third of the job's CPU time in the kernel.
     Measured with scripts/bench_throughput.py (``--heap default`` against
     ``kept``): see its docstring. Numerics are untouched; the job's peak
-    memory stays the peak it reached.
+    memory stays the peak it reached. The mmap threshold stays at glibc's
+    128 KiB (these settings freeze it there): raising it to 32 MiB as well
+    (``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432``, two runs each
+    on the AMD EPYC, idle) moved no rate beyond the benchmark's own spread
+    (PtychoPINN 121-124 against 112-121 groups/s; system time 7-9 s of
+    64-71 s user either way; Baseline at 1 thread, three runs each, 104-122 against
+    104-108 patterns/s), so it is not set.
     """
     import ctypes
     import sys
