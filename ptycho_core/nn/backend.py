@@ -73,14 +73,17 @@ def training_precision(setting: str) -> tuple[str, str]:
 
 
 #: glibc's ``mallopt`` parameters (malloc.h) and the values a network job sets (:func:`keep_heap`).
-M_TRIM_THRESHOLD, M_TOP_PAD = -1, -2
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 HEAP_TRIM_THRESHOLD_BYTES = 2**31 - 1
 HEAP_TOP_PAD_BYTES = 256 * 2**20
+#: glibc's largest mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX): blocks below it come from the heap.
+HEAP_MMAP_THRESHOLD_BYTES = 32 * 2**20
 
 
 def keep_heap() -> bool:
-    """Keep freed memory in the process's heap (glibc): no trimming back to the system, and growth in steps of
-    256 MiB. Returns whether the C library took the settings (False off Linux/glibc, where nothing changes).
+    """Keep freed memory in the process's heap (glibc): no trimming back to the system, growth in steps of
+    256 MiB, and every block under 32 MiB served from the heap. Returns whether the C library took the settings
+    (False off Linux/glibc, where nothing changes).
 
     By default glibc returns the top of the heap to the system whenever 128 KiB
     are free there, and TensorFlow's CPU allocator frees and reallocates every
@@ -89,13 +92,19 @@ def keep_heap() -> bool:
     the default size (strace), a third of the job's CPU time in the kernel.
     Measured with scripts/bench_throughput.py (``--heap default`` against
     ``kept``): see its docstring. Numerics are untouched; the job's peak
-    memory stays the peak it reached. The mmap threshold stays at glibc's
-    128 KiB (these settings freeze it there): raising it to 32 MiB as well
-    (``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432``, two runs each
-    on the AMD EPYC, idle) moved no rate beyond the benchmark's own spread
-    (PtychoPINN 121-124 against 112-121 groups/s; system time 7-9 s of
-    64-71 s user either way; Baseline at 1 thread, three runs each, 104-122 against
-    104-108 patterns/s), so it is not set.
+    memory stays the peak it reached.
+
+    The mmap threshold is set too, because setting the trim threshold freezes
+    glibc's dynamic one wherever the process's history has left it: 128 KiB
+    in a fresh process, a few MiB after TensorFlow has run (measured with
+    mallinfo2). Frozen low, every block of 0.25-2 MiB was mapped and faulted
+    in anew: in the test suite's end-to-end case (tests/test_pinn_correctness.py,
+    inside the pytest process) PtychoPINN trained at 51 groups/s, against 80
+    in a study job on the same AMD EPYC, and refinement spent as much system
+    time as user time (about 250,000 page faults per second, strace: 680
+    mmap/munmap per second of 0.26-1.6 MB). The study's own jobs happened to
+    freeze it high enough (system time 3-5 s of 120 s in a refinement job;
+    unchanged with this setting, and the refinement history bit-identical).
     """
     import ctypes
     import sys
@@ -107,7 +116,12 @@ def keep_heap() -> bool:
     except (OSError, AttributeError):  # no glibc (musl has no mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD_BYTES) == 1 and mallopt(M_TOP_PAD, HEAP_TOP_PAD_BYTES) == 1
+    settings = (
+        (M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD_BYTES),
+        (M_TOP_PAD, HEAP_TOP_PAD_BYTES),
+        (M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD_BYTES),
+    )
+    return all(mallopt(param, value) == 1 for param, value in settings)
 
 
 def configure_backend(threads: int, *, heap: str = "kept") -> None:
