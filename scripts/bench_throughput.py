@@ -27,6 +27,12 @@ at gridsize 2, prediction 194 patterns/s at gridsize 1.
     .venv/bin/python scripts/bench_throughput.py [--precision float32|mixed_bfloat16] [--size default|reference|all]
                                                  [--heap kept|default]
 
+``--batch`` sets the training batch (default: the study's, 16). Larger
+batches are no cheaper per sample on a CPU: 1 thread, float32, the same AMD
+EPYC, idle (2026-12-07), batch 16 / 32 / 64: PtychoPINN training 90.4 / 75.5
+/ 70.0 groups/s, Baseline 118.9 / 92.7 / 85.6 patterns/s (median of 3 blocks
+of 20 steps), so the batch size is no lever on the study's cost there.
+
 ``--heap default`` leaves glibc's allocator as it is; ``kept`` (the network
 jobs' setting, :func:`ptycho_core.nn.backend.keep_heap`) keeps freed memory
 in the process. Measured on a 2-core AMD EPYC (AVX2 only), float32, size
@@ -125,6 +131,7 @@ def run_case(
     repeats: int,
     threads: int,
     heap: str = "kept",
+    batch: int | None = None,
 ) -> dict:
     import keras
 
@@ -143,7 +150,7 @@ def run_case(
     scale = training.input_scale(sqrt_counts, N)
     obj_model = models.build_object_model(N, channels, scale, arch, method.lower())
     n_params = obj_model.count_params()
-    batch = tcfg.batch_size
+    batch = batch or tcfg.batch_size
     if what == "predict":
         x = np.moveaxis(sqrt_counts[groups[: 16 * 64]], 1, -1)
         obj_model.predict(x[:128], batch_size=64, verbose=0)
@@ -206,6 +213,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3, help="timed blocks of --steps steps; the median is printed")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, help="training batch size (default: the study's, 16); prediction keeps 64")
     ap.add_argument(
         "--heap",
         default="kept",
@@ -229,12 +237,14 @@ def main() -> None:
                     args.repeats,
                     args.threads,
                     args.heap,
+                    args.batch,
                 )
             )
         )
         return
     print(
-        f"precision {args.precision}, {args.threads} threads, heap {args.heap}; "
+        f"precision {args.precision}, {args.threads} threads, heap {args.heap}, "
+        f"training batch {args.batch or 'of the study'}; "
         f"median (min-max) of {args.repeats} timed blocks of {args.steps} steps after {args.warmup} warm-up steps"
     )
     print(
@@ -261,7 +271,7 @@ def main() -> None:
             str(args.threads),
             "--heap",
             args.heap,
-        ]
+        ] + (["--batch", str(args.batch)] if args.batch else [])
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
