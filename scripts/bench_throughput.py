@@ -25,7 +25,7 @@ issue 11 of this project: training 52.2 samples/s at gridsize 1, 50 groups/s
 at gridsize 2, prediction 194 patterns/s at gridsize 1.
 
     .venv/bin/python scripts/bench_throughput.py [--precision float32|mixed_bfloat16] [--size default|reference|all]
-                                                 [--heap kept|default]
+                                                 [--heap kept|default] [--batch B]
 
 ``--batch`` sets the training batch (default: the study's, 16). Larger
 batches are no cheaper per sample on a CPU: 1 thread, float32, the same AMD
@@ -150,7 +150,7 @@ def run_case(
     scale = training.input_scale(sqrt_counts, N)
     obj_model = models.build_object_model(N, channels, scale, arch, method.lower())
     n_params = obj_model.count_params()
-    batch = batch or tcfg.batch_size
+    batch = tcfg.batch_size if batch is None else batch
     if what == "predict":
         x = np.moveaxis(sqrt_counts[groups[: 16 * 64]], 1, -1)
         obj_model.predict(x[:128], batch_size=64, verbose=0)
@@ -222,6 +222,8 @@ def main() -> None:
     )
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process, print JSON
     args = ap.parse_args()
+    if args.batch is not None and args.batch < 1:
+        ap.error(f"--batch {args.batch}: expected a positive batch size")
     if args.case:
         size, method, channels, what = args.case.split(",")
         print(
@@ -271,7 +273,7 @@ def main() -> None:
             str(args.threads),
             "--heap",
             args.heap,
-        ] + (["--batch", str(args.batch)] if args.batch else [])
+        ] + (["--batch", str(args.batch)] if args.batch is not None else [])
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
